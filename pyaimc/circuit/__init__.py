@@ -1,0 +1,1 @@
+"""Crossbar circuits: netlist builder, ngspice runner, fast nodal solver, transfer curves."""

@@ -1,0 +1,9 @@
+"""Calibration data: the cycle-data container, loaders, validation and sweep feature extraction."""
+
+from pyaimc.data.container import CycleData, DataError, ExcludedCell, exclude_stuck_cells
+from pyaimc.data.loaders import (FORMATS, detect_format, load, load_long_csv, load_npz,
+                                 load_radar, save_long_csv, validate_values)
+
+__all__ = ["CycleData", "DataError", "ExcludedCell", "exclude_stuck_cells", "FORMATS",
+           "detect_format", "load", "load_long_csv", "load_npz", "load_radar", "save_long_csv",
+           "validate_values"]

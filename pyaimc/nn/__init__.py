@@ -1,0 +1,1 @@
+"""Behavioral analog layers, quantizers, S4D, training and deployment."""

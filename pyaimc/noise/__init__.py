@@ -1,0 +1,1 @@
+"""The hardware noise model: one dataclass, its JSON schema, export and import."""
