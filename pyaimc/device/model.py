@@ -1,0 +1,325 @@
+"""The fitted stochastic device model: ``DeviceModel.fit(data)`` -> ``.sample(...)``.
+
+Generative structure (per feature f, device d, cycle n), in a working space that is log10 for
+resistances and linear for voltages::
+
+    x_n      ~ VAR(p) in standard-normal space, pooled over devices   (cycle-to-cycle)
+    u_{d,n}  = T_f(x_{d,n,f})                                          (monotone marginal transform)
+    v_{d,n}  = mu_{d,f} + sigma_{d,f} * u_{d,n}                        (device location and scale)
+    (mu_d, log sigma_d) ~ Gaussian mixture, K chosen by BIC            (device-to-device)
+
+This is the model class of the generative-ReRAM literature (Hennen et al., "Synaptogen",
+IEEE TED 2024); every part here is fitted from data by this module.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from pyaimc.data.container import CycleData, DataError, exclude_stuck_cells
+from pyaimc.device.iv import IVModel
+from pyaimc.device.marginal import MarginalTransform
+from pyaimc.device.mixture import DeviceMixture
+from pyaimc.device.var import VARProcess
+from pyaimc.io import provenance, read_json, write_json, write_npz
+
+SCHEMA = "pyaimc.device/1"
+MIN_DEVICES = 4
+MIN_CYCLES = 20
+
+
+def working_space(name: str) -> str:
+    """``"log10"`` for resistances (``R_*``), ``"linear"`` otherwise."""
+    return "log10" if name.startswith("R_") else "linear"
+
+
+def to_working(name: str, values: np.ndarray) -> np.ndarray:
+    return np.log10(values) if working_space(name) == "log10" else np.asarray(values, float)
+
+
+def from_working(name: str, values: np.ndarray) -> np.ndarray:
+    return np.power(10.0, values) if working_space(name) == "log10" else values
+
+
+@dataclass
+class DeviceModel:
+    """Stochastic ReRAM device model, fitted from per-cycle switching features.
+
+    Parameters
+    ----------
+    max_var_order : int
+        Largest cycle-to-cycle VAR order tried (the order is chosen by ``var_criterion``).
+    var_criterion : {"bic", "aic"}
+    max_components : int
+        Largest number of device populations tried (chosen by BIC).
+    n_knots : int
+        Knots of each marginal transform table.
+    exclude_stuck : bool
+        Exclude cells that do not switch (rule: :func:`pyaimc.data.exclude_stuck_cells`).
+    window_correction : bool
+        Correct the cycle-to-cycle and device statistics for the finite length of each device's
+        record (see :meth:`VARProcess.fit`).
+
+    Attributes (after ``fit``)
+    --------------------------
+    feature_names_, units_ : tuple of str
+    marginals_ : list of MarginalTransform
+    var_ : VARProcess
+        Normalised to unit stationary variance.
+    mixture_ : DeviceMixture
+        Over ``theta = (mu_1..mu_F, log sigma_1..log sigma_F)`` in working space.
+    iv_ : IVModel
+        I-V and switching (fitted from sweeps, or the default).
+    fit_info_ : dict
+        Devices and cycles used, excluded cells, window correction figures.
+    provenance_ : dict
+    """
+
+    max_var_order: int = 10
+    var_criterion: str = "bic"
+    max_components: int = 6
+    n_knots: int = 81
+    exclude_stuck: bool = True
+    window_correction: bool = True
+
+    feature_names_: tuple = field(default=(), init=False, repr=False)
+    units_: tuple = field(default=(), init=False, repr=False)
+    marginals_: list = field(default_factory=list, init=False, repr=False)
+    var_: VARProcess | None = field(default=None, init=False, repr=False)
+    mixture_: DeviceMixture | None = field(default=None, init=False, repr=False)
+    iv_: IVModel | None = field(default=None, init=False, repr=False)
+    fit_info_: dict = field(default_factory=dict, init=False, repr=False)
+    provenance_: dict = field(default_factory=dict, init=False, repr=False)
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, data: CycleData, iv: IVModel | None = None,
+            rng: np.random.Generator | None = None, source_info: dict | None = None
+            ) -> "DeviceModel":
+        """Fit every part of the model to ``data``.
+
+        Parameters
+        ----------
+        data : CycleData
+            Cells x cycles x features, in SI units.
+        iv : IVModel, optional
+            I-V and switching description (e.g. :meth:`IVModel.fit_sweeps`); the default
+            :meth:`IVModel.default` otherwise.
+        rng : Generator, optional
+            Seeds the mixture fit's initialisation.
+        source_info : dict, optional
+            Extra provenance (citation, command).
+
+        Returns
+        -------
+        self
+        """
+        self._validate_params()
+        rng = rng if rng is not None else np.random.default_rng(0)
+        if self.exclude_stuck:
+            data = exclude_stuck_cells(data)
+        data = _exclude_constant_cells(data)
+        src = data.source or "data"
+        if data.n_cells < MIN_DEVICES:
+            raise DataError(f"{src}: {data.n_cells} usable cells; the device-to-device "
+                            f"distribution needs at least {MIN_DEVICES}")
+        if data.n_cycles < max(MIN_CYCLES, self.max_var_order + 2):
+            raise DataError(f"{src}: {data.n_cycles} cycles; need at least "
+                            f"{max(MIN_CYCLES, self.max_var_order + 2)} for the cycle-to-cycle model")
+        names = data.feature_names
+        f = len(names)
+        work = np.stack([to_working(n, data.values[:, :, k]) for k, n in enumerate(names)], -1)
+        mu_hat = np.nanmean(work, axis=1)
+        sd_hat = np.nanstd(work, axis=1)
+        u = (work - mu_hat[:, None]) / sd_hat[:, None]
+        self.marginals_ = [MarginalTransform.fit(u[:, :, k], n_knots=self.n_knots)
+                           for k in range(f)]
+        x = np.stack([self.marginals_[k].to_normal(u[:, :, k]) for k in range(f)], -1)
+        x[np.isnan(u)] = np.nan
+        var = VARProcess.fit(x, self.max_var_order, self.var_criterion,
+                             window_correction=self.window_correction)
+        var = var.normalized()
+        n_window = int(np.round(np.mean((~data.missing).all(axis=2).sum(axis=1))))
+        if self.window_correction:
+            # A device's sample std over its window underestimates its scale, and its sample mean
+            # carries part of the slow cycle-to-cycle variation: correct both for the window.
+            window_var = np.diagonal(var.expected_window_autocovariances(n_window, 0)[0])
+            mean_var = var.window_mean_variance(n_window)
+            sigma = sd_hat / np.sqrt(window_var)
+            spread = np.var(mu_hat, axis=0)
+            shrink = np.sqrt(np.clip(1 - np.mean(sigma**2, axis=0) * mean_var
+                                     / np.where(spread > 0, spread, np.inf), 0.0, 1.0))
+            mu = mu_hat.mean(axis=0) + shrink * (mu_hat - mu_hat.mean(axis=0))
+        else:
+            window_var = mean_var = np.ones(f)
+            sigma, mu, shrink = sd_hat, mu_hat, np.ones(f)
+        theta = np.concatenate([mu, np.log(sigma)], axis=1)
+        self.mixture_ = DeviceMixture.fit(theta, self.max_components, rng=rng)
+        self.var_ = var
+        self.iv_ = iv if iv is not None else IVModel.default()
+        self.feature_names_ = tuple(names)
+        self.units_ = tuple(data.units)
+        self.fit_info_ = {
+            "source": src,
+            "n_devices": data.n_cells,
+            "n_cycles": data.n_cycles,
+            "n_missing": int(data.missing.sum()),
+            "excluded": [{"cell": e.cell_id, "file_row": e.index + 1, "reason": e.reason}
+                         for e in data.excluded],
+            "var_order": var.order,
+            "var_spectral_radius": var.spectral_radius(),
+            "n_components": self.mixture_.n_components,
+            "component_weights": self.mixture_.weights.tolist(),
+            "window_cycles": n_window,
+            "window_variance": window_var.tolist(),
+            "window_mean_variance": np.asarray(mean_var).tolist(),
+            "location_shrink": np.asarray(shrink).tolist(),
+        }
+        self.provenance_ = provenance(source=src, **(source_info or {}))
+        return self
+
+    def _validate_params(self) -> None:
+        if int(self.max_var_order) < 0:
+            raise ValueError(f"max_var_order must be >= 0, got {self.max_var_order}")
+        if self.var_criterion not in ("bic", "aic"):
+            raise ValueError(f"var_criterion must be 'bic' or 'aic', got {self.var_criterion!r}")
+        if int(self.max_components) < 1:
+            raise ValueError(f"max_components must be >= 1, got {self.max_components}")
+        if int(self.n_knots) < 3:
+            raise ValueError(f"n_knots must be >= 3, got {self.n_knots}")
+
+    def _check_fitted(self) -> None:
+        if self.var_ is None:
+            raise RuntimeError("this DeviceModel is not fitted yet; call fit(data) or load(path)")
+
+    # ------------------------------------------------------------------ sampling
+    @property
+    def n_features(self) -> int:
+        return len(self.feature_names_)
+
+    def sample_devices(self, n_devices: int, rng: np.random.Generator
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Draw device parameters: (mu (n, F), sigma (n, F), component (n,)), working space."""
+        self._check_fitted()
+        theta, comp = self.mixture_.sample(int(n_devices), rng)
+        f = self.n_features
+        return theta[:, :f], np.exp(theta[:, f:]), comp
+
+    def normal_to_features(self, x: np.ndarray, mu: np.ndarray, sigma: np.ndarray,
+                           out: np.ndarray | None = None) -> np.ndarray:
+        """Map VAR values ``x`` (..., F) of devices with ``mu``, ``sigma`` (..., F) to SI units."""
+        res = np.empty(np.broadcast_shapes(x.shape, mu.shape), dtype=x.dtype) if out is None else out
+        for k, name in enumerate(self.feature_names_):
+            u = self.marginals_[k].to_data(x[..., k])
+            v = mu[..., k] + sigma[..., k] * u
+            res[..., k] = from_working(name, v)
+        return res
+
+    def sample(self, n_devices: int, n_cycles: int, rng: np.random.Generator,
+               dtype=np.float64, return_components: bool = False):
+        """Draw feature sequences of new devices.
+
+        Parameters
+        ----------
+        n_devices, n_cycles : int
+        rng : Generator
+        dtype : numpy dtype
+            Of the returned arrays (float32 halves memory for big samples).
+        return_components : bool
+            Also return each device's mixture component.
+
+        Returns
+        -------
+        dict name -> ndarray (n_devices, n_cycles), in ohms and volts
+            (and the components (n_devices,) when asked).
+        """
+        self._check_fitted()
+        if int(n_devices) < 1 or int(n_cycles) < 1:
+            raise ValueError(f"n_devices and n_cycles must be >= 1, got {n_devices}, {n_cycles}")
+        mu, sigma, comp = self.sample_devices(n_devices, rng)
+        x = self.var_.simulate(int(n_devices), int(n_cycles), rng, dtype=dtype)
+        out = {}
+        for k, name in enumerate(self.feature_names_):
+            u = self.marginals_[k].to_data(x[:, :, k])
+            v = (mu[:, k:k + 1] + sigma[:, k:k + 1] * u).astype(dtype, copy=False)
+            out[name] = from_working(name, v).astype(dtype, copy=False)
+        return (out, comp) if return_components else out
+
+    def sample_to_npz(self, path: str | os.PathLike, n_devices: int, n_cycles: int,
+                      rng: np.random.Generator, seed: int | None = None) -> Path:
+        """Write a sample in the layout of ``synaptogen_ref/features.npz`` (one array per feature)."""
+        out, comp = self.sample(n_devices, n_cycles, rng, dtype=np.float32, return_components=True)
+        return write_npz(path, **out, gmm_component=comp.astype(np.int8))
+
+    def cells(self, n_cells: int, rng: np.random.Generator, **kwargs):
+        """A :class:`~pyaimc.device.cells.CellArray` of ``n_cells`` new devices."""
+        from pyaimc.device.cells import CellArray
+
+        return CellArray(self, n_cells, rng, **kwargs)
+
+    # ------------------------------------------------------------------ files
+    def to_dict(self) -> dict:
+        self._check_fitted()
+        return {
+            "schema": SCHEMA,
+            "features": [{"name": n, "unit": u, "space": working_space(n)}
+                         for n, u in zip(self.feature_names_, self.units_)],
+            "params": {"max_var_order": self.max_var_order, "var_criterion": self.var_criterion,
+                       "max_components": self.max_components, "n_knots": self.n_knots,
+                       "exclude_stuck": self.exclude_stuck,
+                       "window_correction": self.window_correction},
+            "marginals": [m.to_dict() for m in self.marginals_],
+            "var": self.var_.to_dict(),
+            "mixture": self.mixture_.to_dict(),
+            "iv": self.iv_.to_dict(),
+            "fit": self.fit_info_,
+            "provenance": self.provenance_,
+        }
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the fitted model as versioned JSON (``pyaimc.device/1``), atomically."""
+        return write_json(path, self.to_dict())
+
+    @classmethod
+    def from_dict(cls, doc: dict, where: str = "model") -> "DeviceModel":
+        try:
+            model = cls(**doc["params"])
+            model.feature_names_ = tuple(f["name"] for f in doc["features"])
+            model.units_ = tuple(f["unit"] for f in doc["features"])
+            model.marginals_ = [MarginalTransform.from_dict(m) for m in doc["marginals"]]
+            model.var_ = VARProcess.from_dict(doc["var"])
+            model.mixture_ = DeviceMixture.from_dict(doc["mixture"])
+            model.iv_ = IVModel.from_dict(doc["iv"])
+            model.fit_info_ = doc.get("fit", {})
+            model.provenance_ = doc.get("provenance", {})
+        except (KeyError, TypeError, ValueError) as err:
+            raise DataError(f"{where}: not a valid {SCHEMA} model ({type(err).__name__}: {err})"
+                            ) from None
+        f = len(model.feature_names_)
+        if (len(model.marginals_) != f or model.var_.n_features != f
+                or model.mixture_.means.shape[1] != 2 * f):
+            raise DataError(f"{where}: features, marginals, VAR and mixture disagree in size")
+        return model
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "DeviceModel":
+        """Read a model written by :meth:`save`."""
+        return cls.from_dict(read_json(path, SCHEMA), str(path))
+
+
+def _exclude_constant_cells(data: CycleData) -> CycleData:
+    with np.errstate(invalid="ignore"):
+        work = np.stack([to_working(n, data.values[:, :, k])
+                         for k, n in enumerate(data.feature_names)], -1)
+        sd = np.nanstd(work, axis=1)
+        count = (~data.missing).sum(axis=1)
+    reasons, keep = [], np.ones(data.n_cells, dtype=bool)
+    for i in range(data.n_cells):
+        bad = [data.feature_names[k] for k in range(data.n_features)
+               if count[i, k] < 3 or not sd[i, k] > 0]
+        keep[i] = not bad
+        reasons.append("" if not bad else f"constant or fewer than 3 values: {', '.join(bad)}")
+    return data if keep.all() else data.select_cells(keep, reasons)
