@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from pyaimc.data.container import CycleData, DataError, exclude_stuck_cells
+from pyaimc.device.copula import normal_space_targets
 from pyaimc.device.iv import IVModel
 from pyaimc.device.marginal import MarginalTransform
 from pyaimc.device.mixture import DeviceMixture
@@ -139,8 +140,11 @@ class DeviceModel:
                            for k in range(f)]
         x = np.stack([self.marginals_[k].to_normal(u[:, :, k]) for k in range(f)], -1)
         x[np.isnan(u)] = np.nan
+        # the data's correlations live in their own space; the VAR in normal space (NORTA)
+        targets = normal_space_targets(u, sd_hat, self.marginals_, self.max_var_order)
         var = VARProcess.fit(x, self.max_var_order, self.var_criterion,
-                             window_correction=self.window_correction)
+                             window_correction=self.window_correction,
+                             target_correlation=targets)
         var = var.normalized()
         n_window = int(np.round(np.mean((~data.missing).all(axis=2).sum(axis=1))))
         if self.window_correction:
@@ -219,7 +223,7 @@ class DeviceModel:
         return res
 
     def sample(self, n_devices: int, n_cycles: int, rng: np.random.Generator,
-               dtype=np.float64, return_components: bool = False):
+               dtype=np.float64, return_components: bool = False, progress: bool = False):
         """Draw feature sequences of new devices.
 
         Parameters
@@ -230,6 +234,8 @@ class DeviceModel:
             Of the returned arrays (float32 halves memory for big samples).
         return_components : bool
             Also return each device's mixture component.
+        progress : bool
+            Show a progress bar over cycles.
 
         Returns
         -------
@@ -240,7 +246,7 @@ class DeviceModel:
         if int(n_devices) < 1 or int(n_cycles) < 1:
             raise ValueError(f"n_devices and n_cycles must be >= 1, got {n_devices}, {n_cycles}")
         mu, sigma, comp = self.sample_devices(n_devices, rng)
-        x = self.var_.simulate(int(n_devices), int(n_cycles), rng, dtype=dtype)
+        x = self.var_.simulate(int(n_devices), int(n_cycles), rng, dtype=dtype, progress=progress)
         out = {}
         for k, name in enumerate(self.feature_names_):
             u = self.marginals_[k].to_data(x[:, :, k])

@@ -200,8 +200,10 @@ class VARProcess:
         return x
 
     def simulate(self, n_series: int, n_steps: int, rng: np.random.Generator,
-                 dtype=np.float64) -> np.ndarray:
-        """Simulate stationary series, shape (n_series, n_steps, F)."""
+                 dtype=np.float64, progress: bool = False) -> np.ndarray:
+        """Simulate stationary series, shape (n_series, n_steps, F) (progress bar optional)."""
+        from tqdm.auto import tqdm
+
         f, p = self.n_features, self.order
         out = np.empty((n_series, n_steps, f), dtype=dtype)
         hist = self.initial_history(n_series, rng, dtype)
@@ -210,7 +212,8 @@ class VARProcess:
                    if p else None)
         # innovations in blocks keep memory flat and the loop light
         block = 256
-        for start in range(0, n_steps, block):
+        for start in tqdm(range(0, n_steps, block), desc="VAR cycles", unit="block",
+                          disable=not progress, leave=False):
             stop = min(start + block, n_steps)
             e = rng.standard_normal((stop - start, n_series, f)).astype(dtype, copy=False) @ lt
             for t in range(start, stop):
@@ -224,7 +227,8 @@ class VARProcess:
 
     @classmethod
     def fit(cls, series: np.ndarray, max_order: int = 10, criterion: str = "bic",
-            window_correction: bool = True) -> "VARProcess":
+            window_correction: bool = True, target_correlation: np.ndarray | None = None
+            ) -> "VARProcess":
         """Fit a pooled VAR to ``series`` (devices x cycles x features), NaN allowed.
 
         Every candidate order 0..max_order is fitted by least squares on the same rows (those with a
@@ -242,6 +246,10 @@ class VARProcess:
             own window, reproduce the data's demeaned autocovariances (see
             :func:`_correct_for_window`). Matters for short records (hundreds of cycles) of
             persistent processes; negligible for long ones.
+        target_correlation : ndarray (max_order + 1, F, F), optional
+            Window correlations to reproduce instead of the series' own (e.g. normal-space
+            targets from :func:`pyaimc.device.copula.normal_space_targets`); lags beyond the chosen
+            order are ignored. Falls back to the series' own if no stable fit matches them.
         """
         series = np.asarray(series, dtype=np.float64)
         if series.ndim != 3:
@@ -292,8 +300,21 @@ class VARProcess:
         out = fits[best]
         info = {"criterion": criterion, "n_rows": n_rows,
                 "by_order": {str(p): c for p, c in criteria.items()}}
-        if window_correction and best > 0:
-            out, info["window_correction"] = _correct_for_window(out, series, best)
+        if (window_correction or target_correlation is not None) and best > 0:
+            own = window_autocovariances(series, best)
+            goal = own
+            if target_correlation is not None:
+                sd = np.sqrt(np.diagonal(own[0]))
+                goal = np.asarray(target_correlation)[:best + 1] * np.outer(sd, sd)
+            t_win = (int(np.round(np.mean(np.isfinite(series).all(axis=2).sum(axis=1))))
+                     if window_correction else None)
+            fitted, detail = _match_autocovariances(out, goal, best, t_win)
+            if target_correlation is not None and not detail["converged"]:
+                fitted, detail = _match_autocovariances(out, own, best, t_win)
+                detail["target"] = "own (normal-space target not reachable)"
+            else:
+                detail["target"] = "given" if target_correlation is not None else "own"
+            out, info["autocovariance_match"] = fitted, detail
         out.criteria = info
         return out
 
@@ -308,23 +329,26 @@ class VARProcess:
         return cls(coefs, chol, d.get("criteria", {}))
 
 
-def _correct_for_window(proc: VARProcess, series: np.ndarray, order: int,
-                        max_iter: int = 50, tol: float = 1e-5) -> tuple[VARProcess, dict]:
-    """Indirect-inference refinement of a VAR fitted to per-device demeaned series.
+def _match_autocovariances(proc: VARProcess, goal: np.ndarray, order: int,
+                           window: int | None, max_iter: int = 60, tol: float = 1e-5
+                           ) -> tuple[VARProcess, dict]:
+    """Refine a VAR so that its autocovariances at lags 0..order equal ``goal``.
 
-    The data are standardised per device, so the least-squares fit sees autocovariances lowered by
-    the finite window (the window mean absorbs slow variation). Iterate Yule-Walker on a target
-    ``R`` corrected by the gap between the data's window autocovariances and their exact
-    expectation under the current process, until they agree.
+    With ``window`` (cycles) the goal is compared with the exact expectation of the autocovariances
+    of ``window``-long series demeaned over their own window (indirect inference): the data are
+    standardised per device, so a least-squares fit sees autocovariances lowered by the window
+    mean absorbing slow variation. Iterates Yule-Walker on a corrected target until they agree.
     """
-    t = int(np.round(np.mean(np.isfinite(series).all(axis=2).sum(axis=1))))
-    data_acov = window_autocovariances(series, order)
-    target = data_acov.copy()
-    current = proc
-    gap = np.inf
+    target = goal.copy()
+    current = VARProcess.from_autocovariances(goal, order) if window is None else proc
+    gap, it = np.inf, 0
+    if window is None:
+        ok = current.spectral_radius() < 0.999
+        return (current if ok else proc), {"iterations": 0, "max_gap": 0.0, "converged": ok,
+                                           "window_cycles": None}
     for it in range(1, max_iter + 1):
-        expected = current.expected_window_autocovariances(t, order)
-        diff = data_acov - expected
+        expected = current.expected_window_autocovariances(window, order)
+        diff = goal - expected
         gap = float(np.max(np.abs(diff)))
         if gap < tol:
             break
@@ -333,8 +357,8 @@ def _correct_for_window(proc: VARProcess, series: np.ndarray, order: int,
             candidate = VARProcess.from_autocovariances(candidate_target, order)
         except (np.linalg.LinAlgError, ValueError):
             break
-        if candidate.spectral_radius() >= 0.999:
+        if not np.all(np.isfinite(candidate.coefs)) or candidate.spectral_radius() >= 0.999:
             break
         target, current = candidate_target, candidate
-    info = {"window_cycles": t, "iterations": it, "max_gap": gap}
-    return current, info
+    return current, {"window_cycles": int(window), "iterations": it, "max_gap": gap,
+                     "converged": bool(gap < 1e-3)}
