@@ -10,7 +10,7 @@ DEMO_DIR ?= out/demo
 # Run as root or with sudo available for the system packages.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test test-all setup system-packages clean
+.PHONY: demo test test-all setup system-packages calibration clean
 
 setup: $(STAMP)
 
@@ -40,6 +40,22 @@ test: $(STAMP)
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q
+
+# Refit the shipped models of the public data in ../shared/data and remake the example data.
+SHARED ?= ../shared/data
+SYNREF_CITE := Hennen et al., Synaptogen, IEEE TED 2024, doi:10.1109/TED.2024.3427616 (data drawn from its model)
+RADAR_CITE := Levy et al., RADAR, IEEE TED 2021, doi:10.1109/TED.2021.3097975
+calibration: $(STAMP)
+	$(PY) -m pyaimc fit $(SHARED)/synaptogen_ref/features.npz --sweeps $(SHARED)/synaptogen_ref/sweeps.npz \
+	  -o calibration_data/models/synaptogen_ref.json --citation "$(SYNREF_CITE)"
+	for f in 4-14-20 4-24-20 5-1-20 5-25-20; do \
+	  $(PY) -m pyaimc fit $(SHARED)/radar_cycling/cycling-$$f.csv \
+	    -o calibration_data/models/radar_cycling-$$f.json --citation "$(RADAR_CITE)" || exit 1; \
+	done
+	$(PY) -m pyaimc.device.example --model calibration_data/models/synaptogen_ref.json \
+	  -o calibration_data/example --seed 2026
+	$(PY) -m pyaimc fit calibration_data/example/features.npz --sweeps calibration_data/example/sweeps.npz \
+	  -o calibration_data/models/example.json --citation "pyaimc example data (synthetic)"
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

@@ -35,11 +35,15 @@ def provenance(source: str | os.PathLike | None = None, seed: int | None = None,
     **extra
         Further fields (citation, notes, ...).
     """
+    if command is None:
+        prog = Path(sys.argv[0]).name
+        # python -m pyaimc / pyaimc.cli is the pyaimc command
+        prog = "pyaimc" if prog in ("cli.py", "__main__.py") else prog
+        command = " ".join([prog] + sys.argv[1:])
     record = {
         "pyaimc_version": __version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "command": command if command is not None else " ".join(
-            [Path(sys.argv[0]).name] + sys.argv[1:]),
+        "command": command,
         "python": platform.python_version(),
     }
     if source is not None:
@@ -72,6 +76,10 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+        # mkstemp creates 0600; give the file the permissions a plain open() would
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
