@@ -71,9 +71,12 @@ class _Block:
         self.sigma = np.ascontiguousarray(sigma.T.astype(dt))
         self.hist = np.zeros((max(t.p, 1), t.f, n), dtype=dt)
         if t.p:
-            h0 = model.var_.initial_history(n, rng, np.float64)  # (n, p, F) newest first
-            for j in range(t.p):
-                self.hist[(0 - j) % t.p] = h0[:, j, :].T
+            # stationary start, in chunks to keep the float64 temporaries small
+            for a in range(0, n, 1 << 16):
+                b = min(n, a + (1 << 16))
+                h0 = model.var_.initial_history(b - a, rng, np.float64)  # newest first
+                for j in range(t.p):
+                    self.hist[(0 - j) % t.p][:, a:b] = h0[:, j, :].T
         self.ptr = 0
         self.r = np.empty(n, dt)
         self.r_hrs = np.empty(n, dt)
