@@ -91,11 +91,10 @@ class RowDriver:
                 where = tuple(int(k) for k in np.argwhere(over)[0])
                 raise ValueError(f"input voltage {v[where]} V at index {where} is beyond the "
                                  f"driver full scale of +-{self.v_max} V")
-        levels = self.levels()
-        if levels is None:
+        if self.dac_bits is None:
             return v
-        step = levels[1] - levels[0]
-        return np.clip(np.round(v / step), -(len(levels) // 2), len(levels) // 2) * step
+        steps = 2 ** (self.dac_bits - 1) - 1
+        return self.v_max * np.clip(np.round(v * steps / self.v_max), -steps, steps) / steps
 
 
 @dataclass(frozen=True)

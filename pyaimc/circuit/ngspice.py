@@ -296,6 +296,19 @@ def log_tail(log: str, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join(kept[-lines:])
 
 
+def _failure_lines(log: str, most: int = 6) -> list[str]:
+    """The distinct log lines that report the failure, in order (at most ``most``)."""
+    phrases: set[str] = set()
+    lines: list[str] = []
+    for line in log.splitlines():
+        found = _FATAL.search(line)
+        # One line per kind of failure: gmin stepping repeats the same warning many times.
+        if found and found.group(0).strip().lower() not in phrases:
+            phrases.add(found.group(0).strip().lower())
+            lines.append(" ".join(line.split()))
+    return lines[:most]
+
+
 def run_ngspice(netlist: str, *, timeout: float = DEFAULT_TIMEOUT,
                 executable: str | os.PathLike | None = None) -> tuple[list[RawPlot], str]:
     """Run a complete netlist (with its analyses) in batch mode.
@@ -341,7 +354,7 @@ def run_ngspice(netlist: str, *, timeout: float = DEFAULT_TIMEOUT,
         if failed or proc.returncode != 0 or not raw.exists():
             cls = NgspiceConvergenceError if _CONVERGENCE.search(log) else NgspiceError
             if failed:
-                why = f"ngspice reported {failed.group(0).strip()!r}"
+                why = "ngspice failed: " + " | ".join(_failure_lines(log))
             elif proc.returncode != 0:
                 why = f"ngspice exited with status {proc.returncode}"
             else:
