@@ -19,6 +19,7 @@ import scipy.sparse.linalg as spla
 
 from pyaimc.circuit.crossbar import Crossbar, IdealReadout, nmos_level1
 from pyaimc.circuit.errors import ConvergenceError, NotApplicableError
+from pyaimc.circuit.lines import rounding_floor
 
 #: Most step halvings in one Newton step.
 MAX_HALVINGS = 30
@@ -39,7 +40,8 @@ class DirectSolver:
         Cells must be evaluable by the fast engine (not :class:`SubcircuitCells`).
     rtol : float
         Stop the Newton iterations when the norm of the nodal current residual (ampere) is below
-        ``rtol`` times its value at the start (ideal node voltages).
+        ``rtol`` times its value at the start (ideal node voltages), or below the rounding floor
+        (:func:`~pyaimc.circuit.lines.rounding_floor`) when that is higher.
     max_newton : int
         Most Newton iterations per input vector.
     """
@@ -184,6 +186,12 @@ class DirectSolver:
 
     # --- public ----------------------------------------------------------------------------
 
+    def prepare(self) -> None:
+        """Factorise the nodal matrix of a linear crossbar now (else on the first solve)."""
+        if self.n_free and self.is_linear and self._lu is None:
+            x = self._initial(np.zeros((1, self.crossbar.rows)))
+            self._lu = _factorize(self._evaluate(x[0], jacobian=True)[1])
+
     def solve(self, v_rows: np.ndarray):
         """Node voltages for a batch of driver voltages.
 
@@ -208,13 +216,13 @@ class DirectSolver:
         iterations = np.zeros(batch, dtype=int)
         relative = np.zeros(batch)
         if self.n_free and self.is_linear:
-            if self._lu is None:
-                self._lu = _factorize(self._evaluate(x[0], jacobian=True)[1])
+            self.prepare()
             f = (self.laplacian @ x.T)[: self.n_free]
             start = np.linalg.norm(f, axis=0)
+            target = np.maximum(self.rtol * start, rounding_floor(v, self._conductance_norm()))
             for k in range(self.max_newton + 1):
                 norm = np.linalg.norm(f, axis=0)
-                if np.all(norm <= self.rtol * start):
+                if np.all(norm <= target):
                     break
                 if k == self.max_newton:
                     worst = int(np.argmax(norm / start))
@@ -224,8 +232,9 @@ class DirectSolver:
                 iterations += 1
             relative = np.divide(norm, start, out=np.zeros(batch), where=start > 0)
         elif self.n_free:
+            floor = rounding_floor(v, self._conductance_norm())
             for k in range(batch):
-                x[k], iterations[k], relative[k] = self._newton(x[k], k)
+                x[k], iterations[k], relative[k] = self._newton(x[k], k, floor[k])
         i_cell = self._cell_currents(x)
         return x, i_cell, {"newton_iterations": iterations, "residual": relative}
 
@@ -234,11 +243,20 @@ class DirectSolver:
             f"direct solver: Newton iterations did not reach rtol={self.rtol:g} in "
             f"{self.max_newton} iterations (vector {k}: relative residual {norm / start:.3g})")
 
-    def _newton(self, x, k):
+    def _conductance_norm(self) -> float:
+        """Norm over the free nodes of each node's total linear and small-signal conductance."""
+        diag = self.laplacian.diagonal()[: self.n_free]
+        if not self.is_linear:
+            slope = self.crossbar.cells.small_signal_conductance().ravel()
+            diag = diag + np.abs(self.cell_incidence[: self.n_free]) @ slope
+        return float(np.linalg.norm(diag))
+
+    def _newton(self, x, k, floor):
         f, matrix = self._evaluate(x, jacobian=True)
         start = norm = np.linalg.norm(f)
+        target = max(self.rtol * start, floor)
         for it in range(self.max_newton + 1):
-            if norm <= self.rtol * start:
+            if norm <= target:
                 return x, it, norm / start if start > 0 else 0.0
             if it == self.max_newton:
                 raise self._failure(k, norm, start)
@@ -253,7 +271,7 @@ class DirectSolver:
                 x_new[: self.n_free] += step * dx
                 f_new, _ = self._evaluate(x_new, jacobian=False)
                 norm_new = np.linalg.norm(f_new)
-                if norm_new <= norm * (1 - 1e-4 * step) or norm_new <= self.rtol * start:
+                if norm_new <= norm * (1 - 1e-4 * step) or norm_new <= target:
                     break
                 step *= 0.5
             x = x_new

@@ -34,6 +34,24 @@ NEWTON_FORCING = 1e-4
 MAX_HALVINGS = 30
 
 
+def rounding_floor(v_rows: np.ndarray, conductance_norm: float) -> np.ndarray:
+    """Smallest KCL residual norm (ampere) worth asking for, per batch entry.
+
+    Node voltages stored in float64 carry a rounding error of about ``eps |V|``; through the node
+    conductances that is a residual of ``eps max|V| ||G_node||_2``. Strong wires (1 ohm and less)
+    bring this above ``rtol ||F0||`` for rtol = 1e-10 at 1024 x 1024; the solvers then stop at this
+    floor instead of iterating on rounding noise.
+
+    Parameters
+    ----------
+    v_rows : ndarray, shape (batch, rows)
+        Driver voltages, volt.
+    conductance_norm : float
+        Euclidean norm over the free nodes of each node's total conductance, siemens.
+    """
+    return np.finfo(np.float64).eps * np.max(np.abs(v_rows), axis=1) * conductance_norm
+
+
 def _norms(x: np.ndarray) -> np.ndarray:
     """Euclidean norm of each batch entry of x, shape (batch,)."""
     return np.sqrt(np.einsum("bij,bij->b", x, x))
@@ -52,7 +70,7 @@ class LineSolver:
     rtol : float
         Stop when the Euclidean norm of the nodal current residual (KCL mismatch over all nodes,
         ampere) is below ``rtol`` times its value at the start (node voltages of an ideal crossbar
-        without wires).
+        without wires), or below the rounding floor of :func:`rounding_floor` when that is higher.
     max_iter : int
         Most CG iterations per linear solve.
     max_newton : int
@@ -110,6 +128,9 @@ class LineSolver:
         # A cell couples two unknowns only when neither end is fixed.
         self._coupled = self._row_free * self._col_free.T
         self._linear_ops = None
+        g = crossbar.cells.small_signal_conductance()
+        self._conductance_norm = np.sqrt(np.sum(((self._row_diag + g) * self._row_free) ** 2)
+                                         + np.sum(((self._col_diag + g.T) * self._col_free) ** 2))
 
     @staticmethod
     def _wire_lines(lines, length, g_wire, g_end, at_end, fixed):
@@ -227,6 +248,11 @@ class LineSolver:
 
     # --- public ----------------------------------------------------------------------------
 
+    def prepare(self) -> None:
+        """Factorise the line systems of a linear crossbar now (else on the first solve)."""
+        if self.crossbar.cells.is_linear and self._linear_ops is None:
+            self._linear_ops = self._operators(self.crossbar.cells.small_signal_conductance())
+
     def solve(self, v_rows: np.ndarray):
         """Node voltages for a batch of driver voltages.
 
@@ -264,7 +290,8 @@ class LineSolver:
         i_cell, slope = cells.current_and_slope(r - np.swapaxes(c, 1, 2))
         f_r, f_c = self._residual(r, c, v, i_cell)
         norm = np.sqrt(_norms(f_r) ** 2 + _norms(f_c) ** 2)
-        target = self.rtol * norm
+        start = norm
+        target = np.maximum(self.rtol * norm, rounding_floor(v, self._conductance_norm))
         cg_total = np.zeros(batch, dtype=int)
         linear = cells.is_linear
         for newton in range(self.max_newton + 1):
@@ -276,10 +303,9 @@ class LineSolver:
                 raise ConvergenceError(
                     f"line solver: Newton iterations did not reach rtol={self.rtol:g} in "
                     f"{self.max_newton} iterations (vector {worst}: relative residual "
-                    f"{norm[worst] / (target[worst] / self.rtol):.3g})")
+                    f"{norm[worst] / start[worst]:.3g})")
             if linear:
-                if self._linear_ops is None:
-                    self._linear_ops = self._operators(self.crossbar.cells.small_signal_conductance())
+                self.prepare()
                 ops = self._linear_ops
                 tol = 0.5 * target
             else:
@@ -300,8 +326,7 @@ class LineSolver:
                     break
                 step[worse] *= 0.5
             r, c, i_cell, slope, f_r, f_c, norm = r_new, c_new, i_new, s_new, fr_new, fc_new, norm_new
-        with np.errstate(divide="ignore", invalid="ignore"):
-            relative = np.where(target > 0, norm * self.rtol / target, 0.0)
+        relative = np.divide(norm, start, out=np.zeros(batch), where=start > 0)
         stats = {"cg_iterations": cg_total, "newton_iterations": newton, "residual": relative}
         return r, c, i_cell, stats
 

@@ -121,6 +121,17 @@ class CrossbarSolver:
             self._direct = DirectSolver(self.crossbar, self.rtol, self.max_newton)
         return self._direct
 
+    def prepare(self) -> "CrossbarSolver":
+        """Set up and factorise what does not depend on the inputs (linear cells); returns self.
+
+        Solving calls it anyway; call it first to time the set-up apart from the solves.
+        """
+        if self._lines is not None:
+            self._lines.prepare()
+        else:
+            self._direct_solver().prepare()
+        return self
+
     def solve(self, v_rows, keep_voltages: bool = False) -> CrossbarSolution:
         """Column currents for one input vector or a batch.
 
