@@ -1,0 +1,156 @@
+"""Crossbar solver speed: ngspice against the fast solver, and the fast solver alone at scale.
+
+Prints two tables (all figures measured in this process):
+
+1. For N x N 1R crossbars with wires (N = 16, 32, 64 and 128 by default): ngspice time for one
+   operating point, the fast solver's time on the same circuit (set-up plus one input vector,
+   best of several), a sparse LU solve for reference, the ratio ngspice / fast and the largest
+   disagreement between the two engines (relative to the largest column current).
+2. The fast solver alone at 256, 512 and 1024 at two IR-drop levels (about 25 % and 80 % of the
+   ideal current lost in the wires): set-up time, time for one input vector, time for a batch,
+   CG iterations and the peak memory of numpy arrays (tracemalloc).
+
+Usage::
+
+    python benchmarks/bench_crossbar.py                 # everything (about 5-10 minutes)
+    python benchmarks/bench_crossbar.py --quick         # 16, 32 and 256 only
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from pyaimc.circuit.crossbar import one_r  # noqa: E402
+from pyaimc.circuit.ngspice import NgspiceTimeoutError  # noqa: E402
+from pyaimc.circuit.simulate import simulate_ngspice  # noqa: E402
+from pyaimc.circuit.solver import CrossbarSolver  # noqa: E402
+
+V_MAX = 0.2  # volt
+G_RANGE = (1e-6, 1e-4)  # siemens: 10 kohm .. 1 Mohm
+
+
+def circuit(n: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    return rng.uniform(*G_RANGE, (n, n)), rng.uniform(0.0, V_MAX, n)
+
+
+def ir_drop_loss(g: np.ndarray, r_wire: float) -> float:
+    """Fraction of the ideal current lost in the wires with every row at V_MAX."""
+    v = np.full(g.shape[0], V_MAX)
+    currents = CrossbarSolver(one_r(g, r_wire)).solve(v).column_currents
+    return 1.0 - currents.sum() / (v @ g).sum()
+
+
+def wire_for_loss(g: np.ndarray, loss: float) -> float:
+    """Wire resistance (ohm) giving an IR-drop loss close to ``loss`` (bisection in log r)."""
+    lo, hi = -6.0, 4.0
+    for _ in range(18):
+        mid = 0.5 * (lo + hi)
+        if ir_drop_loss(g, 10 ** mid) < loss:
+            lo = mid
+        else:
+            hi = mid
+    return float(10 ** (0.5 * (lo + hi)))
+
+
+def best_time(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def table_ngspice(sizes, r_wire, timeout):
+    print(f"\n1) ngspice vs fast solver, N x N 1R crossbar, r_wire = {r_wire:g} ohm per segment, "
+          f"G uniform in [{G_RANGE[0]:g}, {G_RANGE[1]:g}] S, inputs uniform in [0, {V_MAX}] V")
+    print("   fast = set-up + one input vector (best of 5); LU = scipy sparse LU of the same "
+          "nodal system (factor + solve)")
+    header = (f"{'N':>5} {'IR loss':>8} {'ngspice s':>10} {'fast s':>9} {'LU s':>8} "
+              f"{'ngspice/fast':>13} {'max rel diff':>13}")
+    print(header)
+    print("-" * len(header))
+    for n in sizes:
+        g, v = circuit(n)
+        xbar = one_r(g, r_wire)
+        fast_time = best_time(lambda: CrossbarSolver(xbar).solve(v), 5)
+        lu_time = best_time(lambda: CrossbarSolver(xbar, method="direct").solve(v), 3)
+        fast = CrossbarSolver(xbar).solve(v).column_currents[0]
+        loss = ir_drop_loss(g, r_wire)
+        start = time.perf_counter()
+        try:
+            ngspice = simulate_ngspice(xbar, v, timeout=timeout)[0]
+        except NgspiceTimeoutError:
+            print(f"{n:>5} {loss:>8.1%} {'> ' + format(timeout, 'g'):>10} {fast_time:>9.2e} "
+                  f"{lu_time:>8.3f} {'-':>13} {'-':>13}   (ngspice stopped at the time limit)")
+            continue
+        ng_time = time.perf_counter() - start
+        diff = np.max(np.abs(fast - ngspice)) / np.max(np.abs(ngspice))
+        print(f"{n:>5} {loss:>8.1%} {ng_time:>10.3f} {fast_time:>9.2e} {lu_time:>8.3f} "
+              f"{ng_time / fast_time:>13.0f} {diff:>13.1e}", flush=True)
+
+
+def table_scale(sizes, losses, batch):
+    print(f"\n2) fast solver alone (line-preconditioned CG), rtol = 1e-10; batch of {batch} "
+          "input vectors; peak = largest numpy memory in use (tracemalloc)")
+    header = (f"{'N':>5} {'r_wire ohm':>11} {'IR loss':>8} {'set-up s':>9} {'1 vector s':>11} "
+              f"{'batch s':>8} {'per vector s':>13} {'CG it.':>7} {'peak MB':>8}")
+    print(header)
+    print("-" * len(header))
+    for n in sizes:
+        g, _ = circuit(n)
+        rng = np.random.default_rng(1)
+        v_batch = rng.uniform(0.0, V_MAX, (batch, n))
+        for loss in losses:
+            r_wire = wire_for_loss(g, loss)
+            actual = ir_drop_loss(g, r_wire)
+            tracemalloc.start()
+            start = time.perf_counter()
+            solver = CrossbarSolver(one_r(g, r_wire)).prepare()
+            setup = time.perf_counter() - start
+            start = time.perf_counter()
+            one = solver.solve(v_batch[0])
+            single = time.perf_counter() - start
+            peak = tracemalloc.get_traced_memory()[1] / 2**20
+            tracemalloc.stop()
+            start = time.perf_counter()
+            many = solver.solve(v_batch)
+            batch_time = time.perf_counter() - start
+            iterations = f"{np.median(many.stats['cg_iterations']):.0f}"
+            assert np.allclose(many.column_currents[0], one.column_currents[0], rtol=1e-8)
+            print(f"{n:>5} {r_wire:>11.3g} {actual:>8.1%} {setup:>9.3f} {single:>11.3f} "
+                  f"{batch_time:>8.2f} {batch_time / batch:>13.3f} {iterations:>7} {peak:>8.0f}",
+                  flush=True)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[16, 32, 64, 128],
+                        help="sizes for the ngspice comparison")
+    parser.add_argument("--big", type=int, nargs="+", default=[256, 512, 1024],
+                        help="sizes for the fast solver alone")
+    parser.add_argument("--r-wire", type=float, default=1.0, help="wire resistance, table 1")
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--ngspice-timeout", type=float, default=600.0,
+                        help="time limit of one ngspice run, second")
+    parser.add_argument("--quick", action="store_true", help="16, 32 and 256 only")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.sizes, args.big = [16, 32], [256]
+    print(f"pyaimc crossbar benchmark, numpy {np.__version__}")
+    table_ngspice(args.sizes, args.r_wire, args.ngspice_timeout)
+    table_scale(args.big, (0.25, 0.80), args.batch)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,267 @@
+"""Current-voltage laws of the cells of a crossbar, shared by the netlist builder and the solver.
+
+A cell is a two-terminal element between its row node (``+``) and its column node (``-``). At a
+fixed device state (a read does not switch the device) its current is a function of the voltage
+across it alone. Three kinds are supported:
+
+* :class:`LinearCells` -- a conductance per cell, ``I = G V``.
+* :class:`PolynomialCells` -- a polynomial per cell without a constant term,
+  ``I = sum_k a_k V**k`` (k = 1..K). This is the form the device model gives for a cell at a fixed
+  state (a mix of two polynomial envelopes, odd and even terms). The netlist writes it as a
+  B-source; the fast solver runs Newton iterations on it.
+* :class:`SubcircuitCells` -- an ngspice subcircuit per cell with per-cell instance parameters (the
+  full switching device model from :mod:`pyaimc.compact`). Only the ngspice engine can run these.
+
+Every class exposes ``shape`` (rows, cols), ``is_linear``, ``current(v)``,
+``current_and_slope(v)`` and the two netlist hooks ``spice_definitions()`` and
+``spice_instance(...)``. Voltages broadcast against ``(..., rows, cols)``.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Mapping
+
+import numpy as np
+
+
+def spice_number(value: float) -> str:
+    """Format a float for a netlist: the shortest text that reads back to the same double."""
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"cannot write the non-finite value {value} into a netlist")
+    return repr(value)
+
+
+class CellIV(abc.ABC):
+    """Current-voltage law of every cell of an array (rows x cols), at a fixed device state."""
+
+    #: True when ``I = G V`` (the nodal matrix does not depend on the voltages).
+    is_linear: bool = False
+    #: True when the fast solver can evaluate the cells (``current_and_slope`` is implemented).
+    solvable: bool = True
+
+    @property
+    @abc.abstractmethod
+    def shape(self) -> tuple[int, int]:
+        """(rows, cols) of the array."""
+
+    @abc.abstractmethod
+    def current_and_slope(self, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Cell currents (A, row node to column node) and their slopes dI/dV (S).
+
+        Parameters
+        ----------
+        v : ndarray, shape (..., rows, cols)
+            Voltage across each cell (row node minus column node), volt.
+        """
+
+    def current(self, v: np.ndarray) -> np.ndarray:
+        """Cell currents in ampere for voltages ``v`` (volt), shape (..., rows, cols)."""
+        return self.current_and_slope(v)[0]
+
+    def small_signal_conductance(self) -> np.ndarray:
+        """dI/dV at 0 V of every cell, siemens, shape (rows, cols)."""
+        return self.current_and_slope(np.zeros(self.shape))[1]
+
+    def spice_definitions(self) -> list[str]:
+        """Netlist lines the instances need once (models, ``.subckt`` blocks, ``.include``)."""
+        return []
+
+    @abc.abstractmethod
+    def spice_instance(self, name: str, node_p: str, node_n: str, row: int, col: int) -> str | None:
+        """The netlist line of cell (row, col) between ``node_p`` and ``node_n``.
+
+        ``name`` is a unique suffix for the element name. Returns None when the cell carries no
+        current at any voltage (it is left out of the netlist, i.e. an open circuit).
+        """
+
+
+def _as_float_array(values, what: str, ndim: int) -> np.ndarray:
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.ndim != ndim:
+        raise ValueError(f"{what} must have {ndim} dimensions, got shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"{what} is empty (shape {arr.shape})")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        where = tuple(int(k) for k in np.argwhere(bad)[0])
+        raise ValueError(f"{what} holds a non-finite value at index {where}: {arr[where]}")
+    return arr
+
+
+class LinearCells(CellIV):
+    """Ohmic cells: ``I = G V``.
+
+    Parameters
+    ----------
+    conductance : array_like, shape (rows, cols)
+        Cell conductances in siemens; finite and >= 0. A zero cell is an open circuit.
+    """
+
+    is_linear = True
+
+    def __init__(self, conductance) -> None:
+        g = _as_float_array(conductance, "conductance matrix", 2)
+        negative = g < 0
+        if negative.any():
+            r, c = (int(k) for k in np.argwhere(negative)[0])
+            raise ValueError(f"conductance matrix has a negative value at row {r}, column {c}: "
+                             f"{g[r, c]} S (conductances must be >= 0)")
+        self.conductance = g
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.conductance.shape  # type: ignore[return-value]
+
+    def current_and_slope(self, v):
+        v = np.asarray(v, dtype=np.float64)
+        return self.conductance * v, np.broadcast_to(self.conductance, v.shape)
+
+    def small_signal_conductance(self) -> np.ndarray:
+        return self.conductance
+
+    def spice_instance(self, name, node_p, node_n, row, col):
+        g = self.conductance[row, col]
+        if g == 0.0:
+            return None
+        return f"R{name} {node_p} {node_n} {spice_number(1.0 / g)}"
+
+
+class PolynomialCells(CellIV):
+    """Cells with a polynomial I-V without constant term: ``I = sum_{k=1..K} a_k V**k``.
+
+    Parameters
+    ----------
+    coefficients : array_like, shape (rows, cols, K)
+        ``coefficients[r, c, k-1]`` is ``a_k`` of cell (r, c) in A / V**k, k = 1..K. Odd and even
+        terms are allowed (asymmetric I-V). Must be finite.
+
+    Notes
+    -----
+    The netlist writes each cell as an ngspice B-source ``I=`` expression in Horner form, so the
+    two engines evaluate the same polynomial. The fast solver needs dI/dV > 0 over the voltages
+    that occur for its iterative method (it falls back or stops with a clear error otherwise).
+    """
+
+    def __init__(self, coefficients) -> None:
+        a = _as_float_array(coefficients, "polynomial coefficients", 3)
+        self.coefficients = a
+        # k * a_k: the coefficients of dI/dV, computed once for the Newton iterations.
+        self._slope_coefficients = a * np.arange(1, a.shape[2] + 1)
+
+    @classmethod
+    def from_linear_cubic(cls, conductance, nonlinearity: float, v_max: float) -> "PolynomialCells":
+        """Cells ``I = G V + a_3 V**3`` whose cubic term adds ``nonlinearity`` x G V at ``v_max``.
+
+        A convenient realistic test case: ``nonlinearity=0.2`` makes the current at ``v_max``
+        20 % larger than the linear part.
+
+        Parameters
+        ----------
+        conductance : array_like, shape (rows, cols)
+            Small-signal conductance G in siemens, >= 0.
+        nonlinearity : float
+            Relative size of the cubic term at ``v_max`` (dimensionless, >= 0).
+        v_max : float
+            Voltage in volt at which the cubic term equals ``nonlinearity * G * v_max``.
+        """
+        g = LinearCells(conductance).conductance
+        if not (np.isfinite(nonlinearity) and nonlinearity >= 0):
+            raise ValueError(f"nonlinearity must be finite and >= 0, got {nonlinearity}")
+        if not (np.isfinite(v_max) and v_max > 0):
+            raise ValueError(f"v_max must be a positive voltage, got {v_max}")
+        a = np.zeros(g.shape + (3,))
+        a[..., 0] = g
+        a[..., 2] = nonlinearity * g / v_max**2
+        return cls(a)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.coefficients.shape[:2]  # type: ignore[return-value]
+
+    @property
+    def degree(self) -> int:
+        """Highest power K of the polynomial."""
+        return self.coefficients.shape[2]
+
+    def current_and_slope(self, v):
+        v = np.asarray(v, dtype=np.float64)
+        a, da = self.coefficients, self._slope_coefficients
+        # Horner's scheme on I/V = a_1 + a_2 V + ... and on dI/dV = a_1 + 2 a_2 V + ...
+        i = np.broadcast_to(a[..., -1], v.shape).copy()
+        s = np.broadcast_to(da[..., -1], v.shape).copy()
+        for k in range(self.degree - 2, -1, -1):
+            i *= v
+            i += a[..., k]
+            s *= v
+            s += da[..., k]
+        i *= v
+        return i, s
+
+    def small_signal_conductance(self) -> np.ndarray:
+        return self.coefficients[..., 0]
+
+    def spice_instance(self, name, node_p, node_n, row, col):
+        a = self.coefficients[row, col]
+        if not a.any():
+            return None
+        v = f"V({node_p},{node_n})"
+        expr = spice_number(a[-1])
+        for coef in a[-2::-1]:
+            expr = f"{spice_number(coef)}+{v}*({expr})"
+        return f"B{name} {node_p} {node_n} I={v}*({expr})"
+
+
+class SubcircuitCells(CellIV):
+    """Cells given as an ngspice subcircuit with per-cell instance parameters (ngspice only).
+
+    Parameters
+    ----------
+    subckt : str
+        Name of the subcircuit; its first two pins are the row (+) and column (-) terminals.
+    params : mapping of str to array_like, shape (rows, cols)
+        Per-cell instance parameters (the sampled device state), in the units the subcircuit
+        expects. All arrays must have the same shape; values must be finite.
+    definitions : str, optional
+        Netlist text that defines the subcircuit (a ``.subckt`` block or an ``.include`` line).
+    """
+
+    solvable = False
+
+    def __init__(self, subckt: str, params: Mapping[str, object], definitions: str = "") -> None:
+        if not subckt or not subckt.replace("_", "").isalnum():
+            raise ValueError(f"subcircuit name must be a plain identifier, got {subckt!r}")
+        if not params:
+            raise ValueError("subcircuit cells need at least one per-cell parameter to fix the shape")
+        arrays = {}
+        shape = None
+        for key, values in params.items():
+            if not key.replace("_", "").isalnum():
+                raise ValueError(f"parameter name must be a plain identifier, got {key!r}")
+            arr = _as_float_array(values, f"subcircuit parameter {key!r}", 2)
+            if shape is not None and arr.shape != shape:
+                raise ValueError(f"subcircuit parameter {key!r} has shape {arr.shape}, "
+                                 f"the others have {shape}")
+            shape = arr.shape
+            arrays[key] = arr
+        self.subckt = subckt
+        self.params = arrays
+        self.definitions = definitions
+        self._shape = shape
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self._shape  # type: ignore[return-value]
+
+    def current_and_slope(self, v):
+        raise NotImplementedError(
+            f"cells given as the ngspice subcircuit {self.subckt!r} can only be simulated with the "
+            "ngspice engine")
+
+    def spice_definitions(self) -> list[str]:
+        return [self.definitions.strip("\n")] if self.definitions.strip() else []
+
+    def spice_instance(self, name, node_p, node_n, row, col):
+        values = " ".join(f"{k}={spice_number(v[row, col])}" for k, v in self.params.items())
+        return f"X{name} {node_p} {node_n} {self.subckt} {values}"

@@ -1,0 +1,364 @@
+"""Line-based solver for 1R crossbars: Newton + conjugate gradients on the column nodes.
+
+The nodal equations of a 1R crossbar split into row-line unknowns ``r`` and column-line
+unknowns ``c``::
+
+    [ A_rr  -C ] [dr]   [-F_r]
+    [ -C   A_cc] [dc] = [-F_c]
+
+``A_rr`` holds one tridiagonal system per row line (wire segments, source, cell slopes), ``A_cc``
+one per column line (wire segments, read-out, cell slopes) and ``C`` is the diagonal of cell
+slopes dI/dV that couples them. Eliminating the rows exactly leaves the column-node Schur complement
+``S = A_cc - C A_rr^-1 C``, symmetric positive definite when every cell's slope is positive. It is
+solved by conjugate gradients preconditioned with the column-line systems ``A_cc^-1``; one
+iteration costs one tridiagonal solve over all row lines and one over all column lines (LAPACK,
+vectorised over lines and batch). This is the line relaxation that solves whole rows and whole
+columns in turn, accelerated by CG: the preconditioned operator's spectrum lies in (0, 1], and CG
+needs far fewer sweeps than the plain relaxation where the IR drop is large.
+
+Non-linear cells run Newton iterations (inexact: each linear step to a relative accuracy that
+tightens as the residual falls) with step halving when a step does not lower the residual.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pyaimc.circuit.crossbar import Crossbar, IdealReadout
+from pyaimc.circuit.errors import ConvergenceError, NotApplicableError
+from pyaimc.circuit.tridiagonal import NotPositiveDefiniteError, TridiagonalLines
+
+#: Relative accuracy of each Newton step's linear solve for non-linear cells (forcing term).
+NEWTON_FORCING = 1e-4
+#: Largest number of step halvings in one Newton step.
+MAX_HALVINGS = 30
+
+
+def rounding_floor(v_rows: np.ndarray, conductance_norm: float) -> np.ndarray:
+    """Smallest KCL residual norm (ampere) worth asking for, per batch entry.
+
+    Node voltages stored in float64 carry a rounding error of about ``eps |V|``; through the node
+    conductances that is a residual of ``eps max|V| ||G_node||_2``. Strong wires (1 ohm and less)
+    bring this above ``rtol ||F0||`` for rtol = 1e-10 at 1024 x 1024; the solvers then stop at this
+    floor instead of iterating on rounding noise.
+
+    Parameters
+    ----------
+    v_rows : ndarray, shape (batch, rows)
+        Driver voltages, volt.
+    conductance_norm : float
+        Euclidean norm over the free nodes of each node's total conductance, siemens.
+    """
+    return np.finfo(np.float64).eps * np.max(np.abs(v_rows), axis=1) * conductance_norm
+
+
+#: Rows per strip in :func:`transposed`.
+_STRIP = 16
+
+
+def transposed(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Swap the last two axes of ``x`` (batch, a, b) into a C-contiguous (batch, b, a) array.
+
+    Large arrays are copied in strips of 16 rows: each strip's rows stay in cache while the output
+    is written row by row (measured at 1024 x 1024: 2.2 ms against 5 ms for numpy's strided copy,
+    which misses the TLB on every element). Switching between row-line and column-line layouts is
+    the main cost of the line solver after the tridiagonal solves.
+    """
+    batch, a, b = x.shape
+    if out is None:
+        out = np.empty((batch, b, a), dtype=x.dtype)
+    if a * b < 1 << 16:
+        np.copyto(out, np.swapaxes(x, 1, 2))
+        return out
+    for k in range(batch):
+        for i in range(0, a, _STRIP):
+            out[k, :, i: i + _STRIP] = x[k, i: i + _STRIP].T
+    return out
+
+
+def _norms(x: np.ndarray) -> np.ndarray:
+    """Euclidean norm of each batch entry of x, shape (batch,)."""
+    return np.sqrt(np.einsum("bij,bij->b", x, x))
+
+
+class LineSolver:
+    """Solve a 1R crossbar (linear or polynomial cells) with line-preconditioned CG.
+
+    Parameters
+    ----------
+    crossbar : Crossbar
+        A 1R crossbar (no access transistor) whose cells the solver can evaluate. Each row is
+        either a wire (``r_row > 0``) or a single node held by an ideal driver
+        (``r_row = 0`` and ``r_source = 0``); each column a wire (``r_col > 0``) or a single node
+        held at 0 V by an ideal read-out.
+    rtol : float
+        Stop when the Euclidean norm of the nodal current residual (KCL mismatch over all nodes,
+        ampere) is below ``rtol`` times its value at the start (node voltages of an ideal crossbar
+        without wires), or below the rounding floor of :func:`rounding_floor` when that is higher.
+    max_iter : int
+        Most CG iterations per linear solve.
+    max_newton : int
+        Most Newton iterations (non-linear cells).
+
+    Raises
+    ------
+    NotApplicableError
+        The crossbar is not of the form above.
+    """
+
+    def __init__(self, crossbar: Crossbar, rtol: float = 1e-10, max_iter: int = 1000,
+                 max_newton: int = 50) -> None:
+        if crossbar.access is not None:
+            raise NotApplicableError("the line solver handles 1R crossbars only (this one is 1T1R)")
+        if not crossbar.cells.solvable:
+            raise NotApplicableError(f"{type(crossbar.cells).__name__} cannot be evaluated by the "
+                                     "fast solver")
+        r_source = crossbar.driver.r_source
+        if crossbar.r_row == 0 and r_source > 0:
+            raise NotApplicableError("rows without wire resistance but with a driver resistance "
+                                     "are one node coupled to every column")
+        ideal = isinstance(crossbar.readout, IdealReadout)
+        if crossbar.r_col == 0 and not ideal:
+            raise NotApplicableError("columns without wire resistance into a TIA are one node "
+                                     "coupled to every row")
+        self.crossbar = crossbar
+        self.rtol = float(rtol)
+        self.max_iter = int(max_iter)
+        self.max_newton = int(max_newton)
+        n, m = crossbar.shape
+        self._g_row = 1.0 / crossbar.r_row if crossbar.r_row > 0 else 0.0
+        self._g_col = 1.0 / crossbar.r_col if crossbar.r_col > 0 else 0.0
+        self._g_source = 1.0 / r_source if r_source > 0 else np.inf
+        self._g_readout = crossbar.readout.input_conductance
+
+        # Row lines (n, m); nodes held by an ideal driver are fixed (Dirichlet) unknowns.
+        self.row_fixed = np.zeros((n, m), dtype=bool)
+        if crossbar.r_row == 0:
+            self.row_fixed[:] = True
+        elif r_source == 0:
+            self.row_fixed[:, 0] = True
+        self._row_diag, self._row_off = self._wire_lines(
+            n, m, self._g_row, self._g_source, at_end=False, fixed=self.row_fixed)
+        # Column lines (m, n): column-major so that each column line is contiguous.
+        self.col_fixed = np.zeros((m, n), dtype=bool)
+        if crossbar.r_col == 0:
+            self.col_fixed[:] = True
+        elif ideal:
+            self.col_fixed[:, -1] = True
+        self._col_diag, self._col_off = self._wire_lines(
+            m, n, self._g_col, self._g_readout, at_end=True, fixed=self.col_fixed)
+        self._row_free = (~self.row_fixed).astype(np.float64)
+        self._col_free = (~self.col_fixed).astype(np.float64)
+        # A cell couples two unknowns only when neither end is fixed.
+        self._coupled = self._row_free * self._col_free.T
+        self._linear_ops = None
+        g = crossbar.cells.small_signal_conductance()
+        self._conductance_norm = np.sqrt(np.sum(((self._row_diag + g) * self._row_free) ** 2)
+                                         + np.sum(((self._col_diag + g.T) * self._col_free) ** 2))
+
+    @staticmethod
+    def _wire_lines(lines, length, g_wire, g_end, at_end, fixed):
+        """Diagonal and coupling of the wire part of the line systems (without cells)."""
+        diag = np.zeros((lines, length))
+        diag[:, :-1] += g_wire
+        diag[:, 1:] += g_wire
+        if np.isfinite(g_end):
+            diag[:, -1 if at_end else 0] += g_end
+        off = np.full((lines, length), -g_wire)
+        off[:, -1] = 0.0
+        # A fixed unknown's equation is dx = 0: unit diagonal, no coupling either way.
+        off[:, :-1][fixed[:, :-1] | fixed[:, 1:]] = 0.0
+        diag[fixed] = 1.0
+        return diag, off
+
+    # --- residual and Jacobian -------------------------------------------------------------
+
+    def _residual(self, r, c, v, i_cell):
+        """KCL residual (ampere) at row nodes (b, n, m) and column nodes (b, m, n)."""
+        f_r = i_cell.copy()
+        if self._g_row:
+            flow = self._g_row * (r[..., :-1] - r[..., 1:])
+            f_r[..., :-1] += flow
+            f_r[..., 1:] -= flow
+        if np.isfinite(self._g_source):
+            f_r[..., 0] += self._g_source * (r[..., 0] - v)
+        f_r *= self._row_free
+        f_c = transposed(i_cell)
+        np.negative(f_c, out=f_c)
+        if self._g_col:
+            flow = self._g_col * (c[..., :-1] - c[..., 1:])
+            f_c[..., :-1] += flow
+            f_c[..., 1:] -= flow
+        if np.isfinite(self._g_readout):
+            f_c[..., -1] += self._g_readout * c[..., -1]
+        f_c *= self._col_free
+        return f_r, f_c
+
+    def _operators(self, slope):
+        """Factorised line systems and coupling for cell slopes (S), shape (n, m) or (b, n, m)."""
+        coupling = slope * self._coupled
+        row_diag = np.where(self.row_fixed, 1.0, self._row_diag + slope)
+        col_diag = np.where(self.col_fixed, 1.0, self._col_diag + np.swapaxes(slope, -1, -2))
+        try:
+            rows = TridiagonalLines(row_diag, np.broadcast_to(self._row_off, row_diag.shape))
+            cols = TridiagonalLines(col_diag, np.broadcast_to(self._col_off, col_diag.shape))
+        except NotPositiveDefiniteError as err:
+            raise NotPositiveDefiniteError(
+                f"{err}; the line solver needs cells with dI/dV > 0 at the operating point") from None
+        return rows, cols, coupling, col_diag
+
+    # --- the linear solve ------------------------------------------------------------------
+
+    def _newton_step(self, f_r, f_c, ops, tol_abs):
+        """Solve ``J [dr, dc] = -[f_r, f_c]``: CG on the column-node Schur complement."""
+        rows, cols, coupling, _ = ops
+        y = rows.solve(-f_r, overwrite=True)
+        y *= coupling
+        b = transposed(y)
+        b -= f_c
+        d_c, iterations = self._schur_cg(ops, b, tol_abs)
+        rhs = transposed(d_c)
+        rhs *= coupling
+        rhs -= f_r
+        d_r = rows.solve(rhs, overwrite=True)
+        return d_r, d_c, iterations
+
+    def _schur_cg(self, ops, b, tol_abs):
+        """Conjugate gradients on ``S = A_cc - C A_rr^-1 C`` preconditioned by ``A_cc^-1``.
+
+        Stops for batch entry k when ``||b - S x||_2 <= tol_abs[k]``.
+        """
+        rows, cols, coupling, _ = ops
+        batch = b.shape[0]
+        x = np.zeros_like(b)
+        res = b.copy()
+        iterations = np.zeros(batch, dtype=int)
+        active = _norms(res) > tol_abs
+        if not active.any():
+            return x, iterations
+        z = cols.solve(res)
+        p = z.copy()
+        # u = A_cc p, kept by recurrence: A_cc z = res, so A_cc (z + beta p) = res + beta u.
+        # This saves a tridiagonal product per iteration.
+        u = res.copy()
+        rz = np.einsum("bij,bij->b", res, z)
+        t = np.empty(b.shape[:1] + self.crossbar.shape)
+        q = np.empty_like(b)
+        for k in range(1, self.max_iter + 1):
+            transposed(p, out=t)
+            t *= coupling
+            rows.solve(t, overwrite=True)
+            t *= coupling
+            transposed(t, out=q)
+            np.subtract(u, q, out=q)
+            pq = np.einsum("bij,bij->b", p, q)
+            if np.any(pq[active] <= 0):
+                raise NotPositiveDefiniteError(
+                    "conjugate gradients met a direction of non-positive curvature: the nodal "
+                    "matrix is not positive definite (a cell with dI/dV <= 0)")
+            alpha = np.where(active, rz / np.where(active, pq, 1.0), 0.0)[:, None, None]
+            x += alpha * p
+            res -= alpha * q
+            iterations += active
+            rn = _norms(res)
+            active = rn > tol_abs
+            if not active.any():
+                return x, iterations
+            z = cols.solve(res)
+            rz_new = np.einsum("bij,bij->b", res, z)
+            beta = np.where(active, rz_new / np.where(active, rz, 1.0), 0.0)[:, None, None]
+            p *= beta
+            p += z
+            u *= beta
+            u += res
+            rz = rz_new
+        worst = int(np.argmax(rn / tol_abs))
+        raise ConvergenceError(
+            f"line solver: conjugate gradients did not reach the tolerance in {self.max_iter} "
+            f"iterations (vector {worst}: residual {rn[worst]:.3g} A, needed {tol_abs[worst]:.3g} A)")
+
+    # --- public ----------------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        """Factorise the line systems of a linear crossbar now (else on the first solve)."""
+        if self.crossbar.cells.is_linear and self._linear_ops is None:
+            self._linear_ops = self._operators(self.crossbar.cells.small_signal_conductance())
+
+    def solve(self, v_rows: np.ndarray):
+        """Node voltages for a batch of driver voltages.
+
+        Parameters
+        ----------
+        v_rows : ndarray, shape (batch, rows)
+            Driver output voltages in volt (already checked and quantised).
+
+        Returns
+        -------
+        r : ndarray, shape (batch, rows, cols)
+            Row-node voltages, volt.
+        c : ndarray, shape (batch, cols, rows)
+            Column-node voltages, volt (column-major).
+        i_cell : ndarray, shape (batch, rows, cols)
+            Cell currents at the solution, ampere.
+        stats : dict
+            ``cg_iterations`` (total per batch entry), ``newton_iterations``, ``residual``
+            (final residual norm relative to the start).
+
+        Raises
+        ------
+        ConvergenceError
+            The tolerance was not reached within ``max_iter`` / ``max_newton``.
+        NotPositiveDefiniteError
+            A cell has a non-positive slope, so the method does not apply.
+        """
+        cells = self.crossbar.cells
+        n, m = self.crossbar.shape
+        v = np.asarray(v_rows, dtype=np.float64)
+        batch = v.shape[0]
+        r = np.empty((batch, n, m))
+        r[:] = v[:, :, None]
+        c = np.zeros((batch, m, n))
+        i_cell, slope = cells.current_and_slope(r - transposed(c))
+        f_r, f_c = self._residual(r, c, v, i_cell)
+        norm = np.sqrt(_norms(f_r) ** 2 + _norms(f_c) ** 2)
+        start = norm
+        target = np.maximum(self.rtol * norm, rounding_floor(v, self._conductance_norm))
+        cg_total = np.zeros(batch, dtype=int)
+        linear = cells.is_linear
+        for newton in range(self.max_newton + 1):
+            active = norm > target
+            if not active.any():
+                break
+            if newton == self.max_newton:
+                worst = int(np.argmax(norm / np.where(target > 0, target, 1)))
+                raise ConvergenceError(
+                    f"line solver: Newton iterations did not reach rtol={self.rtol:g} in "
+                    f"{self.max_newton} iterations (vector {worst}: relative residual "
+                    f"{norm[worst] / start[worst]:.3g})")
+            if linear:
+                self.prepare()
+                ops = self._linear_ops
+                tol = 0.5 * target
+            else:
+                ops = self._operators(slope)
+                tol = np.maximum(0.5 * target, NEWTON_FORCING * norm)
+            tol = np.where(active, tol, np.inf)
+            d_r, d_c, iterations = self._newton_step(f_r, f_c, ops, tol)
+            cg_total += iterations
+            step = np.ones(batch)
+            for _ in range(MAX_HALVINGS + 1):
+                full = bool(np.all(step == 1.0))
+                r_new = r + d_r if full else r + step[:, None, None] * d_r
+                c_new = c + d_c if full else c + step[:, None, None] * d_c
+                i_new, s_new = cells.current_and_slope(r_new - transposed(c_new))
+                fr_new, fc_new = self._residual(r_new, c_new, v, i_new)
+                norm_new = np.sqrt(_norms(fr_new) ** 2 + _norms(fc_new) ** 2)
+                worse = active & (norm_new > norm * (1 - 1e-4 * step)) & (norm_new > target)
+                if linear or not worse.any():
+                    break
+                step[worse] *= 0.5
+            r, c, i_cell, slope, f_r, f_c, norm = r_new, c_new, i_new, s_new, fr_new, fc_new, norm_new
+        relative = np.divide(norm, start, out=np.zeros(batch), where=start > 0)
+        stats = {"cg_iterations": cg_total, "newton_iterations": newton, "residual": relative}
+        return r, c, i_cell, stats
+
