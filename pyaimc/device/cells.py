@@ -232,6 +232,36 @@ class _Block:
             out += sig
 
 
+class _TableBlock(_Block):
+    """A block whose cycles are replayed from a table instead of drawn from the VAR."""
+
+    def __init__(self, t: _Tables, table: dict, rng):
+        n = len(next(iter(table.values())))
+        dt = t.dtype
+        self.t, self.n, self.rng = t, n, rng
+        iv = t.iv
+        self.tab = [np.asarray(iv.state_from_resistance(table["R_HRS"]), dt),
+                    np.asarray(table.get("U_SET", np.full_like(table["R_HRS"], iv.default_u_set)), dt),
+                    np.asarray(iv.state_from_resistance(table["R_LRS"]), dt),
+                    np.asarray(table.get("U_RESET", np.full_like(table["R_HRS"],
+                                                                 iv.default_u_reset)), dt)]
+        self.n_table = self.tab[0].shape[1]
+        self.r, self.threshold = np.empty(n, dt), np.full(n, np.inf, dt)
+        self.u_on, self.r_on = np.zeros(n, dt), np.zeros(n, dt)
+        self.mode = np.full(n, HRS, np.int8)
+        self.cycle = np.zeros(n, np.int64)
+        self.r_hrs, self.u_set, self.r_lrs, self.u_reset = (c[:, 0].copy() for c in self.tab)
+        self.r[:] = self.r_hrs
+
+    def _draw(self, mask):
+        # the next cycle's row of the table; the last row repeats past the end
+        self.cycle += 1 if mask is None else mask
+        col = np.minimum(self.cycle, self.n_table - 1)
+        rows = np.arange(self.n)
+        for dst, src in zip((self.r_hrs, self.u_set, self.r_lrs, self.u_reset), self.tab):
+            np.copyto(dst, src[rows, col], where=True if mask is None else mask)
+
+
 class CellArray:
     """Many independent cells of a fitted :class:`~pyaimc.device.model.DeviceModel`.
 
@@ -247,6 +277,10 @@ class CellArray:
     n_threads : int, optional
         Blocks stepped in parallel; default ``min(os.cpu_count(), 8)``, and 1 below 65,536
         cells. Results depend on it (each block has its own generator).
+    table : dict of name -> ndarray (n_cells, n_cycles), optional
+        Replay these cycles (``R_HRS``, ``U_SET``, ``R_LRS``, ``U_RESET`` in ohm and V, as
+        :meth:`DeviceModel.sample` gives them) instead of drawing them: the same draws the
+        Verilog-A and ngspice versions replay. Past the last cycle the last row repeats.
 
     Notes
     -----
@@ -255,7 +289,7 @@ class CellArray:
     """
 
     def __init__(self, model, n_cells: int, rng: np.random.Generator, dtype=np.float32,
-                 n_threads: int | None = None):
+                 n_threads: int | None = None, table: dict | None = None):
         model._check_fitted()
         if "R_HRS" not in model.feature_names_ or "R_LRS" not in model.feature_names_:
             raise ValueError("a cell array needs a model with R_HRS and R_LRS features, got "
@@ -270,12 +304,22 @@ class CellArray:
             n_threads = 1 if n_cells < 65536 else min(os.cpu_count() or 1, 8)
         n_threads = max(1, min(int(n_threads), n_cells))
         self.tables = _Tables(model, self.dtype)
-        mu, sigma, self.component = model.sample_devices(n_cells, rng)
         bounds = np.linspace(0, n_cells, n_threads + 1).astype(int)
         self._slices = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
         rngs = rng.spawn(n_threads)
-        self._blocks = [_Block(self.tables, mu[s], sigma[s], g, model)
-                        for s, g in zip(self._slices, rngs)]
+        if table is not None:
+            table = {k: np.atleast_2d(np.asarray(v, dtype=np.float64)) for k, v in table.items()}
+            for k, v in table.items():
+                if v.shape[0] != n_cells or v.shape != table["R_HRS"].shape:
+                    raise ValueError(f"table {k!r} has shape {v.shape}; expected ({n_cells}, "
+                                     f"n_cycles) like R_HRS {table['R_HRS'].shape}")
+            self.component = np.full(n_cells, -1)
+            self._blocks = [_TableBlock(self.tables, {k: v[s] for k, v in table.items()}, g)
+                            for s, g in zip(self._slices, rngs)]
+        else:
+            mu, sigma, self.component = model.sample_devices(n_cells, rng)
+            self._blocks = [_Block(self.tables, mu[s], sigma[s], g, model)
+                            for s, g in zip(self._slices, rngs)]
         self._pool = ThreadPoolExecutor(n_threads) if n_threads > 1 else None
 
     def __len__(self) -> int:
