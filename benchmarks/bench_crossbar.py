@@ -9,6 +9,8 @@ Prints two tables (all figures measured in this process):
 2. The fast solver alone at 256, 512 and 1024 at two IR-drop levels (about 25 % and 80 % of the
    ideal current lost in the wires): set-up time, time for one input vector, time for a batch,
    CG iterations and the peak memory of numpy arrays (tracemalloc).
+3. Agreement with ngspice for the other circuit kinds (polynomial cells, 1T1R, drivers with DAC
+   and source resistance into TIAs with differential pairs) at 16, 32 and 64.
 
 Usage::
 
@@ -28,7 +30,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pyaimc.circuit.crossbar import one_r  # noqa: E402
+from pyaimc.circuit.cells import LinearCells, PolynomialCells  # noqa: E402
+from pyaimc.circuit.crossbar import (AccessTransistor, Crossbar, RowDriver, TIAReadout,  # noqa: E402
+                                     one_r)
 from pyaimc.circuit.ngspice import NgspiceTimeoutError  # noqa: E402
 from pyaimc.circuit.simulate import simulate_ngspice  # noqa: E402
 from pyaimc.circuit.solver import CrossbarSolver  # noqa: E402
@@ -132,6 +136,52 @@ def table_scale(sizes, losses, batch):
                   flush=True)
 
 
+def kinds(n: int, r_wire: float):
+    """The circuit kinds of table 3 at size n."""
+    g, v = circuit(n, seed=n)
+    a = np.zeros((n, n, 4))
+    a[..., 0] = g
+    a[..., 1] = 0.05 * g / V_MAX  # even term: asymmetric I-V
+    a[..., 2] = 0.2 * g / V_MAX**2  # cubic term: +20 % at V_MAX
+    a[..., 3] = 0.05 * g / V_MAX**3
+    poly = PolynomialCells(a)
+    wires = dict(r_row=r_wire, r_col=r_wire)
+    v_signed = v - V_MAX / 2
+    return {
+        "1R polynomial (deg 4)": (Crossbar(poly, **wires), v_signed),
+        "1T1R linear": (Crossbar(LinearCells(g), access=AccessTransistor(), **wires), v_signed),
+        "1T1R polynomial": (Crossbar(poly, access=AccessTransistor(), **wires), v_signed),
+        "DAC+R_s, TIA, diff. pairs": (
+            Crossbar(poly, driver=RowDriver(r_source=100.0, dac_bits=5, v_max=V_MAX),
+                     readout=TIAReadout(r_feedback=20e3, gain=2e3), differential=True, **wires),
+            v_signed),
+    }
+
+
+def table_kinds(sizes, r_wire, timeout):
+    print(f"\n3) agreement with ngspice for other circuit kinds, r_wire = {r_wire:g} ohm, inputs "
+          f"in [-{V_MAX / 2}, {V_MAX / 2}] V; fast = set-up + one vector")
+    header = f"{'kind':<27} {'N':>4} {'ngspice s':>10} {'fast s':>9} {'method':>7} {'max rel diff':>13}"
+    print(header)
+    print("-" * len(header))
+    for n in sizes:
+        for name, (xbar, v) in kinds(n, r_wire).items():
+            start = time.perf_counter()
+            sol = CrossbarSolver(xbar).solve(v)
+            fast_time = time.perf_counter() - start
+            start = time.perf_counter()
+            try:
+                ngspice = simulate_ngspice(xbar, v, timeout=timeout)[0]
+            except NgspiceTimeoutError:
+                print(f"{name:<27} {n:>4} {'> ' + format(timeout, 'g'):>10}")
+                continue
+            ng_time = time.perf_counter() - start
+            fast = sol.column_currents[0]
+            diff = np.max(np.abs(fast - ngspice)) / np.max(np.abs(ngspice))
+            print(f"{name:<27} {n:>4} {ng_time:>10.3f} {fast_time:>9.4f} "
+                  f"{sol.method.split()[0]:>7} {diff:>13.1e}", flush=True)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[16, 32, 64, 128],
@@ -142,13 +192,16 @@ def main(argv=None) -> int:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--ngspice-timeout", type=float, default=600.0,
                         help="time limit of one ngspice run, second")
+    parser.add_argument("--kinds", type=int, nargs="*", default=[16, 32, 64],
+                        help="sizes for the agreement of other circuit kinds (table 3)")
     parser.add_argument("--quick", action="store_true", help="16, 32 and 256 only")
     args = parser.parse_args(argv)
     if args.quick:
-        args.sizes, args.big = [16, 32], [256]
+        args.sizes, args.big, args.kinds = [16, 32], [256], [16]
     print(f"pyaimc crossbar benchmark, numpy {np.__version__}")
     table_ngspice(args.sizes, args.r_wire, args.ngspice_timeout)
     table_scale(args.big, (0.25, 0.80), args.batch)
+    table_kinds(args.kinds, args.r_wire, args.ngspice_timeout)
     return 0
 
 

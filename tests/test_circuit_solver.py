@@ -7,7 +7,9 @@ from pyaimc.circuit.cells import LinearCells, PolynomialCells, SubcircuitCells
 from pyaimc.circuit.crossbar import (AccessTransistor, Crossbar, RowDriver, TIAReadout,
                                      differential_conductances, nmos_level1, one_r)
 from pyaimc.circuit.errors import ConvergenceError, NotApplicableError
+from pyaimc.circuit.lines import transposed
 from pyaimc.circuit.solver import CrossbarSolver, solve_crossbar
+from pyaimc.circuit.tridiagonal import NotPositiveDefiniteError, TridiagonalLines
 
 
 def dense_reference(xbar: Crossbar, v: np.ndarray) -> np.ndarray:
@@ -349,3 +351,29 @@ def test_bad_circuit_parameters_are_rejected():
 def test_bad_inputs_are_rejected_before_solving(v, match):
     with pytest.raises(ValueError, match=match):
         solve_crossbar(one_r(np.full((4, 3), 1e-5), 1.0), v)
+
+
+@pytest.mark.parametrize("per_batch", [False, True])
+def test_tridiagonal_lines_solve_like_dense_matrices(per_batch):
+    rng = np.random.default_rng(12)
+    batch, lines, length = 3, 4, 7
+    shape = (batch, lines, length) if per_batch else (lines, length)
+    off = -rng.uniform(0.1, 1.0, shape)
+    diag = rng.uniform(0.1, 1.0, shape) + 2 * np.abs(off)  # diagonally dominant: SPD
+    rhs = rng.normal(size=(batch, lines, length))
+    x = TridiagonalLines(diag, off).solve(rhs)
+    for b in range(batch):
+        for k in range(lines):
+            d = diag[b, k] if per_batch else diag[k]
+            e = (off[b, k] if per_batch else off[k])[:-1]
+            dense = np.diag(d) + np.diag(e, 1) + np.diag(e, -1)
+            np.testing.assert_allclose(dense @ x[b, k], rhs[b, k], rtol=0, atol=1e-12)
+    with pytest.raises(NotPositiveDefiniteError, match="not positive definite"):
+        TridiagonalLines(-diag, off)
+
+
+def test_strip_transpose_equals_swapaxes():
+    x = np.random.default_rng(13).normal(size=(2, 300, 250))  # above the strip threshold
+    np.testing.assert_array_equal(transposed(x), np.swapaxes(x, 1, 2))
+    small = x[:, :20, :30]
+    np.testing.assert_array_equal(transposed(small), np.swapaxes(small, 1, 2))

@@ -13,8 +13,9 @@ slopes dI/dV that couples them. Eliminating the rows exactly leaves the column-n
 solved by conjugate gradients preconditioned with the column-line systems ``A_cc^-1``; one
 iteration costs one tridiagonal solve over all row lines and one over all column lines (LAPACK,
 vectorised over lines and batch). This is the line relaxation that solves whole rows and whole
-columns in turn, accelerated by CG: the preconditioned operator's spectrum lies in (0, 1], and CG
-needs far fewer sweeps than the plain relaxation where the IR drop is large.
+columns in turn, accelerated by CG: the preconditioned operator's spectrum lies in (0, 1]. Measured
+to rtol 1e-10: 4 iterations at 25 % IR-drop loss and 8 at 80 % (256 to 1024 alike), 16-17 at 97 %
+(256 x 256).
 
 Non-linear cells run Newton iterations (inexact: each linear step to a relative accuracy that
 tightens as the residual falls) with step halving when a step does not lower the residual.
