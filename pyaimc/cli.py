@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_fit(sub)
     _add_sample(sub)
     _add_crossbar(sub)
+    _add_export(sub)
     return parser
 
 
@@ -212,6 +213,58 @@ def _crossbar_simulate(args) -> int:
     atomic_write_bytes(args.output, buf.getvalue())
     print(f"wrote {args.output}: column currents {currents.shape} in ampere "
           f"({args.engine} engine, {elapsed:.3g} s)")
+    return 0
+
+
+# ----------------------------------------------------------------------------- export
+def _add_export(sub) -> None:
+    export = sub.add_parser("export", help="write the fitted model for other tools",
+                            description="Export a fitted device model: Verilog-A, ngspice, ...")
+    actions = export.add_subparsers(dest="action", metavar="ACTION")
+    actions.required = True
+    for name, what in (("veriloga", "the Verilog-A module, model cards and per-instance tables"),
+                       ("ngspice", "an ngspice library: one subcircuit per sampled device")):
+        p = actions.add_parser(name, help=f"write {what}",
+                               description=f"Write {what}. Devices and their cycles are drawn "
+                                           f"in Python with a seeded generator (replayed, so the "
+                                           f"Python twin sees the same draws: devices.json).")
+        p.add_argument("model", metavar="MODEL.json")
+        p.add_argument("-o", "--output", required=True, metavar="DIR")
+        p.add_argument("--devices", type=int, default=16, help="devices (instances), default 16")
+        p.add_argument("--cycles", type=int, default=100, help="cycles per device, default 100")
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--name", default=None, help="model card / subcircuit prefix")
+        p.set_defaults(handler=_run_export_compact)
+
+
+def _run_export_compact(args) -> int:
+    from pathlib import Path
+
+    from pyaimc.compact.common import draw_devices
+    from pyaimc.device.model import DeviceModel
+
+    if args.devices < 1 or args.cycles < 1:
+        raise CLIError(f"--devices and --cycles must be >= 1, got {args.devices}, {args.cycles}")
+    model = DeviceModel.load(args.model)
+    table = draw_devices(model, args.devices, args.cycles, args.seed)
+    out = Path(args.output)
+    if args.action == "veriloga":
+        from pyaimc.compact.veriloga import write_veriloga
+
+        files = write_veriloga(out, model, table, name=args.name or "pyaimc_reram_fit",
+                               seed=args.seed)
+    else:
+        from pyaimc.compact.ngspice_lib import write_library
+        from pyaimc.compact.veriloga import write_devices_json
+        from pyaimc.io import provenance
+
+        prov = provenance(source=args.model, seed=args.seed)
+        files = [write_library(out / "pyaimc_reram.lib", model, table,
+                               name=args.name or "pyaimc_reram",
+                               provenance={k: prov[k] for k in ("source", "command", "seed")}),
+                 write_devices_json(out / "devices.json", model, table, args.seed)]
+    for f in files:
+        print(f"wrote {f}")
     return 0
 
 

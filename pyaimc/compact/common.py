@@ -14,10 +14,10 @@ uses cycle ``round(n)`` (the HRS it sits in), the RESET onset and path cycle ``r
 LRS being reset), the RESET target the HRS of cycle ``round(n)``: each lookup index is constant
 while the transition that uses it runs, so no lookup changes under a running transition.
 
-Drives (rate ``k_switch`` in 1/s, logistic ``S`` of width ``w_switch`` in V, softplus ``P`` of
-sharpness ``b_path``)::
+Drives (rates ``k = k_switch`` and ``k_r = k_reset`` in 1/s, logistic ``S`` of width ``w_switch``
+in V, softplus ``P`` of sharpness ``b_path``)::
 
-    d r / dt = k [ S((U_SET - U)/w) (r_LRS - r) + S((U - U_RESET)/w) P(r_path(U) - r) ]
+    d r / dt = k S((U_SET - U)/w) (r_LRS - r) + k_r S((U - U_RESET)/w) P(r_path(U) - r)
     d ph / dt = k [ S((U_SET - U)/w) (1 - ph) - S((U - U_RESET)/w) ph ]
     d n / dt = k S((U - U_RESET)/w) ph
 
@@ -28,10 +28,15 @@ from __future__ import annotations
 
 import numpy as np
 
-#: Default transition rate of the state nodes, 1/s.
+#: Default rate of the SET and phase/counter drives, 1/s (a SET is abrupt).
 K_SWITCH = 1e9
+#: Default rate of the RESET-path drive, 1/s. Slower on purpose: the drive is one-sided (it only
+#: raises r), and a drive much stiffer than the simulator's time step rings under the trapezoidal
+#: rule, an overshoot it could not take back. At 1e7/s it follows the path within ~4e-3 in r during
+#: a sweep of 30 V/ms and settles on the HRS within microseconds.
+K_RESET = 1e7
 #: Default logistic width of the switching thresholds, V.
-W_SWITCH = 5e-4
+W_SWITCH = 1e-4
 #: Default softplus sharpness of the RESET-path drive (1/unit of r).
 B_PATH = 1e5
 #: Leak conductance of the state nodes towards their initial values (defines the DC point).
@@ -75,9 +80,13 @@ def logistic(x):
 
 
 def softplus(x, sharpness: float):
-    """Overflow-free softplus ``max(x, 0) + ln(1 + exp(-|b x|)) / b``."""
+    """Overflow-free softplus ``max(x, 0) + ln(1 + exp(-|b x|)) / b``.
+
+    ``ln(1 + .)`` as written, not ``log1p``: the same arithmetic as the compact models (Verilog-A
+    has no ``log1p``), so the reference equals them to rounding.
+    """
     x = np.asarray(x, dtype=np.float64)
-    return np.maximum(x, 0.0) + np.log1p(np.exp(-np.abs(sharpness * x))) / sharpness
+    return np.maximum(x, 0.0) + np.log(1.0 + np.exp(-np.abs(sharpness * x))) / sharpness
 
 
 def cycle_indices(cn, ph, n_table: int):
@@ -88,7 +97,8 @@ def cycle_indices(cn, ph, n_table: int):
 
 
 def state_rates(iv, u, st, ph, cn, device_table: dict, k_switch: float = K_SWITCH,
-                w_switch: float = W_SWITCH, b_path: float = B_PATH) -> dict:
+                w_switch: float = W_SWITCH, b_path: float = B_PATH, k_reset: float = K_RESET
+                ) -> dict:
     """Python reference of the compact models' state equations (without the DC leak).
 
     Parameters
@@ -119,8 +129,8 @@ def state_rates(iv, u, st, ph, cn, device_table: dict, k_switch: float = K_SWITC
         "row_set": kn, "row_reset": km,
         "target_set": r_lrs_n, "target_reset": target_reset,
         "drive_set": s_set, "drive_reset": s_reset,
-        "rate_st": k_switch * (s_set * (r_lrs_n - st) + s_reset * softplus(target_reset - st,
-                                                                            b_path)),
+        "rate_st": (k_switch * s_set * (r_lrs_n - st)
+                    + k_reset * s_reset * softplus(target_reset - st, b_path)),
         "rate_ph": k_switch * (s_set * (1 - ph) - s_reset * ph),
         "rate_cn": k_switch * s_reset * ph,
     }

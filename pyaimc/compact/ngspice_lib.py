@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pyaimc.compact.common import B_PATH, G_LEAK, K_SWITCH, W_SWITCH, TABLE_FEATURES, fmt
+from pyaimc.compact.common import B_PATH, G_LEAK, K_RESET, K_SWITCH, W_SWITCH, fmt
 from pyaimc.io import atomic_write_text
 
 
@@ -40,7 +40,8 @@ def _staircase(values: np.ndarray, index: str) -> str:
 
 def library_text(model, table: dict, name: str = "pyaimc_reram",
                  k_switch: float = K_SWITCH, w_switch: float = W_SWITCH,
-                 b_path: float = B_PATH, provenance: dict | None = None) -> str:
+                 b_path: float = B_PATH, k_reset: float = K_RESET,
+                 provenance: dict | None = None) -> str:
     """The ngspice library text for the devices of ``table``.
 
     Parameters
@@ -51,8 +52,8 @@ def library_text(model, table: dict, name: str = "pyaimc_reram",
         R_HRS, U_SET, R_LRS, U_RESET of every device and cycle (ohm, V).
     name : str
         Prefix of the subcircuits (``<name>_d<k>``) and functions.
-    k_switch, w_switch, b_path : float
-        Transition rate (1/s), threshold width (V), RESET-path softplus sharpness.
+    k_switch, w_switch, b_path, k_reset : float
+        SET rate (1/s), threshold width (V), RESET-path softplus sharpness, RESET rate (1/s).
     """
     iv = model.iv_
     n_dev, n_cyc = table["R_HRS"].shape
@@ -66,12 +67,14 @@ def library_text(model, table: dict, name: str = "pyaimc_reram",
     for k, v in (provenance or {}).items():
         lines.append(f"* provenance {k}: {v}")
     lines += [
-        f"* state equations: see pyaimc.compact.common; rate {k_switch:g}/s, width {w_switch:g} V",
+        f"* state equations: see pyaimc.compact.common; SET rate {k_switch:g}/s, RESET rate "
+        f"{k_reset:g}/s, threshold width {w_switch:g} V",
         f".func {p}_lo(u) = {{{_horner(iv.lrs_coefs, 'u')}}}",
         f".func {p}_hi(u) = {{{_horner(iv.hrs_coefs, 'u')}}}",
         f".func {p}_cur(u, r) = {{{p}_lo(u) + r*({p}_hi(u) - {p}_lo(u))}}",
         f".func {p}_state(res) = {{({fmt(g_l)} - 1/res)/({fmt(g_l - g_h)})}}",
         # overflow-free logistic and softplus: their derivatives stay finite for Newton
+        # overflow-free logistic and softplus: finite values and derivatives for Newton
         f".func {p}_sig(x) = {{0.5*(1 + tanh(0.5*x))}}",
         f".func {p}_soft(x) = {{max(x, 0) + ln(1 + exp(-abs({fmt(b_path)}*x)))/{fmt(b_path)}}}",
         f".func {p}_lof() = {{{fmt(iv.i_lrs(uf))}}}",
@@ -87,7 +90,7 @@ def library_text(model, table: dict, name: str = "pyaimc_reram",
         rh_n = _staircase(r_hrs, n_idx)
         ures = _staircase(table["U_RESET"][d], m_idx)
         rl_m = _staircase(r_lrs, m_idx)
-        w, k = fmt(w_switch), fmt(k_switch)
+        w, k, kr = fmt(w_switch), fmt(k_switch), fmt(k_reset)
         lines += [
             f".subckt {p}_d{d} te be",
             f"* device {d}: first cycle R_HRS {table['R_HRS'][d, 0]:.6g} ohm",
@@ -110,7 +113,7 @@ def library_text(model, table: dict, name: str = "pyaimc_reram",
             f"Bpath path 0 V = {{(v(iend) + (v(ion) - v(iend))*pow(1 - v(frac), "
             f"{fmt(iv.reset_exponent)}) - v(loe))/(v(hie) - v(loe))}}",
             "Cst st 0 1",
-            f"Bst 0 st I = {{{k}*(v(sset)*(v(rln) - v(st)) + v(sres)*{p}_soft(v(path) - v(st)))"
+            f"Bst 0 st I = {{{k}*v(sset)*(v(rln) - v(st)) + {kr}*v(sres)*{p}_soft(v(path) - v(st))"
             f" - {fmt(G_LEAK)}*(v(st) - {fmt(r_hrs[0])})}}",
             "Cph ph 0 1",
             f"Bph 0 ph I = {{{k}*(v(sset)*(1 - v(ph)) - v(sres)*v(ph)) - {fmt(G_LEAK)}*v(ph)}}",

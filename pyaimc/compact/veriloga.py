@@ -128,7 +128,7 @@ def _mixture_include() -> str:
 def _next_cycle_include() -> str:
     """Random mode: fresh innovations, one VAR step, the history shifted, the cycle's features."""
     out = [HEADER]
-    out += [f"e{f} = $rdist_normal(rseed, 0.0, 1.0);" for f in range(MAX_FEATURES)]
+    out += [f"e{f} = `PYAIMC_NORMAL(rseed);" for f in range(MAX_FEATURES)]
     out.append(_var_include().replace(HEADER, ""))
     for lag in range(MAX_ORDER, 1, -1):
         out += [f"h{lag}_{f} = h{lag - 1}_{f};" for f in range(MAX_FEATURES)]

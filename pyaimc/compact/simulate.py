@@ -1,0 +1,147 @@
+"""Drive cells of the ngspice library with I-V sweeps and read the loops back.
+
+All cells of a run share one piecewise-linear source (one sample every ``dt``) and each has its own
+0 V sense source, so one ngspice process simulates every device. The currents are taken at the
+waveform's sample times, which are breakpoints of the source (ngspice computes a point there).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from pyaimc.circuit.ngspice import Transient, run_netlist
+from pyaimc.compact.common import B_PATH, K_RESET, K_SWITCH, W_SWITCH
+from pyaimc.compact.ngspice_lib import library_text
+
+
+@dataclass
+class SweepRun:
+    """Loops simulated by ngspice.
+
+    Attributes
+    ----------
+    currents : ndarray (devices, cycles, points), A
+        Current into each cell at every waveform sample.
+    seconds : float
+        Wall time of the ngspice process.
+    n_timepoints : int
+        Time points ngspice computed.
+    dense_time, dense_voltage : ndarray (n_timepoints,)
+        Every time point ngspice computed (s) and the applied voltage there (V).
+    dense_currents : ndarray (devices, n_timepoints)
+        The currents at every computed time point (A).
+    """
+
+    currents: np.ndarray
+    seconds: float
+    n_timepoints: int
+    dense_time: np.ndarray
+    dense_voltage: np.ndarray
+    dense_currents: np.ndarray
+
+
+def sweep_netlist(model, table: dict, waveform: np.ndarray, n_cycles: int, dt: float = 1e-6,
+                  k_switch: float = K_SWITCH, w_switch: float = W_SWITCH,
+                  b_path: float = B_PATH, k_reset: float = K_RESET, reltol: float = 1e-4
+                  ) -> tuple[str, np.ndarray]:
+    """Netlist text for ``n_cycles`` repetitions of ``waveform`` on every device of ``table``.
+
+    Returns the text and the sample times (s).
+    """
+    n_dev = table["R_HRS"].shape[0]
+    wave = np.tile(np.asarray(waveform, dtype=np.float64), n_cycles)
+    times = np.arange(len(wave)) * dt
+    pwl = " ".join(f"{t:.12g} {v:.12g}" for t, v in zip(times, wave))
+    lines = ["* pyaimc: I-V sweeps of ReRAM cells",
+             library_text(model, table, k_switch=k_switch, w_switch=w_switch, b_path=b_path,
+                          k_reset=k_reset),
+             f"Vsweep drive 0 PWL({pwl})"]
+    for d in range(n_dev):
+        lines += [f"Vsense{d} drive n{d} 0", f"X{d} n{d} 0 pyaimc_reram_d{d}"]
+    # itl4: Newton iterations per time point; the switching transitions need more than the default
+    lines += [f".options reltol={reltol:g} itl4=100", ".end"]
+    return "\n".join(lines) + "\n", times
+
+
+def ngspice_sweeps(model, table: dict, waveform: np.ndarray, n_cycles: int, dt: float = 1e-6,
+                   timeout: float = 600.0, **kwargs) -> SweepRun:
+    """Simulate the sweeps in ngspice (batch mode) and return the loops.
+
+    Parameters
+    ----------
+    model : DeviceModel
+    table : dict name -> ndarray (devices, cycles)
+        Replayed cycles (at least ``n_cycles + 1`` columns: the last RESET draws the next one).
+    waveform : ndarray (points,)
+        One cycle, V (e.g. :func:`pyaimc.device.triangular_sweep`).
+    n_cycles : int
+    dt : float
+        Time per waveform sample, s.
+    timeout : float
+        Wall-clock limit of the ngspice process, s.
+    **kwargs
+        ``k_switch``, ``w_switch``, ``b_path``, ``k_reset``, ``reltol``.
+    """
+    text, times = sweep_netlist(model, table, waveform, n_cycles, dt, **kwargs)
+    n_dev = table["R_HRS"].shape[0]
+    start = time.perf_counter()
+    vec = run_netlist(text, Transient(step=dt, stop=times[-1], max_step=dt / 2),
+                      save=[f"i(vsense{d})" for d in range(n_dev)], timeout=timeout)
+    seconds = time.perf_counter() - start
+    t = vec["time"]
+    # the last computed point at each sample time (ngspice may write a breakpoint twice)
+    idx = np.searchsorted(t, times + 1e-6 * dt, side="right") - 1
+    if np.max(np.abs(t[idx] - times)) > 1e-6 * dt:
+        raise RuntimeError("ngspice did not compute a point at every waveform sample")
+    dense = np.stack([vec[f"i(vsense{d})"] for d in range(n_dev)])
+    cur = dense[:, idx]
+    volts = np.interp(t, times, np.tile(np.asarray(waveform, dtype=np.float64), n_cycles))
+    return SweepRun(cur.reshape(n_dev, n_cycles, len(waveform)), seconds, len(t), t, volts, dense)
+
+
+def switching_voltages(run: SweepRun, points: int, n_cycles: int, dt: float = 1e-6
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Switching voltages of every device and cycle on ngspice's continuous trace.
+
+    SET: where the chord conductance ``|I/U|`` on the falling negative branch crosses the
+    geometric mean of its values at the branch's start (HRS) and end (LRS), interpolated between
+    the computed points. RESET onset: the voltage of the largest current on the rising positive
+    branch (the path falls from there). Returns (u_set, u_reset), each (devices, cycles), V; NaN
+    where a cycle did not switch.
+    """
+    n_dev = run.dense_currents.shape[0]
+    q = points // 4
+    u_set = np.full((n_dev, n_cycles), np.nan)
+    u_reset = np.full((n_dev, n_cycles), np.nan)
+    t, v = run.dense_time, run.dense_voltage
+    for c in range(n_cycles):
+        t0 = c * points * dt
+        # waveform samples: 0..q-1 fall to U_min, q..3q-1 rise to U_max, then back to 0
+        fall = (t > t0 + 0.5 * dt) & (t <= t0 + (q - 1) * dt)
+        rise = (t >= t0 + 2 * q * dt) & (t <= t0 + (3 * q - 1) * dt)
+        for d in range(n_dev):
+            g = np.abs(run.dense_currents[d, fall] / v[fall])
+            mid = np.sqrt(g[0] * g[-1])
+            above = np.flatnonzero(g > mid)
+            if g[-1] > 1.2 * g[0] and len(above) and above[0] > 0:
+                k = above[0]
+                lg = np.log([g[k - 1], g[k]])
+                a = (np.log(mid) - lg[0]) / (lg[1] - lg[0])
+                u_set[d, c] = v[fall][k - 1] + a * (v[fall][k] - v[fall][k - 1])
+            cur = run.dense_currents[d, rise]
+            k = int(np.argmax(cur))
+            if 0 < k < len(cur) - 1:
+                u_reset[d, c] = v[rise][k]
+    return u_set, u_reset
+
+
+def twin_sweeps(model, table: dict, waveform: np.ndarray, n_cycles: int) -> tuple[np.ndarray, dict]:
+    """The same sweeps through the Python twin replaying ``table`` (float64, noise-free)."""
+    from pyaimc.device.cells import simulate_sweeps
+
+    cells = model.cells(table["R_HRS"].shape[0], np.random.default_rng(0), dtype=np.float64,
+                        table=table, n_threads=1)
+    return simulate_sweeps(cells, waveform, n_cycles)
