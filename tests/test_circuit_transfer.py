@@ -184,6 +184,14 @@ def test_saturating_readout_fits_i_sat(shipped_model):
     np.testing.assert_allclose(fit.model.i_sat, rail, rtol=1e-3)
     f = fit.model.fit
     assert f["heldout_rel_rms_error"] < 0.2 * f["heldout_ideal_rel_rms_error"]
+    assert f["i_sat_source"] == "fitted to the saturated samples"
+    # a swing that is never reached: i_sat is the nominal rail, above every current
+    wide = SaturatingTIA(r_feedback=10e3, gain=1e4, v_swing=50.0)
+    model = fit_transfer(shipped_model, 8, 8, 2.0, 0.2, 2, np.random.default_rng(7),
+                         n_heldout=1, inputs_per_pattern=8, executor=SerialExecutor(),
+                         readout=wide)
+    assert model.i_sat == pytest.approx(50.0 / 10e3, rel=1e-12)
+    assert model.fit["i_sat_source"].startswith("no sample saturated")
 
 
 def test_fit_rejects_bad_settings_before_simulating(shipped_model):

@@ -289,15 +289,21 @@ def fit_parameters(results: list[PatternResult], setup: TransferSetup) -> dict:
     Returns
     -------
     dict
-        ``k_row``, ``k_col``, ``c2`` (2,), ``c3`` (2,), ``i_sat`` (A or None).
+        ``k_row``, ``k_col``, ``c2`` (2,), ``c3`` (2,), ``i_sat`` (A or None) and
+        ``i_sat_source`` (how ``i_sat`` was found).
     """
     design = _Design(results, setup.g_window, setup.r_wire)
     measured = design.measured
     mask = np.ones(measured.size, dtype=bool)
+    rail = float(np.max(np.abs(measured)))
+    saturated = False
     if setup.readout is not None:
-        # Samples on the rail carry no information about k and c.
-        rail = np.max(np.abs(measured))
-        mask = np.abs(measured) < rail * (1 - 1e-9)
+        # Samples on the rail (several at exactly the largest magnitude) carry no information
+        # about k and c.
+        on_rail = np.abs(measured) >= rail * (1 - 1e-9)
+        saturated = np.count_nonzero(on_rail) >= 2
+        if saturated:
+            mask = ~on_rail
         if mask.sum() < 8:
             raise ValueError("almost every simulated current is saturated: lower v_max or raise "
                              "the read-out swing")
@@ -316,17 +322,21 @@ def fit_parameters(results: list[PatternResult], setup: TransferSetup) -> dict:
         k_row = k_col = 1.0  # no wires: the IR-drop terms vanish whatever k is
     base, columns = design.terms(k_row, k_col)
     coefs = _solve_nonlinearity(base, columns, measured, mask)
-    i_sat = None
-    if setup.readout is not None:
+    i_sat, i_sat_source = None, "ideal read-out"
+    if saturated:
         unclipped = base + columns @ coefs
-        rail = float(np.max(np.abs(measured)))
         best = optimize.minimize_scalar(
             lambda s: np.sum((np.clip(unclipped, -s, s) - measured) ** 2),
             bounds=(0.5 * rail, 2.0 * rail), method="bounded",
             options={"xatol": 1e-9 * rail})
-        i_sat = float(best.x)
+        i_sat, i_sat_source = float(best.x), "fitted to the saturated samples"
+    elif setup.readout is not None:
+        # Nothing saturated in the simulations: the data say only i_sat > max |I|; use the rail.
+        i_sat = setup.readout.v_swing / setup.readout.r_feedback
+        i_sat_source = "no sample saturated: nominal v_swing / r_feedback"
     return {"k_row": k_row, "k_col": k_col, "c2": [float(coefs[0]), float(coefs[1])],
-            "c3": [float(coefs[2]), float(coefs[3])], "i_sat": i_sat}
+            "c3": [float(coefs[2]), float(coefs[3])], "i_sat": i_sat,
+            "i_sat_source": i_sat_source}
 
 
 def relative_rms(predicted: np.ndarray, measured: np.ndarray) -> float:
@@ -450,6 +460,7 @@ def fit_transfer(model, rows: int, cols: int, r_wire: float, v_max: float = 0.2,
             executor.close()
     train, heldout = results[:n_patterns], results[n_patterns:]
     params = fit_parameters(train, setup)
+    i_sat_source = params.pop("i_sat_source")
     transfer = TransferModel(rows=rows, cols=cols, r_wire=setup.r_wire, v_max=setup.v_max,
                              g_min=setup.g_window[0], g_max=setup.g_window[1], **params)
     held = evaluate(transfer, heldout)
@@ -475,6 +486,7 @@ def fit_transfer(model, rows: int, cols: int, r_wire: float, v_max: float = 0.2,
         "cells": "1R, device polynomial I-V at the programmed state (a_k = L_k + r (H_k - L_k))",
         "programming": asdict(programming),
         "readout": None if readout is None else {"kind": "saturating TIA", **asdict(readout)},
+        "i_sat_source": i_sat_source,
     }
     transfer.provenance = provenance(source=source or "DeviceModel given in memory", seed=seed)
     if return_simulations:
