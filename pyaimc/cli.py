@@ -306,7 +306,7 @@ def _crossbar_transfer(args) -> int:
                 write_transfer_report(args.report, fit, rng, executor=executor, progress=True,
                                       seed=args.seed)
                 print(f"wrote report to {args.report}")
-    except (NgspiceError, ConvergenceError, OSError) as err:
+    except (NgspiceError, ConvergenceError, OSError, ImportError) as err:
         raise CLIError(str(err)) from None
     return 0
 
