@@ -7,8 +7,10 @@ Prints two tables (all figures measured in this process):
    best of several), a sparse LU solve for reference, the ratio ngspice / fast and the largest
    disagreement between the two engines (relative to the largest column current).
 2. The fast solver alone at 256, 512 and 1024 at two IR-drop levels (about 25 % and 80 % of the
-   ideal current lost in the wires): set-up time, time for one input vector, time for a batch,
-   CG iterations and the peak memory of numpy arrays (tracemalloc).
+   ideal current lost in the wires): set-up time, time for one input vector, time for a batch
+   (wall clock and this process's CPU time: on a shared machine the wall clock also counts
+   waiting for a core), CG iterations and the peak memory of numpy arrays (tracemalloc) for one
+   vector and for the batch.
 3. Agreement with ngspice for the other circuit kinds (polynomial cells, 1T1R, drivers with DAC
    and source resistance into TIAs with differential pairs) at 16, 32 and 64.
 
@@ -16,6 +18,7 @@ Usage::
 
     python benchmarks/bench_crossbar.py                 # everything (about 5-10 minutes)
     python benchmarks/bench_crossbar.py --quick         # 16, 32 and 256 only
+    python benchmarks/bench_crossbar.py --tables 2 --big 1024   # one table, one size
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from pyaimc.circuit.solver import CrossbarSolver  # noqa: E402
 
 V_MAX = 0.2  # volt
 G_RANGE = (1e-6, 1e-4)  # siemens: 10 kohm .. 1 Mohm
+MEMORY_BATCH = 8  # vectors in the second memory measurement of table 2
 
 
 def circuit(n: int, seed: int = 0):
@@ -105,9 +109,11 @@ def table_ngspice(sizes, r_wire, timeout):
 
 def table_scale(sizes, losses, batch):
     print(f"\n2) fast solver alone (line-preconditioned CG), rtol = 1e-10; batch of {batch} "
-          "input vectors; peak = largest numpy memory in use (tracemalloc)")
+          f"input vectors; peak = largest numpy memory in use (tracemalloc), one vector / "
+          f"{MEMORY_BATCH} vectors")
     header = (f"{'N':>5} {'r_wire ohm':>11} {'IR loss':>8} {'set-up s':>9} {'1 vector s':>11} "
-              f"{'batch s':>8} {'per vector s':>13} {'CG it.':>7} {'peak MB':>8}")
+              f"{'batch s':>8} {'batch cpu s':>12} {'per vector s':>13} {'CG it.':>7} "
+              f"{'peak MB':>12}")
     print(header)
     print("-" * len(header))
     for n in sizes:
@@ -117,23 +123,27 @@ def table_scale(sizes, losses, batch):
         for loss in losses:
             r_wire = wire_for_loss(g, loss)
             actual = ir_drop_loss(g, r_wire)
-            tracemalloc.start()
             start = time.perf_counter()
             solver = CrossbarSolver(one_r(g, r_wire)).prepare()
             setup = time.perf_counter() - start
             start = time.perf_counter()
             one = solver.solve(v_batch[0])
             single = time.perf_counter() - start
-            peak = tracemalloc.get_traced_memory()[1] / 2**20
-            tracemalloc.stop()
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             many = solver.solve(v_batch)
-            batch_time = time.perf_counter() - start
+            batch_time, batch_cpu = time.perf_counter() - start, time.process_time() - cpu
+            # Memory apart from the timings: tracemalloc slows every Python allocation.
+            peaks = []
+            for vectors in (v_batch[:1], v_batch[:MEMORY_BATCH]):
+                tracemalloc.start()
+                CrossbarSolver(one_r(g, r_wire)).solve(vectors)
+                peaks.append(tracemalloc.get_traced_memory()[1] / 2**20)
+                tracemalloc.stop()
             iterations = f"{np.median(many.stats['cg_iterations']):.0f}"
             assert np.allclose(many.column_currents[0], one.column_currents[0], rtol=1e-8)
             print(f"{n:>5} {r_wire:>11.3g} {actual:>8.1%} {setup:>9.3f} {single:>11.3f} "
-                  f"{batch_time:>8.2f} {batch_time / batch:>13.3f} {iterations:>7} {peak:>8.0f}",
-                  flush=True)
+                  f"{batch_time:>8.2f} {batch_cpu:>12.2f} {batch_time / batch:>13.3f} "
+                  f"{iterations:>7} {f'{peaks[0]:.0f} / {peaks[1]:.0f}':>12}", flush=True)
 
 
 def kinds(n: int, r_wire: float):
@@ -195,13 +205,18 @@ def main(argv=None) -> int:
     parser.add_argument("--kinds", type=int, nargs="*", default=[16, 32, 64],
                         help="sizes for the agreement of other circuit kinds (table 3)")
     parser.add_argument("--quick", action="store_true", help="16, 32 and 256 only")
+    parser.add_argument("--tables", type=int, nargs="+", choices=(1, 2, 3), default=[1, 2, 3],
+                        help="which tables to print (default all)")
     args = parser.parse_args(argv)
     if args.quick:
         args.sizes, args.big, args.kinds = [16, 32], [256], [16]
     print(f"pyaimc crossbar benchmark, numpy {np.__version__}")
-    table_ngspice(args.sizes, args.r_wire, args.ngspice_timeout)
-    table_scale(args.big, (0.25, 0.80), args.batch)
-    table_kinds(args.kinds, args.r_wire, args.ngspice_timeout)
+    if 1 in args.tables:
+        table_ngspice(args.sizes, args.r_wire, args.ngspice_timeout)
+    if 2 in args.tables:
+        table_scale(args.big, (0.25, 0.80), args.batch)
+    if 3 in args.tables:
+        table_kinds(args.kinds, args.r_wire, args.ngspice_timeout)
     return 0
 
 

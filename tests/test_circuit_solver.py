@@ -7,9 +7,9 @@ from pyaimc.circuit.cells import LinearCells, PolynomialCells, SubcircuitCells
 from pyaimc.circuit.crossbar import (AccessTransistor, Crossbar, RowDriver, TIAReadout,
                                      differential_conductances, nmos_level1, one_r)
 from pyaimc.circuit.errors import ConvergenceError, NotApplicableError
-from pyaimc.circuit.lines import transposed
 from pyaimc.circuit.solver import CrossbarSolver, solve_crossbar
-from pyaimc.circuit.tridiagonal import NotPositiveDefiniteError, TridiagonalLines
+from pyaimc.circuit.tridiagonal import (NotPositiveDefiniteError, TridiagonalColumns,
+                                        TridiagonalLines)
 
 
 def dense_reference(xbar: Crossbar, v: np.ndarray) -> np.ndarray:
@@ -372,8 +372,30 @@ def test_tridiagonal_lines_solve_like_dense_matrices(per_batch):
         TridiagonalLines(-diag, off)
 
 
-def test_strip_transpose_equals_swapaxes():
-    x = np.random.default_rng(13).normal(size=(2, 300, 250))  # above the strip threshold
-    np.testing.assert_array_equal(transposed(x), np.swapaxes(x, 1, 2))
-    small = x[:, :20, :30]
-    np.testing.assert_array_equal(transposed(small), np.swapaxes(small, 1, 2))
+@pytest.mark.parametrize("per_batch", [False, True])
+@pytest.mark.parametrize("batch, cols", [(3, 5), (4, 80)])  # LAPACK path, recurrence path
+def test_tridiagonal_columns_solve_like_dense_matrices(per_batch, batch, cols):
+    rng = np.random.default_rng(13)
+    rows = 9
+    shape = (batch, rows, cols) if per_batch else (rows, cols)
+    off = -rng.uniform(0.1, 1.0, shape)
+    off[..., -1, :] = 0.0
+    # diagonally dominant, hence SPD: each pivot exceeds the couplings above and below it
+    diag = rng.uniform(0.1, 1.0, shape) + np.abs(off)
+    diag[..., 1:, :] += np.abs(off[..., :-1, :])
+    rhs = rng.normal(size=(batch, rows, cols))
+    systems = TridiagonalColumns(diag, off)
+    x = systems.solve(rhs)
+    for b in range(batch):
+        for j in range(cols):
+            d = (diag[b] if per_batch else diag)[:, j]
+            e = (off[b] if per_batch else off)[:-1, j]
+            dense = np.diag(d) + np.diag(e, 1) + np.diag(e, -1)
+            np.testing.assert_allclose(dense @ x[b, :, j], rhs[b, :, j], rtol=0, atol=1e-12)
+    same = rhs.copy()
+    assert systems.solve(same, overwrite=True) is same
+    np.testing.assert_array_equal(same, x)
+    with pytest.raises(NotPositiveDefiniteError, match="not positive definite"):
+        TridiagonalColumns(-diag, off)
+    with pytest.raises(ValueError, match="does not match"):
+        systems.solve(rhs[:, :-1])

@@ -1,27 +1,33 @@
-"""Crossbar circuits: netlist builder, ngspice runner, fast nodal solver.
+"""Crossbar circuits: netlist builder, ngspice runner, fast nodal solver, transfer model.
 
 Describe a crossbar once (:class:`Crossbar` with its cells, wires, drivers and read-out), then
 either write it as an ngspice netlist (:func:`build_netlist`, run by :func:`run_netlist`) or solve
-it directly (:class:`CrossbarSolver`); :func:`simulate` runs either engine.
+it directly (:class:`CrossbarSolver`); :func:`simulate` runs either engine. :func:`fit_transfer`
+fits the behavioural :class:`TransferModel` of a tile to Monte-Carlo simulations of programmed
+devices, run through :func:`get_executor` (local processes or Dask).
 """
 
 from pyaimc.circuit.cells import CellIV, LinearCells, PolynomialCells, SubcircuitCells
 from pyaimc.circuit.crossbar import (AccessTransistor, Crossbar, IdealReadout, RowDriver,
                                      TIAReadout, differential_conductances, nmos_level1, one_r)
 from pyaimc.circuit.errors import ConvergenceError, NotApplicableError
+from pyaimc.circuit.montecarlo import get_executor, task_seeds
 from pyaimc.circuit.netlist import build_netlist, readout_current_names
 from pyaimc.circuit.ngspice import (NgspiceConvergenceError, NgspiceError, NgspiceNotFoundError,
                                     NgspiceTimeoutError, OperatingPoint, Transient, read_raw,
                                     run_netlist, run_ngspice, write_raw)
 from pyaimc.circuit.simulate import simulate, simulate_ngspice
 from pyaimc.circuit.solver import CrossbarSolution, CrossbarSolver, solve_crossbar
+from pyaimc.circuit.transfer import TransferModel
+from pyaimc.circuit.transfer_fit import SaturatingTIA, TransferFit, fit_transfer
 
 __all__ = [
     "AccessTransistor", "CellIV", "ConvergenceError", "Crossbar", "CrossbarSolution",
     "CrossbarSolver", "IdealReadout", "LinearCells", "NgspiceConvergenceError", "NgspiceError",
     "NgspiceNotFoundError", "NgspiceTimeoutError", "NotApplicableError", "OperatingPoint",
-    "PolynomialCells", "RowDriver", "SubcircuitCells", "TIAReadout", "Transient",
-    "build_netlist", "differential_conductances", "nmos_level1", "one_r", "read_raw",
-    "readout_current_names", "run_netlist", "run_ngspice", "simulate", "simulate_ngspice",
-    "solve_crossbar", "write_raw",
+    "PolynomialCells", "RowDriver", "SaturatingTIA", "SubcircuitCells", "TIAReadout",
+    "TransferFit", "TransferModel", "Transient", "build_netlist", "differential_conductances",
+    "fit_transfer", "get_executor", "nmos_level1", "one_r", "read_raw", "readout_current_names",
+    "run_netlist", "run_ngspice", "simulate", "simulate_ngspice", "solve_crossbar", "task_seeds",
+    "write_raw",
 ]
