@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 #: Default rate of the SET and phase/counter drives, 1/s (a SET is abrupt).
-K_SWITCH = 1e9
+K_SWITCH = 3e8
 #: Default rate of the RESET-path drive, 1/s. Slower on purpose: the drive is one-sided (it only
 #: raises r), and a drive much stiffer than the simulator's time step rings under the trapezoidal
 #: rule, an overshoot it could not take back. At 1e7/s it follows the path within ~4e-3 in r during
