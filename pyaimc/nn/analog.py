@@ -1,0 +1,394 @@
+"""Behavioural analog layer for hardware-aware training: ``AnalogLinear``, ``convert_to_analog``
+and ``program``.
+
+The verbs: convert a model (every ``nn.Linear`` becomes an :class:`AnalogLinear`), train it (each
+mini-batch sees a fresh draw of programming noise, gradients reach the clean weights straight
+through), :func:`program` it (one programmed instance of every weight, kept as buffers), evaluate
+it (read noise only).
+
+What one forward pass computes, per tile of the noise model's size::
+
+    weights  w (out, in) -> per output channel scale s_o = max_i |w_oi|
+             -> differential pair targets g+ = g_min + (g_max - g_min) max(w, 0) / s_o, g- alike
+             -> programmed conductances (training: sampled per mini-batch; after program(): kept)
+    inputs   x -> per-sample scale s_x = max |x| -> DAC: v = v_max * round(x / s_x * L) / L
+    tile     I = transfer(v, g+) - transfer(v, g-)      (IR drop, input non-linearity, saturation)
+             + read noise (Johnson and shot noise of every cell on the column)
+             -> ADC on each column-pair current (bits, range +-i_max)
+    output   y = sum over row tiles of I * s_o * s_x / ((g_max - g_min) * v_max) + bias
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from pyaimc.nn.analog_ops import (ConductanceSampler, ReadNoiseTorch, Scratch, inputs_of,
+                                  pair_cells, pair_difference, quantize_symmetric, tiles_of,
+                                  transposed)
+from pyaimc.nn.transfer_torch import TransferParams, input_powers, min_matrices, tile_weights
+from pyaimc.noise.model import NoiseModel
+
+_TINY = 1e-12
+
+
+@dataclass
+class AnalogConfig:
+    """Which non-idealities the layer applies (all from its noise model).
+
+    Attributes
+    ----------
+    programming_noise : bool
+        Sample programming error (training: per mini-batch; :func:`program`: once).
+    programming_method : {"write_verify", "one_shot"} or None
+        Write scheme whose statistics are sampled; None: the noise model's training method.
+    stuck_cells : bool
+        Include the noise model's stuck cells in programming.
+    read_noise : bool
+        Johnson and shot noise on every product.
+    dac, adc : bool
+        Quantise inputs and column currents with the noise model's DAC and ADC.
+    transfer : bool
+        Apply the noise model's crossbar transfer model (IR drop, non-linearity, saturation).
+    input_scaling : {"abs_max", "fixed"}
+        ``"abs_max"``: each input vector is scaled so its largest magnitude is ``v_max``
+        (digital scale, multiplied back after the ADC); ``"fixed"``: inputs are divided by
+        ``input_range`` and clipped to [-1, 1].
+    input_range : float
+        For ``"fixed"`` scaling.
+    """
+
+    programming_noise: bool = True
+    programming_method: str | None = None
+    stuck_cells: bool = True
+    read_noise: bool = True
+    dac: bool = True
+    adc: bool = True
+    transfer: bool = True
+    input_scaling: str = "abs_max"
+    input_range: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.input_scaling not in ("abs_max", "fixed"):
+            raise ValueError(f"input_scaling must be 'abs_max' or 'fixed', got "
+                             f"{self.input_scaling!r}")
+        if not self.input_range > 0:
+            raise ValueError(f"input_range must be > 0, got {self.input_range}")
+
+    @classmethod
+    def hardware(cls) -> "AnalogConfig":
+        """Every non-ideality of the noise model (the default)."""
+        return cls()
+
+    @classmethod
+    def ideal(cls) -> "AnalogConfig":
+        """None: the layer computes ``x @ w.T + b`` through the conductance mapping."""
+        return cls(programming_noise=False, stuck_cells=False, read_noise=False, dac=False,
+                   adc=False, transfer=False)
+
+    @classmethod
+    def noise_only(cls) -> "AnalogConfig":
+        """Programming and read noise, but exact converters and an ideal crossbar."""
+        return cls(dac=False, adc=False, transfer=False)
+
+
+class AnalogLinear(nn.Module):
+    """A drop-in for ``torch.nn.Linear`` computed as an analog crossbar would.
+
+    Parameters
+    ----------
+    in_features, out_features : int
+    bias : bool
+        The bias is added digitally.
+    noise_model : NoiseModel, optional
+        Hardware noise model; default :meth:`NoiseModel.ideal`.
+    config : AnalogConfig, optional
+        Which non-idealities to apply; default all.
+    seed : int, optional
+        Seed of the layer's own ``torch.Generator`` (programming and read noise of its forward
+        passes); default drawn from torch's global generator, like the weight initialisation.
+    device, dtype : optional
+        As for ``nn.Linear``.
+
+    Attributes
+    ----------
+    weight, bias : Parameter
+        The clean (trained) weights.
+    programmed_g_pos, programmed_g_neg : buffer (out, in)
+        Conductances of the last :func:`program` call, S.
+    programmed_scale : buffer (out,)
+        Output channel scales at programming time.
+    is_programmed : buffer (bool)
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True,
+                 noise_model: NoiseModel | None = None, config: AnalogConfig | None = None,
+                 seed: int | None = None, device=None, dtype=None) -> None:
+        super().__init__()
+        kw = {"device": device, "dtype": dtype}
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        self.weight = nn.Parameter(torch.empty(out_features, in_features, **kw))
+        self.bias = nn.Parameter(torch.empty(out_features, **kw)) if bias else None
+        self.reset_parameters()
+        self.noise_model = (noise_model if noise_model is not None else NoiseModel.ideal()).validate()
+        self.config = config if config is not None else AnalogConfig()
+        self.seed = int(seed) if seed is not None else int(torch.randint(0, 2**62, (1,)).item())
+        self._generator = None
+        self._scratch = Scratch()
+        self.register_buffer("programmed_g_pos", torch.zeros(out_features, in_features, **kw))
+        self.register_buffer("programmed_g_neg", torch.zeros(out_features, in_features, **kw))
+        self.register_buffer("programmed_scale", torch.zeros(out_features, **kw))
+        self.register_buffer("is_programmed", torch.tensor(False, device=device))
+        self._setup()
+
+    def reset_parameters(self) -> None:
+        """The initialisation of ``nn.Linear``."""
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            bound = 1 / math.sqrt(self.in_features) if self.in_features > 0 else 0
+            nn.init.uniform_(self.bias, -bound, bound)
+
+    def _setup(self) -> None:
+        """Derived constants of the noise model and config."""
+        nm, cfg = self.noise_model, self.config
+        self.rows, self.cols = nm.tile.rows, nm.tile.cols
+        self.g_min, self.g_max = nm.window.g_min, nm.window.g_max
+        self.v_max = nm.dac.v_max
+        self.sampler = ConductanceSampler(nm, cfg.programming_method, cfg.stuck_cells)
+        self.read = ReadNoiseTorch(nm)
+        tp = TransferParams.from_doc(nm.transfer) if (cfg.transfer and nm.transfer) else None
+        self.transfer = None if tp is None or (tp.is_linear and tp.i_sat is None) else tp
+        if self.transfer is not None and self.transfer.has_ir_drop:
+            mmin, nmin = min_matrices(self.rows, self.cols, self.weight.dtype, self.weight.device)
+            self.register_buffer("mmin", mmin, persistent=False)
+            self.register_buffer("nmin", nmin, persistent=False)
+        else:
+            self.mmin = self.nmin = None
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_generator"] = None  # torch generators do not pickle; re-seeded on first use
+        state["_scratch"] = Scratch()
+        return state
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"bias={self.bias is not None}, tile={self.rows}x{self.cols}, "
+                f"g=[{self.g_min:.3g}, {self.g_max:.3g}] S, programmed={bool(self.is_programmed)}")
+
+    # ------------------------------------------------------------------ randomness
+    def generator(self, device=None) -> torch.Generator:
+        """The layer's generator on ``device`` (created from ``seed`` on first use)."""
+        device = torch.device(device if device is not None else self.weight.device)
+        if self._generator is None or self._generator.device != device:
+            self._generator = torch.Generator(device=device).manual_seed(self.seed)
+        return self._generator
+
+    # ------------------------------------------------------------------ mapping
+    def _scale(self) -> torch.Tensor:
+        """Output channel scales ``max_i |w_oi|`` (out,), detached."""
+        return torch.linalg.vector_norm(self.weight.detach(), ord=float("inf"),
+                                        dim=1).clamp_min(_TINY)
+
+    def target_conductances(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Target conductances ``g+``, ``g-`` (out, in; S, differentiable in the weight) and
+        the output channel scales (out,; detached)."""
+        scale = self._scale()
+        wn = self.weight / scale[:, None]
+        span = self.g_max - self.g_min
+        return (self.g_min + span * wn.clamp(min=0.0), self.g_min + span * (-wn).clamp(min=0.0),
+                scale)
+
+    @torch.no_grad()
+    def program_(self, generator: torch.Generator | None = None,
+                 method: str | None = None) -> "AnalogLinear":
+        """Draw one programmed instance of the weights and keep it (see :func:`program`)."""
+        gen = generator if generator is not None else self.generator()
+        scale = self._scale()
+        sampler = None
+        if self.config.programming_noise:
+            sampler = self.sampler if method is None else ConductanceSampler(
+                self.noise_model, method, self.config.stuck_cells)
+        g_pos, g_neg = pair_cells(self.weight, scale, sampler, gen, self.g_min,
+                                  self.g_max - self.g_min)
+        self.programmed_g_pos.copy_(g_pos.t())
+        self.programmed_g_neg.copy_(g_neg.t())
+        self.programmed_scale.copy_(scale)
+        self.is_programmed.fill_(True)
+        return self
+
+    def _conductances(self):
+        """What the tiles hold now, in the crossbar layout (in, out).
+
+        Returns
+        -------
+        cells : (g_pos, g_neg) or None
+            Conductances (S) when the transfer model needs each cell.
+        diff : tensor or None
+            Otherwise ``(g+ - g-) / (g_max - g_min)``.
+        read : (offset, gain, g)
+            The conductance each column pair presents to the read noise is
+            ``offset + gain * g`` (S; ``g`` detached).
+        scale : tensor (out,)
+            Output channel scales.
+        """
+        need_cells = self.transfer is not None
+        span = self.g_max - self.g_min
+        if not self.training and bool(self.is_programmed):
+            gp, gn = self.programmed_g_pos.t(), self.programmed_g_neg.t()
+            diff = None if need_cells else (gp - gn) / span
+            return ((gp, gn) if need_cells else None), diff, (0.0, 1.0, gp + gn), \
+                self.programmed_scale
+        w = self.weight
+        scale = self._scale()
+        sampler = self.sampler if self.training and self.config.programming_noise else None
+        with torch.no_grad():
+            # the read noise sees the target conductances (programming error changes it by a
+            # few per cent): g_min on both cells plus span * |w| / scale on one
+            a = transposed(w.detach(), self._scratch("a_read", w, w.shape[::-1]))
+            a.div_(scale).abs_()
+        read = (2 * self.g_min, span, a)
+        if need_cells:
+            cells = pair_cells(w, scale, sampler, self.generator(), self.g_min, span)
+            return cells, None, read, scale
+        return None, pair_difference(w, scale, sampler, self.generator(), self._scratch), read, \
+            scale
+
+    # ------------------------------------------------------------------ forward
+    def input_voltages(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Row voltages (batch, in; V) after scaling and the DAC, and the input scales (batch, 1)."""
+        cfg = self.config
+        if cfg.input_scaling == "abs_max":
+            x_scale = x.detach().abs().amax(dim=1, keepdim=True).clamp_min(_TINY)
+            xn = x / x_scale
+        else:
+            x_scale = torch.full((x.shape[0], 1), cfg.input_range, dtype=x.dtype, device=x.device)
+            xn = (x / cfg.input_range).clamp(-1.0, 1.0)
+        v = xn * self.v_max
+        if cfg.dac:
+            v = quantize_symmetric(v, self.v_max, self.noise_model.dac.bits, inplace=True)
+        return v, x_scale
+
+    def tile_currents(self, v: torch.Tensor) -> torch.Tensor:
+        """Column-pair currents ``I+ - I-`` (row_tiles, batch, col_tiles * cols; A) for row
+        voltages ``v`` (batch, in; V), before read noise and ADC."""
+        cells, diff, _, _ = self._conductances()
+        return self._currents(v, cells, diff)
+
+    def _currents(self, v, cells, diff):
+        rows, cols = self.rows, self.cols
+        vt = inputs_of(v, rows)
+        tr = self.transfer
+        if tr is None:
+            return torch.bmm(vt * (self.g_max - self.g_min), tiles_of(diff, rows, cols))
+        tiles = [tile_weights(tiles_of(g, rows, cols), tr, self.mmin, self.nmin) for g in cells]
+        vin = input_powers(vt, len(tiles[0]))
+        if tr.i_sat is None:
+            return torch.bmm(vin, torch.cat([p - n for p, n in zip(*tiles)], dim=1))
+        width = tiles[0][0].shape[-1]
+        w = torch.cat([torch.cat(t, dim=1) for t in tiles], dim=2)  # + and - side by side
+        i = torch.bmm(vin, w).clamp(-tr.i_sat, tr.i_sat)
+        return i[..., :width] - i[..., width:]
+
+    def _read_noise(self, v: torch.Tensor, read) -> torch.Tensor:
+        """Current noise (row_tiles, batch, col_tiles * cols; A) for row voltages ``v``."""
+        offset, gain, g = read
+        with torch.no_grad():
+            weight = inputs_of(self.read.per_volt_weight(v), self.rows)   # A**2 / S per row
+            tiles = tiles_of(g, self.rows, self.cols)
+            var = torch.bmm(weight, tiles, out=self._scratch(
+                "var", tiles, (weight.shape[0], weight.shape[1], tiles.shape[2])))
+            if gain != 1.0:
+                var.mul_(gain)
+            if offset:
+                var.add_(weight.sum(dim=2, keepdim=True), alpha=offset)
+            noise = var.clamp_min_(0.0).sqrt_()
+            return noise.mul_(self._scratch("z_read", noise).normal_(
+                generator=self.generator(v.device)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        lead = x.shape[:-1]
+        x2 = x.reshape(-1, self.in_features)
+        cells, diff, read, scale = self._conductances()
+        v, x_scale = self.input_voltages(x2)
+        i = self._currents(v, cells, diff)
+        if self.config.read_noise and self.read.active:
+            # in place: the product's backward does not need its output
+            i = i.add_(self._read_noise(v.detach(), read))
+        adc = self.noise_model.adc
+        if self.config.adc:
+            i = quantize_symmetric(i, adc.i_max, adc.bits, inplace=True)
+        i = i.sum(dim=0)[:, :self.out_features]
+        y = i * (scale * (1.0 / ((self.g_max - self.g_min) * self.v_max))) * x_scale
+        if self.bias is not None:
+            y = y + self.bias
+        return y.reshape(*lead, self.out_features)
+
+
+def convert_to_analog(module: nn.Module, noise_model: NoiseModel,
+                      config: AnalogConfig | None = None,
+                      rng: np.random.Generator | None = None) -> nn.Module:
+    """A copy of ``module`` with every ``nn.Linear`` (at any depth) an :class:`AnalogLinear`.
+
+    Weights and biases are copied (biases stay digital). ``rng`` gives each layer its seed (in
+    module order); None: seeds from torch's global generator. The original is left as it is.
+    """
+    module = copy.deepcopy(module)
+
+    def seed():
+        return None if rng is None else int(rng.integers(0, 2**62))
+
+    def swap(lin: nn.Linear) -> AnalogLinear:
+        w = lin.weight
+        new = AnalogLinear(lin.in_features, lin.out_features, lin.bias is not None, noise_model,
+                           config, seed(), device=w.device, dtype=w.dtype)
+        with torch.no_grad():
+            new.weight.copy_(w)
+            if lin.bias is not None:
+                new.bias.copy_(lin.bias)
+        new.train(lin.training)
+        return new
+
+    if isinstance(module, nn.Linear) and not isinstance(module, AnalogLinear):
+        return swap(module)
+    for parent in list(module.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, nn.Linear) and not isinstance(child, AnalogLinear):
+                setattr(parent, name, swap(child))
+    return module
+
+
+def analog_layers(module: nn.Module) -> list[AnalogLinear]:
+    """Every :class:`AnalogLinear` in ``module``, in module order."""
+    return [m for m in module.modules() if isinstance(m, AnalogLinear)]
+
+
+def program(module: nn.Module, rng: np.random.Generator, method: str | None = None) -> nn.Module:
+    """Program every analog layer of ``module``: one draw of its conductances, kept as buffers.
+
+    Until the next call, evaluation (``module.eval()``) uses these conductances and adds read
+    noise only; they travel with ``state_dict()`` and ``torch.save``. Training forward passes
+    keep sampling fresh programming noise from the clean weights.
+
+    Parameters
+    ----------
+    module : nn.Module
+    rng : numpy.random.Generator
+        Seeds one generator per layer (same seed, same programmed weights).
+    method : {"write_verify", "one_shot"}, optional
+        Write scheme; default each layer's configured one.
+
+    Returns
+    -------
+    module
+    """
+    for layer in analog_layers(module):
+        gen = torch.Generator(device=layer.weight.device).manual_seed(
+            int(rng.integers(0, 2**62)))
+        layer.program_(gen, method)
+    return module
