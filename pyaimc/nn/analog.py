@@ -170,6 +170,20 @@ class AnalogLinear(nn.Module):
         else:
             self.mmin = self.nmin = None
 
+    def configure(self, config: AnalogConfig | None = None,
+                  noise_model: NoiseModel | None = None) -> "AnalogLinear":
+        """Switch to another config or noise model (same tile size); programmed state is kept."""
+        if noise_model is not None:
+            noise_model.validate()
+            if (noise_model.tile.rows, noise_model.tile.cols) != (self.rows, self.cols):
+                raise ValueError("configure() keeps the tile size; build a new layer for "
+                                 f"{noise_model.tile.rows} x {noise_model.tile.cols} tiles")
+            self.noise_model = noise_model
+        if config is not None:
+            self.config = config
+        self._setup()
+        return self
+
     def __getstate__(self):
         state = self.__dict__.copy()
         state["_generator"] = None  # torch generators do not pickle; re-seeded on first use

@@ -3,9 +3,12 @@
 Two write schemes, both simulated pulse by pulse on a :class:`~pyaimc.device.cells.CellArray`
 (vectorised over all cells, every cell with its own target):
 
-* **one-shot**: a SET pulse, then one RESET pulse whose amplitude is read off a calibration of
-  the mean RESET path (:class:`PulseCalibration`): the amplitude at which the *mean* conductance
-  of many freshly SET cells equals the target.
+* **one-shot**: a full RESET (it ends the cell's cycle, so every write starts a new one), a SET
+  pulse, then one RESET pulse whose amplitude is read off a calibration of the mean RESET path
+  (:class:`PulseCalibration`): the amplitude at which the *mean* conductance of many cells
+  written the same way equals the target. (Without the first pulse, a cell whose partial RESET
+  never started keeps its cycle, high ``U_RESET`` and all, into the next write; repeated writes
+  then drift towards such cells.)
 * **write-verify**: SET, then RESET pulses of growing amplitude, each followed by a read (with
   the read noise of the stated bandwidth), until the read conductance is within ``tolerance``
   (relative) of the target. A cell that overshoots (too low a conductance) is SET again and starts
@@ -41,7 +44,7 @@ class PulseCalibration:
     u_reset : ndarray (k,)
         RESET amplitudes of the calibration, V, increasing.
     g_mean : ndarray (k,)
-        Mean conductance (S, noise-free read at ``u_read``) of freshly SET cells after one RESET
+        Mean conductance (S, noise-free read at ``u_read``) of SET cells after one RESET
         pulse of each amplitude; strictly decreasing.
     """
 
@@ -66,7 +69,7 @@ class PulseCalibration:
 
 
 def calibrate_pulses(model, rng: np.random.Generator, n_cells: int = 20000,
-                     n_points: int = 48, set_margin: float = 0.2) -> PulseCalibration:
+                     n_points: int = 64, set_margin: float = 0.2) -> PulseCalibration:
     """Find the SET pulse and the mean RESET path of ``model``.
 
     Parameters
@@ -83,6 +86,10 @@ def calibrate_pulses(model, rng: np.random.Generator, n_cells: int = 20000,
     Returns
     -------
     PulseCalibration
+
+    Notes
+    -----
+    Each amplitude is applied as the one-shot write applies it: full RESET, SET, RESET pulse.
     """
     iv = model.iv_
     feats = model.sample(n_cells, 1, rng)
@@ -95,6 +102,7 @@ def calibrate_pulses(model, rng: np.random.Generator, n_cells: int = 20000,
     cells = model.cells(n_cells, rng, dtype=np.float64)
     g = np.empty(n_points)
     for k, u in enumerate(grid):
+        cells.apply_voltage(u_full)
         cells.apply_voltage(u_set)
         cells.apply_voltage(u)
         g[k] = np.mean(1.0 / cells.resistance)
@@ -125,12 +133,13 @@ class WriteResult:
 
 
 def write_one_shot(cells, targets: np.ndarray, cal: PulseCalibration) -> WriteResult:
-    """SET every cell, then one RESET pulse of the calibrated amplitude for its target (S)."""
+    """Full RESET, SET, then one RESET pulse of the calibrated amplitude for each target (S)."""
     targets = np.asarray(targets, dtype=np.float64)
+    cells.apply_voltage(cal.u_full_reset)
     cells.apply_voltage(cal.u_set)
     cells.apply_voltage(cal.amplitude(targets))
     n = len(targets)
-    return WriteResult(1.0 / cells.resistance, np.full(n, 2), np.ones(n, dtype=bool))
+    return WriteResult(1.0 / cells.resistance, np.full(n, 3), np.ones(n, dtype=bool))
 
 
 @dataclass
