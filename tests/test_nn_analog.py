@@ -234,7 +234,9 @@ def test_layer_tiles_apply_the_transfer_model_to_each_polarity():
     program(layer, np.random.default_rng(3))
     layer.eval()
     v = torch.rand(7, 40, dtype=torch.float64) * 0.4 - 0.2
-    got = layer.tile_currents(v).detach().numpy()  # (row tiles, batch, col tiles * cols)
+    got = layer.tile_currents(v).detach().numpy()  # (row tiles, batch, outputs)
+    assert got.shape == (3, 7, 20)
+    got = np.pad(got, ((0, 0), (0, 0), (0, 4)))
     gp = np.pad(layer.programmed_g_pos.numpy().T, ((0, 8), (0, 4)))
     gn = np.pad(layer.programmed_g_neg.numpy().T, ((0, 8), (0, 4)))
     vp = np.pad(v.numpy(), ((0, 0), (0, 8)))

@@ -120,8 +120,8 @@ def test_stuck_cells_hold_their_conductance():
                                                                     write_verify=wv))
     layer.configure(noise_model=exact)
     layer.train()
-    diff = layer._conductances()[1].detach().numpy()  # crossbar layout (in, out)
-    target = (layer.weight / layer.weight.abs().amax(dim=1, keepdim=True)).detach().numpy().T
+    diff = layer._conductances()[1].detach().numpy()  # (out, in)
+    target = (layer.weight / layer.weight.abs().amax(dim=1, keepdim=True)).detach().numpy()
     off = np.mean(np.abs(diff - target) > 1e-9)
     p_off = 1 - 0.95**2
     assert abs(off - p_off) < 4 * np.sqrt(p_off * (1 - p_off) / diff.size)
