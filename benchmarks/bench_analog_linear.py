@@ -5,6 +5,10 @@ layer samples programming noise every step and applies read noise, DAC and ADC (
 transfer model when the noise model has one). Times are medians over ``--repeats`` steps after
 warm-up, the two layers taking turns step by step; the ratio is analog / digital.
 
+Columns: the full hardware configuration, then with read noise or programming noise switched
+off, the bare mapping (tiles, pairs, scales), and the time to draw the normal random numbers a
+hardware step needs, alone (the floor torch's CPU generator sets).
+
 Usage: python benchmarks/bench_analog_linear.py [--noise NOISE.json] [--sizes 256 1024]
        [--batch 64] [--repeats 30] [--threads 1] [--r-wire OHMS]
 
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import time
 from pathlib import Path
 
@@ -26,6 +31,19 @@ from pyaimc.nn import AnalogConfig, AnalogLinear
 from pyaimc.noise import NoiseModel, export_noise_model, first_order_transfer
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+class RandomNormals(torch.nn.Module):
+    """Stands in for a layer: draws ``n`` standard normals per step (the RNG floor)."""
+
+    def __init__(self, n: int):
+        super().__init__()
+        self.n = n
+        self.gen = torch.Generator().manual_seed(0)
+        self.anchor = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, x):
+        return torch.randn(self.n, generator=self.gen).sum() * 0 + self.anchor
 
 
 def step_times(layers: list, x: torch.Tensor, repeats: int) -> list[float]:
@@ -75,16 +93,36 @@ def main(argv=None) -> int:
     print(f"torch {torch.__version__}, {args.threads} thread(s), batch {args.batch}, tile "
           f"{nm.tile.rows}x{nm.tile.cols}, transfer "
           f"{'none (ideal crossbar)' if nm.transfer is None else 'r_wire %g ohm' % nm.tile.r_wire}")
-    print(f"{'size':>11} {'nn.Linear ms':>13} {'AnalogLinear ms':>16} {'ratio':>6}")
+    configs = {
+        "hardware": AnalogConfig.hardware(),
+        "no read noise": dataclasses.replace(AnalogConfig.hardware(), read_noise=False),
+        "no prog. noise": dataclasses.replace(AnalogConfig.hardware(), programming_noise=False),
+        "mapping only": AnalogConfig.ideal(),
+    }
     gen = torch.Generator().manual_seed(0)
+    print("forward + backward, training mode; ratio = time / nn.Linear time (same process, "
+          "layers taking turns)")
+    print(f"{'size':>11} {'nn.Linear ms':>13} " + " ".join(f"{k:>15}" for k in configs)
+          + f" {'normals alone':>14}")
     for n in args.sizes:
         x = torch.randn(args.batch, n, generator=gen)
         torch.manual_seed(0)
         digital = torch.nn.Linear(n, n)
-        analog = AnalogLinear(n, n, noise_model=nm, config=AnalogConfig.hardware(), seed=0)
-        analog.train()
-        t_d, t_a = step_times([digital, analog], x, args.repeats)
-        print(f"{n:>5} x {n:<5} {t_d * 1e3:13.3f} {t_a * 1e3:16.3f} {t_a / t_d:6.2f}")
+        layers = [digital]
+        for cfg in configs.values():
+            layer = AnalogLinear(n, n, noise_model=nm, config=cfg, seed=0)
+            layer.train()
+            layers.append(layer)
+        # the random numbers one hardware step draws: a programming error per weight (pair
+        # difference) and a read noise per row tile, sample and output
+        n_normals = n * n + args.batch * n * math.ceil(n / nm.tile.rows)
+        normals = RandomNormals(n_normals)
+        times = step_times(layers + [normals], x, args.repeats)
+        t_d = times[0]
+        print(f"{n:>5} x {n:<5} {t_d * 1e3:13.3f} "
+              + " ".join(f"{t / t_d:15.2f}" for t in times[1:-1]) + f" {times[-1] / t_d:14.2f}")
+        print(f"{'':>11} {'ms:':>13} " + " ".join(f"{t * 1e3:15.3f}" for t in times[1:-1])
+              + f" {times[-1] * 1e3:14.3f}")
     return 0
 
 

@@ -323,20 +323,34 @@ def _export_noise(args) -> int:
     nm.save(args.output)
     w, p = nm.window, nm.programming
     print(f"window {w.g_min * 1e6:.2f} .. {w.g_max * 1e6:.2f} uS ({w.rule})")
+    wv_set = p.write_verify.settings
+    print(f"programming, {p.n_devices} devices x {p.n_repeats} writes per level (uS; spread = "
+          f"std, c2c = one device rewritten, d2d = between devices); write-verify tolerance "
+          f"{wv_set['tolerance']:g}, at most {wv_set['max_pulses']} pulses")
+    print(f"  {'target':>7} | {'one-shot mean':>13} {'std':>6} {'c2c':>6} {'d2d':>6} | "
+          f"{'write-verify mean':>17} {'std':>6} {'c2c':>6} {'d2d':>6} {'failed':>7} {'pulses':>6}")
+    os_, wv = p.one_shot, p.write_verify
+    for k, lv in enumerate(p.levels):
+        print(f"  {lv * 1e6:7.2f} | {os_.mean[k] * 1e6:13.2f} {os_.std[k] * 1e6:6.2f} "
+              f"{os_.c2c_std[k] * 1e6:6.2f} {os_.d2d_std[k] * 1e6:6.2f} | "
+              f"{wv.mean[k] * 1e6:17.2f} {wv.std[k] * 1e6:6.2f} {wv.c2c_std[k] * 1e6:6.2f} "
+              f"{wv.d2d_std[k] * 1e6:6.2f} {wv.failed_fraction[k]:7.2%} {wv.mean_pulses[k]:6.1f}")
     for method in ("one_shot", "write_verify"):
-        t = p.table(method)
-        rel = t.std / p.levels
-        print(f"  {method:12s} std/target {rel.min():.3f} .. {rel.max():.3f}, mean/target "
-              f"{(t.mean / p.levels).min():.3f} .. {(t.mean / p.levels).max():.3f}, failed "
-              f"{t.failed_fraction.max():.4f} max, pulses {t.mean_pulses.mean():.1f} mean")
+        fe = p.table(method).fit_error
+        print(f"  {method} polynomials (degree {fe['degree']}): mean within "
+              f"{fe['mean_rel']:.2%} of the table, std within {fe['std_rel']:.2%} of its maximum")
     d = nm.defects
     print(f"  stuck {d.stuck_fraction:.4f}, outlier population {d.outlier_fraction:.4f}, "
           f"narrow window {d.narrow_window_fraction:.4f}")
     print(f"  read noise at {nm.read_noise.bandwidth:.3g} Hz: {nm.read_noise.relative.min():.2e} "
           f".. {nm.read_noise.relative.max():.2e} of the cell current; DAC {nm.dac.bits} bit "
           f"+-{nm.dac.v_max} V, ADC {nm.adc.bits} bit +-{nm.adc.i_max * 1e6:.1f} uA")
-    print(f"  tile {rows}x{cols}, transfer "
-          f"{'none (ideal crossbar)' if nm.transfer is None else nm.transfer['fit']}")
+    t = nm.transfer
+    print(f"  tile {rows}x{cols}, transfer " + (
+        "none (ideal crossbar)" if t is None else
+        f"r_wire {t['r_wire']:g} ohm, k_row {t['ir_drop']['k_row']:g}, k_col "
+        f"{t['ir_drop']['k_col']:g}, c2 {t['input_nonlinearity']['c2']}, c3 "
+        f"{t['input_nonlinearity']['c3']}, i_sat {t['i_sat']}"))
     print(f"wrote {args.output}")
     if args.aihwkit:
         write_json(args.aihwkit, {"schema": "pyaimc.aihwkit-noise/1", **nm.to_aihwkit(),

@@ -30,8 +30,8 @@ from torch import nn
 
 from pyaimc.nn.analog_ops import (ConductanceSampler, ReadNoiseTorch, Scratch, inputs_of,
                                   pair_cells, pair_difference, quantize_symmetric, row_tiles,
-                                  tile_product, tiles_of)
-from pyaimc.nn.transfer_torch import TransferParams, input_powers, min_matrices, tile_weights
+                                  tile_product)
+from pyaimc.nn.transfer_torch import TransferParams, input_powers, min_matrices, tile_weights_wl
 from pyaimc.noise.model import NoiseModel
 
 _TINY = 1e-12
@@ -246,9 +246,9 @@ class AnalogLinear(nn.Module):
             Conductances (S) when the transfer model needs each cell.
         diff : tensor or None
             Otherwise ``(g+ - g-) / (g_max - g_min)``.
-        read : (offset, gain, g)
+        read : (offset, gain, g) or None
             The conductance each column pair presents to the read noise is
-            ``offset + gain * g`` (S; ``g`` detached).
+            ``offset + gain * g`` (S; ``g`` detached); None when there is no read noise.
         scale : tensor (out,)
             Output channel scales.
         """
@@ -262,11 +262,13 @@ class AnalogLinear(nn.Module):
         w = self.weight
         scale = self._scale()
         sampler = self.sampler if self.training and self.config.programming_noise else None
-        with torch.no_grad():
-            # the read noise sees the target conductances (programming error changes it by a
-            # few per cent): g_min on both cells plus span * |w| / scale on one
-            a = torch.div(w.detach(), scale[:, None], out=self._scratch("a_read", w)).abs_()
-        read = (2 * self.g_min, span, a)
+        read = None
+        if self.config.read_noise and self.read.active:
+            with torch.no_grad():
+                # the read noise sees the target conductances (programming error changes it by
+                # a few per cent): g_min on both cells plus span * |w| / scale on one
+                a = torch.div(w.detach(), scale[:, None], out=self._scratch("a_read", w)).abs_()
+            read = (2 * self.g_min, span, a)
         if need_cells:
             cells = pair_cells(w, scale, sampler, self.generator(), self.g_min, span)
             return cells, None, read, scale
@@ -301,17 +303,27 @@ class AnalogLinear(nn.Module):
         if tr is None:
             # column tiles need no structure here: the ADC acts per column anyway
             return tile_product(vt * (self.g_max - self.g_min), diff, rows)
-        tiles = [tile_weights(tiles_of(g.t(), rows, cols), tr, self.mmin, self.nmin)
-                 for g in cells]
-        vin = input_powers(vt, len(tiles[0]))
+        # both polarities at once, in the weight layout padded to whole tiles (empty cells: 0 S)
+        out_f, in_f = self.out_features, self.in_features
+        g = torch.stack(cells)
+        pad_out, pad_in = -out_f % cols, -in_f % rows
+        if pad_out or pad_in:
+            g = torch.nn.functional.pad(g, (0, pad_in, 0, pad_out))
+        terms = tile_weights_wl(g, tr, self.mmin, self.nmin)
         if tr.i_sat is None:
-            i = torch.bmm(vin, torch.cat([p - n for p, n in zip(*tiles)], dim=1))
+            terms = [t[0] - t[1] for t in terms]
         else:
-            width = tiles[0][0].shape[-1]
-            w = torch.cat([torch.cat(t, dim=1) for t in tiles], dim=2)  # + and - side by side
-            i = torch.bmm(vin, w).clamp(-tr.i_sat, tr.i_sat)
+            terms = [t.reshape(-1, t.shape[-1]) for t in terms]  # + rows, then - rows
+        # x, x**2, x**3 side by side within each row tile: one product for all terms
+        n = len(terms)
+        d = terms[0] if n == 1 else torch.cat(
+            [t.reshape(t.shape[0], -1, rows) for t in terms], dim=2).reshape(terms[0].shape[0], -1)
+        i = tile_product(input_powers(vt, n), d, n * rows)
+        if tr.i_sat is not None:
+            width = i.shape[-1] // 2
+            i = i.clamp(-tr.i_sat, tr.i_sat)
             i = i[..., :width] - i[..., width:]
-        return i[..., :self.out_features]
+        return i[..., :out_f]
 
     def _read_noise(self, v: torch.Tensor, read) -> torch.Tensor:
         """Current noise (row_tiles, batch, outputs; A) for row voltages ``v``."""

@@ -110,6 +110,66 @@ def tile_weights(g: torch.Tensor, p: TransferParams, mmin: torch.Tensor, nmin: t
     return [w1, w1 * (p.c2[0] + p.c2[1] * gn), w1 * (p.c3[0] + p.c3[1] * gn)]
 
 
+def _wire_sums_wl(g: torch.Tensor, p: TransferParams, mmin: torch.Tensor, nmin: torch.Tensor,
+                  ) -> torch.Tensor:
+    """``k_row * (G @ Mmin) + k_col * (Nmin @ G)`` of tiles in the weight layout (S).
+
+    The operator is self-adjoint (``Mmin`` and ``Nmin`` are symmetric), which the backward of
+    :class:`_IRDrop` uses.
+    """
+    *lead, out_f, in_f = g.shape
+    row = torch.matmul(mmin, g.reshape(*lead, out_f // p.cols, p.cols, in_f)).reshape(g.shape)
+    col = torch.matmul(g.reshape(*lead, out_f, in_f // p.rows, p.rows), nmin).reshape(g.shape)
+    return row.mul_(p.k_row).add_(col, alpha=p.k_col)
+
+
+class _IRDrop(torch.autograd.Function):
+    """``W1 = G / D``, ``D = 1 + r * S(G)`` with ``S`` the wire sums; by hand, because autograd
+    spends twice the elementwise passes: ``dL/dG = U / D - r * S(U * W1 / D)``."""
+
+    @staticmethod
+    def forward(ctx, g, p, mmin, nmin):
+        denom = _wire_sums_wl(g, p, mmin, nmin).mul_(p.r_wire).add_(1.0)
+        w1 = g / denom
+        ctx.save_for_backward(w1, denom, mmin, nmin)
+        ctx.p = p
+        return w1
+
+    @staticmethod
+    def backward(ctx, grad):
+        w1, denom, mmin, nmin = ctx.saved_tensors
+        p = ctx.p
+        t = grad / denom
+        back = _wire_sums_wl(t * w1, p, mmin, nmin)
+        return t.sub_(back, alpha=p.r_wire), None, None, None
+
+
+def effective_conductance_wl(g: torch.Tensor, p: TransferParams, mmin: torch.Tensor,
+                             nmin: torch.Tensor) -> torch.Tensor:
+    """``W1`` of tiles held in the weight layout (..., out, in), ``out`` a multiple of
+    ``p.cols`` and ``in`` of ``p.rows`` (column tiles of outputs, row tiles of inputs).
+
+    The same formula as :func:`effective_conductance` on the transposed tiles: the row-wire
+    term mixes a cell with the cells of its tile row (here: outputs of one column tile), the
+    column-wire term with those of its tile column (inputs of one row tile). ``Mmin`` and
+    ``Nmin`` are symmetric, so they need no transposing.
+    """
+    if not p.has_ir_drop:
+        return g
+    return _IRDrop.apply(g, p, mmin, nmin)
+
+
+def tile_weights_wl(g: torch.Tensor, p: TransferParams, mmin: torch.Tensor,
+                    nmin: torch.Tensor) -> list[torch.Tensor]:
+    """``[W1]`` or ``[W1, W2, W3]`` of tiles in the weight layout (see
+    :func:`effective_conductance_wl`)."""
+    w1 = effective_conductance_wl(g, p, mmin, nmin)
+    if not p.has_nonlinearity:
+        return [w1]
+    gn = (g - p.g_min) / (p.g_max - p.g_min)
+    return [w1, w1 * (p.c2[0] + p.c2[1] * gn), w1 * (p.c3[0] + p.c3[1] * gn)]
+
+
 def input_powers(x: torch.Tensor, n_terms: int) -> torch.Tensor:
     """``[x, x**2, x**3]`` (first ``n_terms``) side by side along the last axis."""
     if n_terms == 1:

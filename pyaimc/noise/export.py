@@ -124,7 +124,8 @@ def export_noise_model(model, rng: np.random.Generator, *, rows: int = 64, cols:
     verify : VerifySettings
         Write-verify tolerance, pulse budget and step rule.
     bandwidth : float
-        Read-noise bandwidth, Hz (also used for the verify reads unless ``verify`` says otherwise).
+        Read-noise bandwidth of the noise model, Hz (the verify reads of the programming
+        simulation use ``verify.bandwidth``; the command line sets both).
     dac_bits, adc_bits : int or None
     v_max : float, optional
         DAC full scale, V; default the transfer's ``v_max``, else the model's read voltage.
