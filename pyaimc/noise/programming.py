@@ -31,6 +31,12 @@ import numpy as np
 SET, RESET, FULL_RESET = 0, 1, 2
 
 
+def _cells(model, n: int, rng: np.random.Generator):
+    """A float64 cell array whose block count (and so whose random streams) does not depend on
+    the machine's core count: the same seed gives the same file everywhere."""
+    return model.cells(n, rng, dtype=np.float64, n_threads=1 if n < 65536 else 4)
+
+
 @dataclass
 class PulseCalibration:
     """Pulse voltages and the mean RESET path of a device model.
@@ -99,7 +105,7 @@ def calibrate_pulses(model, rng: np.random.Generator, n_cells: int = 20000,
     u_lo = max(1e-3, float(np.quantile(u_reset_cycles, 1e-3)) - 0.05)
     u_full = float(iv.u_full_reset)
     grid = np.linspace(u_lo, u_full, n_points)
-    cells = model.cells(n_cells, rng, dtype=np.float64)
+    cells = _cells(model, n_cells, rng)
     g = np.empty(n_points)
     for k, u in enumerate(grid):
         cells.apply_voltage(u_full)
@@ -306,7 +312,7 @@ def programming_statistics(model, levels: np.ndarray, rng: np.random.Generator,
     cal = cal if cal is not None else calibrate_pulses(model, rng)
     k, d, r = len(levels), int(n_devices), int(n_repeats)
     targets = np.repeat(levels, d)
-    cells = model.cells(k * d, rng, dtype=np.float64)
+    cells = _cells(model, k * d, rng)
     g = np.empty((k, d, r))
     pulses = np.empty((k, d, r), dtype=np.int64)
     ok = np.empty((k, d, r), dtype=bool)
