@@ -43,8 +43,9 @@ def main(argv=None) -> int:
         dm = DeviceModel.load(ROOT / "calibration_data/models/example.json")
         base = export_noise_model(dm, np.random.default_rng(0), n_devices=500, n_repeats=4)
     w = base.window
-    print(f"window {w.g_min * 1e6:.1f} .. {w.g_max * 1e6:.1f} uS, {base.programming.training_method}"
-          f" programming, {args.batch} input vectors uniform in [0, 1] (post-ReLU-like)")
+    print(f"window {w.g_min * 1e6:.1f} .. {w.g_max * 1e6:.1f} uS, "
+          f"{base.programming.training_method} programming, {args.batch} input vectors uniform "
+          f"in [0, 1] (post-ReLU-like)")
     print(f"{'tile':>9} {'r_wire':>7} {'IR loss':>8} {'ideal err':>10} {'1st-order err':>14}")
     gen = torch.Generator().manual_seed(0)
     for n in args.sizes:

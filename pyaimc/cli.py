@@ -299,7 +299,8 @@ def _export_noise(args) -> int:
         rows, cols = int(transfer["tile"]["rows"]), int(transfer["tile"]["cols"])
     else:
         rows, cols = 64, 64
-    if transfer is not None and (rows, cols) != (transfer["tile"]["rows"], transfer["tile"]["cols"]):
+    t_tile = (transfer["tile"]["rows"], transfer["tile"]["cols"]) if transfer else None
+    if transfer is not None and (rows, cols) != t_tile:
         raise CLIError(f"{args.transfer}: the transfer model is for "
                        f"{transfer['tile']['rows']}x{transfer['tile']['cols']} tiles, --tile is "
                        f"{rows}x{cols}")

@@ -15,7 +15,8 @@ torch = pytest.importorskip("torch")
 from _noise_helpers import (device_model, example_noise_model, reference_currents,  # noqa: E402
                             transfer_doc)
 
-from pyaimc.nn import AnalogConfig, AnalogLinear, analog_layers, convert_to_analog, program  # noqa: E402
+from pyaimc.nn import (AnalogConfig, AnalogLinear, analog_layers,  # noqa: E402
+                       convert_to_analog, program)
 from pyaimc.noise import NoiseModel, Tile, first_order_transfer  # noqa: E402
 from pyaimc.noise.model import DAC  # noqa: E402
 
@@ -151,12 +152,11 @@ def test_training_resamples_each_step_and_eval_after_program_is_fixed():
 def test_program_same_seed_same_conductances():
     nm = example_noise_model()
     model = convert_to_analog(mlp(), nm, rng=np.random.default_rng(0))
-    a = [layer.programmed_g_pos.clone() for layer in analog_layers(program(model,
-                                                                           np.random.default_rng(5)))]
-    b = [layer.programmed_g_pos.clone() for layer in analog_layers(program(model,
-                                                                           np.random.default_rng(5)))]
-    c = [layer.programmed_g_pos.clone() for layer in analog_layers(program(model,
-                                                                           np.random.default_rng(6)))]
+    def programmed(seed):
+        program(model, np.random.default_rng(seed))
+        return [layer.programmed_g_pos.clone() for layer in analog_layers(model)]
+
+    a, b, c = programmed(5), programmed(5), programmed(6)
     assert all(torch.equal(p, q) for p, q in zip(a, b))
     assert not any(torch.equal(p, q) for p, q in zip(a, c))
 
@@ -173,7 +173,8 @@ def test_programmed_model_round_trips_through_state_dict_and_torch_save(tmp_path
 
     path = tmp_path / "state.pt"
     torch.save(model.state_dict(), path)
-    fresh = convert_to_analog(mlp(), nm, cfg, np.random.default_rng(99))  # other seeds, unprogrammed
+    # other seeds, unprogrammed
+    fresh = convert_to_analog(mlp(), nm, cfg, np.random.default_rng(99))
     with torch.no_grad():
         for p in fresh.parameters():
             p.add_(1.0)  # and other weights: all must come from the file

@@ -135,7 +135,8 @@ class AnalogLinear(nn.Module):
         self.weight = nn.Parameter(torch.empty(out_features, in_features, **kw))
         self.bias = nn.Parameter(torch.empty(out_features, **kw)) if bias else None
         self.reset_parameters()
-        self.noise_model = (noise_model if noise_model is not None else NoiseModel.ideal()).validate()
+        self.noise_model = noise_model if noise_model is not None else NoiseModel.ideal()
+        self.noise_model.validate()
         self.config = config if config is not None else AnalogConfig()
         self.seed = int(seed) if seed is not None else int(torch.randint(0, 2**62, (1,)).item())
         self._generator = None
@@ -277,7 +278,7 @@ class AnalogLinear(nn.Module):
 
     # ------------------------------------------------------------------ forward
     def input_voltages(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Row voltages (batch, in; V) after scaling and the DAC, and the input scales (batch, 1)."""
+        """Row voltages (batch, in; V) after scaling and the DAC; input scales (batch, 1)."""
         cfg = self.config
         if cfg.input_scaling == "abs_max":
             x_scale = x.detach().abs().amax(dim=1, keepdim=True).clamp_min(_TINY)

@@ -4,7 +4,8 @@ For a tile of ``N`` rows x ``M`` columns with conductances ``G`` (S) and row vol
 
     I_j = clip( sum_i W1_ij x_i + W2_ij x_i**2 + W3_ij x_i**3, -i_sat, +i_sat )
     W1  = G / (1 + r * (k_row * (G @ Mmin) + k_col * (Nmin @ G)))
-    W2  = W1 * (c2_0 + c2_1 * gn),   W3 = W1 * (c3_0 + c3_1 * gn),   gn = (G - g_min) / (g_max - g_min)
+    W2  = W1 * (c2_0 + c2_1 * gn),   W3 = W1 * (c3_0 + c3_1 * gn)
+    gn  = (G - g_min) / (g_max - g_min)
     Mmin[l, j] = min(l, j),   Nmin[i, l] = min(N-1-i, N-1-l)
 
 Everything broadcasts over leading tile dimensions, so all tiles of a layer go through one
@@ -178,7 +179,8 @@ def input_powers(x: torch.Tensor, n_terms: int) -> torch.Tensor:
 
 
 def tile_currents(x: torch.Tensor, g: torch.Tensor, p: TransferParams | None) -> torch.Tensor:
-    """Column currents (A) of tiles ``g`` (..., rows, cols) for row voltages ``x`` (..., batch, rows).
+    """Column currents (A) of tiles ``g`` (..., rows, cols) for row voltages ``x``
+    (..., batch, rows).
 
     ``p`` None is the ideal crossbar ``x @ g``.
     """

@@ -16,7 +16,8 @@ from pyaimc.noise.programming import (VerifySettings, calibrate_pulses,
                                       programming_statistics)
 from pyaimc.noise.transfer_doc import first_order_transfer, validate_transfer
 
-OUTLIER_WEIGHT = 0.1  #: a mixture's smallest component at or below this weight is an outlier population
+#: a mixture's smallest component at or below this weight is an outlier population
+OUTLIER_WEIGHT = 0.1
 
 
 def device_window(model, rng: np.random.Generator, quantile: float = 0.05,

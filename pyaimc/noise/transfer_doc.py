@@ -28,7 +28,8 @@ def _number(doc: dict, path: str, where: str, allow_none: bool = False) -> float
     if node is None and allow_none:
         return None
     if isinstance(node, bool) or not isinstance(node, (int, float)) or not math.isfinite(node):
-        raise TransferError(f"{where}: transfer field '{path}' must be a finite number, got {node!r}")
+        raise TransferError(f"{where}: transfer field '{path}' must be a finite number, "
+                            f"got {node!r}")
     return float(node)
 
 
