@@ -333,6 +333,20 @@ def test_input_nonlinearity_matches_polynomial_cells_exactly():
     assert _rel_error(y, ref, layer.bias.detach().numpy()) < 1e-10
 
 
+def test_configure_switches_the_transfer_model_on_and_off():
+    nm = example_noise_model()
+    d = first_order_transfer(64, 64, 2.0, nm.dac.v_max, nm.window.g_min, nm.window.g_max)
+    layer = AnalogLinear(64, 32, noise_model=nm, config=IDEAL, seed=0).double()
+    x = torch.rand(4, 64, dtype=torch.float64)
+    y0 = layer(x)
+    layer.configure(only(transfer=True), with_transfer(nm, d))
+    y1 = layer(x)
+    assert float((y1 - y0).detach().abs().max()) > 1e-3  # 2 ohm wires: the IR drop shows
+    layer.configure(IDEAL)
+    torch.testing.assert_close(layer(x), y0)
+    assert "mmin" not in layer.state_dict()
+
+
 def test_noise_model_and_layer_reject_a_mismatched_transfer():
     nm = example_noise_model()
     d = transfer_doc(32, 32, r_wire=1.0, g_min=nm.window.g_min, g_max=nm.window.g_max)

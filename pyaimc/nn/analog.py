@@ -164,12 +164,15 @@ class AnalogLinear(nn.Module):
         self.read = ReadNoiseTorch(nm)
         tp = TransferParams.from_doc(nm.transfer) if (cfg.transfer and nm.transfer) else None
         self.transfer = None if tp is None or (tp.is_linear and tp.i_sat is None) else tp
+        for name in ("mmin", "nmin"):  # plain attributes of an earlier setup make way
+            self.__dict__.pop(name, None)
         if self.transfer is not None and self.transfer.has_ir_drop:
             mmin, nmin = min_matrices(self.rows, self.cols, self.weight.dtype, self.weight.device)
             self.register_buffer("mmin", mmin, persistent=False)
             self.register_buffer("nmin", nmin, persistent=False)
         else:
-            self.mmin = self.nmin = None
+            self.register_buffer("mmin", None, persistent=False)
+            self.register_buffer("nmin", None, persistent=False)
 
     def configure(self, config: AnalogConfig | None = None,
                   noise_model: NoiseModel | None = None) -> "AnalogLinear":
