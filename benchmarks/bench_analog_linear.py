@@ -1,0 +1,130 @@
+"""Forward + backward time of ``AnalogLinear`` against ``torch.nn.Linear``, as a ratio.
+
+Both layers run in the same process on the same inputs (batch 64), in training mode; the analog
+layer samples programming noise every step and applies read noise, DAC and ADC (and the crossbar
+transfer model when the noise model has one). Times are medians over ``--repeats`` steps after
+warm-up, the two layers taking turns step by step; the ratio is analog / digital.
+
+Columns: the full hardware configuration, then with read noise or programming noise switched
+off, the bare mapping (tiles, pairs, scales), and the time to draw the normal random numbers a
+hardware step needs, alone (the floor torch's CPU generator sets).
+
+Usage: python benchmarks/bench_analog_linear.py [--noise NOISE.json] [--sizes 256 1024]
+       [--batch 64] [--repeats 30] [--threads 1] [--r-wire OHMS]
+
+Without ``--noise`` a noise model is exported from calibration_data/models/example.json (64 x 64
+tiles, a few seconds); ``--r-wire`` adds the first-order IR-drop transfer document to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pyaimc.nn import AnalogConfig, AnalogLinear
+from pyaimc.noise import NoiseModel, export_noise_model, first_order_transfer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class RandomNormals(torch.nn.Module):
+    """Stands in for a layer: draws ``n`` standard normals per step (the RNG floor)."""
+
+    def __init__(self, n: int):
+        super().__init__()
+        self.n = n
+        self.gen = torch.Generator().manual_seed(0)
+        self.anchor = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, x):
+        return torch.randn(self.n, generator=self.gen).sum() * 0 + self.anchor
+
+
+def step_times(layers: list, x: torch.Tensor, repeats: int) -> list[float]:
+    """Median seconds of one forward + backward of each layer.
+
+    The layers take turns step by step, so a change in the machine's load (it is shared) hits
+    all of them alike.
+    """
+    def step(layer):
+        layer.zero_grad(set_to_none=True)
+        layer(x).sum().backward()
+
+    for layer in layers:
+        for _ in range(3):
+            step(layer)
+    times = [[] for _ in layers]
+    for _ in range(repeats):
+        for k, layer in enumerate(layers):
+            t0 = time.perf_counter()
+            step(layer)
+            times[k].append(time.perf_counter() - t0)
+    return [float(np.median(t)) for t in times]
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--noise", help="noise model JSON (default: export the example's)")
+    p.add_argument("--sizes", type=int, nargs="+", default=[256, 1024])
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--repeats", type=int, default=30)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--r-wire", type=float, help="add a first-order IR-drop transfer (ohm)")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if args.noise:
+        nm = NoiseModel.load(args.noise)
+    else:
+        from pyaimc.device import DeviceModel
+
+        dm = DeviceModel.load(ROOT / "calibration_data/models/example.json")
+        nm = export_noise_model(dm, np.random.default_rng(0), n_devices=500, n_repeats=4)
+    if args.r_wire is not None:
+        nm = dataclasses.replace(
+            nm, tile=dataclasses.replace(nm.tile, r_wire=args.r_wire),
+            transfer=first_order_transfer(nm.tile.rows, nm.tile.cols, args.r_wire, nm.dac.v_max,
+                                          nm.window.g_min, nm.window.g_max))
+    print(f"torch {torch.__version__}, {args.threads} thread(s), batch {args.batch}, tile "
+          f"{nm.tile.rows}x{nm.tile.cols}, transfer "
+          f"{'none (ideal crossbar)' if nm.transfer is None else 'r_wire %g ohm' % nm.tile.r_wire}")
+    configs = {
+        "hardware": AnalogConfig.hardware(),
+        "no read noise": dataclasses.replace(AnalogConfig.hardware(), read_noise=False),
+        "no prog. noise": dataclasses.replace(AnalogConfig.hardware(), programming_noise=False),
+        "mapping only": AnalogConfig.ideal(),
+    }
+    gen = torch.Generator().manual_seed(0)
+    print("forward + backward, training mode; ratio = time / nn.Linear time (same process, "
+          "layers taking turns)")
+    print(f"{'size':>11} {'nn.Linear ms':>13} " + " ".join(f"{k:>15}" for k in configs)
+          + f" {'normals alone':>14}")
+    for n in args.sizes:
+        x = torch.randn(args.batch, n, generator=gen)
+        torch.manual_seed(0)
+        digital = torch.nn.Linear(n, n)
+        layers = [digital]
+        for cfg in configs.values():
+            layer = AnalogLinear(n, n, noise_model=nm, config=cfg, seed=0)
+            layer.train()
+            layers.append(layer)
+        # the random numbers one hardware step draws: a programming error per weight (pair
+        # difference) and a read noise per row tile, sample and output
+        n_normals = n * n + args.batch * n * math.ceil(n / nm.tile.rows)
+        normals = RandomNormals(n_normals)
+        times = step_times(layers + [normals], x, args.repeats)
+        t_d = times[0]
+        print(f"{n:>5} x {n:<5} {t_d * 1e3:13.3f} "
+              + " ".join(f"{t / t_d:15.2f}" for t in times[1:-1]) + f" {times[-1] / t_d:14.2f}")
+        print(f"{'':>11} {'ms:':>13} " + " ".join(f"{t * 1e3:15.3f}" for t in times[1:-1])
+              + f" {times[-1] * 1e3:14.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

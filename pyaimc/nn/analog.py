@@ -1,0 +1,427 @@
+"""Behavioural analog layer for hardware-aware training: ``AnalogLinear``, ``convert_to_analog``
+and ``program``.
+
+The verbs: convert a model (every ``nn.Linear`` becomes an :class:`AnalogLinear`), train it (each
+mini-batch sees a fresh draw of programming noise, gradients reach the clean weights straight
+through), :func:`program` it (one programmed instance of every weight, kept as buffers), evaluate
+it (read noise only).
+
+What one forward pass computes, per tile of the noise model's size::
+
+    weights  w (out, in) -> per output channel scale s_o = max_i |w_oi|
+             -> differential pair targets g+ = g_min + (g_max - g_min) max(w, 0) / s_o, g- alike
+             -> programmed conductances (training: sampled per mini-batch; after program(): kept)
+    inputs   x -> per-sample scale s_x = max |x| -> DAC: v = v_max * round(x / s_x * L) / L
+    tile     I = transfer(v, g+) - transfer(v, g-)      (IR drop, input non-linearity, saturation)
+             + read noise (Johnson and shot noise of every cell on the column)
+             -> ADC on each column-pair current (bits, range +-i_max)
+    output   y = sum over row tiles of I * s_o * s_x / ((g_max - g_min) * v_max) + bias
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from pyaimc.nn.analog_ops import (ConductanceSampler, ReadNoiseTorch, Scratch, inputs_of,
+                                  pair_cells, pair_difference, quantize_symmetric, row_tiles,
+                                  tile_product)
+from pyaimc.nn.transfer_torch import TransferParams, input_powers, min_matrices, tile_weights_wl
+from pyaimc.noise.model import NoiseModel
+
+_TINY = 1e-12
+
+
+@dataclass
+class AnalogConfig:
+    """Which non-idealities the layer applies (all from its noise model).
+
+    Attributes
+    ----------
+    programming_noise : bool
+        Sample programming error (training: per mini-batch; :func:`program`: once).
+    programming_method : {"write_verify", "one_shot"} or None
+        Write scheme whose statistics are sampled; None: the noise model's training method.
+    stuck_cells : bool
+        Include the noise model's stuck cells in programming.
+    read_noise : bool
+        Johnson and shot noise on every product.
+    dac, adc : bool
+        Quantise inputs and column currents with the noise model's DAC and ADC.
+    transfer : bool
+        Apply the noise model's crossbar transfer model (IR drop, non-linearity, saturation).
+    input_scaling : {"abs_max", "fixed"}
+        ``"abs_max"``: each input vector is scaled so its largest magnitude is ``v_max``
+        (digital scale, multiplied back after the ADC); ``"fixed"``: inputs are divided by
+        ``input_range`` and clipped to [-1, 1].
+    input_range : float
+        For ``"fixed"`` scaling.
+    """
+
+    programming_noise: bool = True
+    programming_method: str | None = None
+    stuck_cells: bool = True
+    read_noise: bool = True
+    dac: bool = True
+    adc: bool = True
+    transfer: bool = True
+    input_scaling: str = "abs_max"
+    input_range: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.input_scaling not in ("abs_max", "fixed"):
+            raise ValueError(f"input_scaling must be 'abs_max' or 'fixed', got "
+                             f"{self.input_scaling!r}")
+        if not self.input_range > 0:
+            raise ValueError(f"input_range must be > 0, got {self.input_range}")
+
+    @classmethod
+    def hardware(cls) -> "AnalogConfig":
+        """Every non-ideality of the noise model (the default)."""
+        return cls()
+
+    @classmethod
+    def ideal(cls) -> "AnalogConfig":
+        """None: the layer computes ``x @ w.T + b`` through the conductance mapping."""
+        return cls(programming_noise=False, stuck_cells=False, read_noise=False, dac=False,
+                   adc=False, transfer=False)
+
+    @classmethod
+    def noise_only(cls) -> "AnalogConfig":
+        """Programming and read noise, but exact converters and an ideal crossbar."""
+        return cls(dac=False, adc=False, transfer=False)
+
+
+class AnalogLinear(nn.Module):
+    """A drop-in for ``torch.nn.Linear`` computed as an analog crossbar would.
+
+    Parameters
+    ----------
+    in_features, out_features : int
+    bias : bool
+        The bias is added digitally.
+    noise_model : NoiseModel, optional
+        Hardware noise model; default :meth:`NoiseModel.ideal`.
+    config : AnalogConfig, optional
+        Which non-idealities to apply; default all.
+    seed : int, optional
+        Seed of the layer's own ``torch.Generator`` (programming and read noise of its forward
+        passes); default drawn from torch's global generator, like the weight initialisation.
+    device, dtype : optional
+        As for ``nn.Linear``.
+
+    Attributes
+    ----------
+    weight, bias : Parameter
+        The clean (trained) weights.
+    programmed_g_pos, programmed_g_neg : buffer (out, in)
+        Conductances of the last :func:`program` call, S.
+    programmed_scale : buffer (out,)
+        Output channel scales at programming time.
+    is_programmed : buffer (bool)
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True,
+                 noise_model: NoiseModel | None = None, config: AnalogConfig | None = None,
+                 seed: int | None = None, device=None, dtype=None) -> None:
+        super().__init__()
+        kw = {"device": device, "dtype": dtype}
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        self.weight = nn.Parameter(torch.empty(out_features, in_features, **kw))
+        self.bias = nn.Parameter(torch.empty(out_features, **kw)) if bias else None
+        self.reset_parameters()
+        self.noise_model = noise_model if noise_model is not None else NoiseModel.ideal()
+        self.noise_model.validate()
+        self.config = config if config is not None else AnalogConfig()
+        self.seed = int(seed) if seed is not None else int(torch.randint(0, 2**62, (1,)).item())
+        self._generator = None
+        self._scratch = Scratch()
+        self.register_buffer("programmed_g_pos", torch.zeros(out_features, in_features, **kw))
+        self.register_buffer("programmed_g_neg", torch.zeros(out_features, in_features, **kw))
+        self.register_buffer("programmed_scale", torch.zeros(out_features, **kw))
+        self.register_buffer("is_programmed", torch.tensor(False, device=device))
+        self._setup()
+
+    def reset_parameters(self) -> None:
+        """The initialisation of ``nn.Linear``."""
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            bound = 1 / math.sqrt(self.in_features) if self.in_features > 0 else 0
+            nn.init.uniform_(self.bias, -bound, bound)
+
+    def _setup(self) -> None:
+        """Derived constants of the noise model and config."""
+        nm, cfg = self.noise_model, self.config
+        self.rows, self.cols = nm.tile.rows, nm.tile.cols
+        self.g_min, self.g_max = nm.window.g_min, nm.window.g_max
+        self.v_max = nm.dac.v_max
+        self.sampler = ConductanceSampler(nm, cfg.programming_method, cfg.stuck_cells)
+        self.read = ReadNoiseTorch(nm)
+        tp = TransferParams.from_doc(nm.transfer) if (cfg.transfer and nm.transfer) else None
+        self.transfer = None if tp is None or (tp.is_linear and tp.i_sat is None) else tp
+        for name in ("mmin", "nmin"):  # plain attributes of an earlier setup make way
+            self.__dict__.pop(name, None)
+        if self.transfer is not None and self.transfer.has_ir_drop:
+            mmin, nmin = min_matrices(self.rows, self.cols, self.weight.dtype, self.weight.device)
+            self.register_buffer("mmin", mmin, persistent=False)
+            self.register_buffer("nmin", nmin, persistent=False)
+        else:
+            self.register_buffer("mmin", None, persistent=False)
+            self.register_buffer("nmin", None, persistent=False)
+
+    def configure(self, config: AnalogConfig | None = None,
+                  noise_model: NoiseModel | None = None) -> "AnalogLinear":
+        """Switch to another config or noise model (same tile size); programmed state is kept."""
+        if noise_model is not None:
+            noise_model.validate()
+            if (noise_model.tile.rows, noise_model.tile.cols) != (self.rows, self.cols):
+                raise ValueError("configure() keeps the tile size; build a new layer for "
+                                 f"{noise_model.tile.rows} x {noise_model.tile.cols} tiles")
+            self.noise_model = noise_model
+        if config is not None:
+            self.config = config
+        self._setup()
+        return self
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_generator"] = None  # torch generators do not pickle; re-seeded on first use
+        state["_scratch"] = Scratch()
+        return state
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"bias={self.bias is not None}, tile={self.rows}x{self.cols}, "
+                f"g=[{self.g_min:.3g}, {self.g_max:.3g}] S, programmed={bool(self.is_programmed)}")
+
+    # ------------------------------------------------------------------ randomness
+    def generator(self, device=None) -> torch.Generator:
+        """The layer's generator on ``device`` (created from ``seed`` on first use)."""
+        device = torch.device(device if device is not None else self.weight.device)
+        if self._generator is None or self._generator.device != device:
+            self._generator = torch.Generator(device=device).manual_seed(self.seed)
+        return self._generator
+
+    # ------------------------------------------------------------------ mapping
+    def _scale(self) -> torch.Tensor:
+        """Output channel scales ``max_i |w_oi|`` (out,), detached."""
+        w = self.weight.detach()
+        # two plain reductions: several times faster than vector_norm(inf) or abs().amax()
+        return torch.maximum(w.amax(dim=1), -w.amin(dim=1)).clamp_min(_TINY)
+
+    def target_conductances(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Target conductances ``g+``, ``g-`` (out, in; S, differentiable in the weight) and
+        the output channel scales (out,; detached)."""
+        scale = self._scale()
+        wn = self.weight / scale[:, None]
+        span = self.g_max - self.g_min
+        return (self.g_min + span * wn.clamp(min=0.0), self.g_min + span * (-wn).clamp(min=0.0),
+                scale)
+
+    @torch.no_grad()
+    def program_(self, generator: torch.Generator | None = None,
+                 method: str | None = None) -> "AnalogLinear":
+        """Draw one programmed instance of the weights and keep it (see :func:`program`)."""
+        gen = generator if generator is not None else self.generator()
+        scale = self._scale()
+        sampler = None
+        if self.config.programming_noise:
+            sampler = self.sampler if method is None else ConductanceSampler(
+                self.noise_model, method, self.config.stuck_cells)
+        g_pos, g_neg = pair_cells(self.weight, scale, sampler, gen, self.g_min,
+                                  self.g_max - self.g_min)
+        self.programmed_g_pos.copy_(g_pos)
+        self.programmed_g_neg.copy_(g_neg)
+        self.programmed_scale.copy_(scale)
+        self.is_programmed.fill_(True)
+        return self
+
+    def _conductances(self):
+        """What the tiles hold now, in the weight layout (out, in).
+
+        Returns
+        -------
+        cells : (g_pos, g_neg) or None
+            Conductances (S) when the transfer model needs each cell.
+        diff : tensor or None
+            Otherwise ``(g+ - g-) / (g_max - g_min)``.
+        read : (offset, gain, g) or None
+            The conductance each column pair presents to the read noise is
+            ``offset + gain * g`` (S; ``g`` detached); None when there is no read noise.
+        scale : tensor (out,)
+            Output channel scales.
+        """
+        need_cells = self.transfer is not None
+        span = self.g_max - self.g_min
+        if not self.training and bool(self.is_programmed):
+            gp, gn = self.programmed_g_pos, self.programmed_g_neg
+            diff = None if need_cells else (gp - gn) / span
+            return ((gp, gn) if need_cells else None), diff, (0.0, 1.0, gp + gn), \
+                self.programmed_scale
+        w = self.weight
+        scale = self._scale()
+        sampler = self.sampler if self.training and self.config.programming_noise else None
+        read = None
+        if self.config.read_noise and self.read.active:
+            with torch.no_grad():
+                # the read noise sees the target conductances (programming error changes it by
+                # a few per cent): g_min on both cells plus span * |w| / scale on one
+                a = torch.div(w.detach(), scale[:, None], out=self._scratch("a_read", w)).abs_()
+            read = (2 * self.g_min, span, a)
+        if need_cells:
+            cells = pair_cells(w, scale, sampler, self.generator(), self.g_min, span)
+            return cells, None, read, scale
+        return None, pair_difference(w, scale, sampler, self.generator(), self._scratch), read, \
+            scale
+
+    # ------------------------------------------------------------------ forward
+    def input_voltages(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Row voltages (batch, in; V) after scaling and the DAC; input scales (batch, 1)."""
+        cfg = self.config
+        if cfg.input_scaling == "abs_max":
+            x_scale = x.detach().abs().amax(dim=1, keepdim=True).clamp_min(_TINY)
+            xn = x / x_scale
+        else:
+            x_scale = torch.full((x.shape[0], 1), cfg.input_range, dtype=x.dtype, device=x.device)
+            xn = (x / cfg.input_range).clamp(-1.0, 1.0)
+        v = xn * self.v_max
+        if cfg.dac:
+            v = quantize_symmetric(v, self.v_max, self.noise_model.dac.bits, inplace=True)
+        return v, x_scale
+
+    def tile_currents(self, v: torch.Tensor) -> torch.Tensor:
+        """Column-pair currents ``I+ - I-`` (row_tiles, batch, outputs; A) for row voltages ``v``
+        (batch, in; V), before read noise and ADC."""
+        cells, diff, _, _ = self._conductances()
+        return self._currents(v, cells, diff)
+
+    def _currents(self, v, cells, diff):
+        rows, cols = self.rows, self.cols
+        vt = inputs_of(v, rows)
+        tr = self.transfer
+        if tr is None:
+            # column tiles need no structure here: the ADC acts per column anyway
+            return tile_product(vt * (self.g_max - self.g_min), diff, rows)
+        # both polarities at once, in the weight layout padded to whole tiles (empty cells: 0 S)
+        out_f, in_f = self.out_features, self.in_features
+        g = torch.stack(cells)
+        pad_out, pad_in = -out_f % cols, -in_f % rows
+        if pad_out or pad_in:
+            g = torch.nn.functional.pad(g, (0, pad_in, 0, pad_out))
+        terms = tile_weights_wl(g, tr, self.mmin, self.nmin)
+        if tr.i_sat is None:
+            terms = [t[0] - t[1] for t in terms]
+        else:
+            terms = [t.reshape(-1, t.shape[-1]) for t in terms]  # + rows, then - rows
+        # x, x**2, x**3 side by side within each row tile: one product for all terms
+        n = len(terms)
+        d = terms[0] if n == 1 else torch.cat(
+            [t.reshape(t.shape[0], -1, rows) for t in terms], dim=2).reshape(terms[0].shape[0], -1)
+        i = tile_product(input_powers(vt, n), d, n * rows)
+        if tr.i_sat is not None:
+            width = i.shape[-1] // 2
+            i = i.clamp(-tr.i_sat, tr.i_sat)
+            i = i[..., :width] - i[..., width:]
+        return i[..., :out_f]
+
+    def _read_noise(self, v: torch.Tensor, read) -> torch.Tensor:
+        """Current noise (row_tiles, batch, outputs; A) for row voltages ``v``."""
+        offset, gain, g = read
+        with torch.no_grad():
+            weight = inputs_of(self.read.per_volt_weight(v), self.rows)   # A**2 / S per row
+            var = torch.bmm(weight, row_tiles(g, self.rows), out=self._scratch(
+                "var", g, (weight.shape[0], weight.shape[1], g.shape[0])))
+            if gain != 1.0:
+                var.mul_(gain)
+            if offset:
+                var.add_(weight.sum(dim=2, keepdim=True), alpha=offset)
+            noise = var.clamp_min_(0.0).sqrt_()
+            return noise.mul_(self._scratch("z_read", noise).normal_(
+                generator=self.generator(v.device)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        lead = x.shape[:-1]
+        x2 = x.reshape(-1, self.in_features)
+        cells, diff, read, scale = self._conductances()
+        v, x_scale = self.input_voltages(x2)
+        i = self._currents(v, cells, diff)
+        if self.config.read_noise and self.read.active:
+            # in place: the product's backward does not need its output
+            i = i.add_(self._read_noise(v.detach(), read))
+        adc = self.noise_model.adc
+        if self.config.adc:
+            i = quantize_symmetric(i, adc.i_max, adc.bits, inplace=True)
+        i = i.sum(dim=0)
+        y = i * (scale * (1.0 / ((self.g_max - self.g_min) * self.v_max))) * x_scale
+        if self.bias is not None:
+            y = y + self.bias
+        return y.reshape(*lead, self.out_features)
+
+
+def convert_to_analog(module: nn.Module, noise_model: NoiseModel,
+                      config: AnalogConfig | None = None,
+                      rng: np.random.Generator | None = None) -> nn.Module:
+    """A copy of ``module`` with every ``nn.Linear`` (at any depth) an :class:`AnalogLinear`.
+
+    Weights and biases are copied (biases stay digital). ``rng`` gives each layer its seed (in
+    module order); None: seeds from torch's global generator. The original is left as it is.
+    """
+    module = copy.deepcopy(module)
+
+    def seed():
+        return None if rng is None else int(rng.integers(0, 2**62))
+
+    def swap(lin: nn.Linear) -> AnalogLinear:
+        w = lin.weight
+        new = AnalogLinear(lin.in_features, lin.out_features, lin.bias is not None, noise_model,
+                           config, seed(), device=w.device, dtype=w.dtype)
+        with torch.no_grad():
+            new.weight.copy_(w)
+            if lin.bias is not None:
+                new.bias.copy_(lin.bias)
+        new.train(lin.training)
+        return new
+
+    if isinstance(module, nn.Linear) and not isinstance(module, AnalogLinear):
+        return swap(module)
+    for parent in list(module.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, nn.Linear) and not isinstance(child, AnalogLinear):
+                setattr(parent, name, swap(child))
+    return module
+
+
+def analog_layers(module: nn.Module) -> list[AnalogLinear]:
+    """Every :class:`AnalogLinear` in ``module``, in module order."""
+    return [m for m in module.modules() if isinstance(m, AnalogLinear)]
+
+
+def program(module: nn.Module, rng: np.random.Generator, method: str | None = None) -> nn.Module:
+    """Program every analog layer of ``module``: one draw of its conductances, kept as buffers.
+
+    Until the next call, evaluation (``module.eval()``) uses these conductances and adds read
+    noise only; they travel with ``state_dict()`` and ``torch.save``. Training forward passes
+    keep sampling fresh programming noise from the clean weights.
+
+    Parameters
+    ----------
+    module : nn.Module
+    rng : numpy.random.Generator
+        Seeds one generator per layer (same seed, same programmed weights).
+    method : {"write_verify", "one_shot"}, optional
+        Write scheme; default each layer's configured one.
+
+    Returns
+    -------
+    module
+    """
+    for layer in analog_layers(module):
+        gen = torch.Generator(device=layer.weight.device).manual_seed(
+            int(rng.integers(0, 2**62)))
+        layer.program_(gen, method)
+    return module

@@ -1,0 +1,231 @@
+"""Build a :class:`~pyaimc.noise.model.NoiseModel` from a fitted device model.
+
+The programming error comes from simulating writes pulse by pulse with the device model's cell
+array (:mod:`pyaimc.noise.programming`); window, defects and read noise come from the model's
+parameters and samples; DAC, ADC and tile are settings; the transfer document is passed through.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pyaimc.io import provenance
+from pyaimc.noise.model import (ADC, DAC, Defects, NoiseModel, Programming, ProgrammingTable,
+                                ReadNoise, Tile, Window)
+from pyaimc.noise.programming import (VerifySettings, calibrate_pulses,
+                                      programming_statistics)
+from pyaimc.noise.transfer_doc import first_order_transfer, validate_transfer
+
+#: a mixture's smallest component at or below this weight is an outlier population
+OUTLIER_WEIGHT = 0.1
+
+
+def device_window(model, rng: np.random.Generator, quantile: float = 0.05,
+                  n_devices: int = 4000, n_cycles: int = 50) -> tuple[float, float, str]:
+    """Conductance window a write can reach in most cycles.
+
+    ``g_max`` is the ``quantile`` of the LRS conductance over cycles of many devices (so a
+    fraction ``1 - quantile`` of SET cycles reach it), ``g_min`` the ``1 - quantile`` quantile of
+    the HRS conductance (a full RESET gets below it in the same fraction).
+
+    Returns
+    -------
+    g_min, g_max : float, S
+    rule : str
+    """
+    feats = model.sample(n_devices, n_cycles, rng)
+    g_max = float(np.quantile(1.0 / feats["R_LRS"], quantile))
+    g_min = float(np.quantile(1.0 / feats["R_HRS"], 1.0 - quantile))
+    if not 0 < g_min < g_max:
+        raise ValueError(f"the device model has no usable window: the {1 - quantile:.0%} "
+                         f"quantile of the HRS conductance ({g_min:.3g} S) is not below the "
+                         f"{quantile:.0%} quantile of the LRS conductance ({g_max:.3g} S)")
+    rule = (f"g_max = {quantile:g} quantile of the LRS conductance, g_min = {1 - quantile:g} "
+            f"quantile of the HRS conductance, over {n_devices} devices x {n_cycles} cycles")
+    return g_min, g_max, rule
+
+
+def device_defects(model, rng: np.random.Generator, g_min: float, g_max: float,
+                   n_devices: int = 4000, n_cycles: int = 50) -> Defects:
+    """Stuck, outlier and narrow-window fractions of ``model`` for the window [g_min, g_max]."""
+    fit = model.fit_info_
+    n_fit = int(fit.get("n_devices", 0))
+    n_stuck = len(fit.get("excluded", []))
+    stuck = n_stuck / (n_fit + n_stuck) if n_fit + n_stuck else 0.0
+    weights = np.asarray(model.mixture_.weights)
+    outlier = float(weights.min()) if len(weights) > 1 and weights.min() <= OUTLIER_WEIGHT else 0.0
+    feats = model.sample(n_devices, n_cycles, rng)
+    med_lrs = np.median(1.0 / feats["R_LRS"], axis=1)
+    med_hrs = np.median(1.0 / feats["R_HRS"], axis=1)
+    narrow = float(np.mean((med_lrs < g_max) | (med_hrs > g_min)))
+    g_lrs = float(np.median(1.0 / feats["R_LRS"]))
+    return Defects(
+        stuck_fraction=stuck, stuck_g=g_lrs, outlier_fraction=outlier,
+        narrow_window_fraction=narrow,
+        notes=(f"stuck: {n_stuck} of {n_fit + n_stuck} measured cells excluded from the device "
+               f"fit as not switching; a window R_HRS/R_LRS below 1.5 keeps them within a factor "
+               f"1.5 of the LRS, so they are taken to hold the median LRS conductance. outlier: "
+               f"smallest device population when its weight is <= {OUTLIER_WEIGHT} (mixture "
+               f"weights {np.round(weights, 4).tolist()}). outlier and narrow-window devices are "
+               f"drawn in the programming simulation: their effect is in the tables already."))
+
+
+def _table(stats: dict, method: str, levels: np.ndarray, window: Window, degree: int,
+           settings: dict) -> ProgrammingTable:
+    gn = window.normalise(levels)
+    deg = int(min(degree, len(levels) - 1))
+    mean_c = np.polynomial.polynomial.polyfit(gn, stats["mean"], deg)
+    std_c = np.polynomial.polynomial.polyfit(gn, stats["std"], deg)
+    poly = np.polynomial.polynomial.polyval
+    fit_error = {
+        "mean_rel": float(np.max(np.abs(poly(gn, mean_c) - stats["mean"]) / stats["mean"])),
+        "std_rel": float(np.max(np.abs(poly(gn, std_c) - stats["std"]))
+                         / max(float(np.max(stats["std"])), 1e-300)),
+        "degree": deg,
+    }
+    return ProgrammingTable(method, stats["mean"], stats["std"], stats["c2c_std"],
+                            stats["d2d_std"], stats["failed_fraction"], stats["mean_pulses"],
+                            stats["p99_pulses"], mean_c, std_c, fit_error, settings)
+
+
+def export_noise_model(model, rng: np.random.Generator, *, rows: int = 64, cols: int = 64,
+                       transfer: dict | None = None, r_wire: float | None = None,
+                       window: tuple[float, float] | None = None, window_quantile: float = 0.05,
+                       n_levels: int = 16, n_devices: int = 2000, n_repeats: int = 8,
+                       verify: VerifySettings = VerifySettings(), bandwidth: float = 1e8,
+                       dac_bits: int | None = 8, adc_bits: int | None = 8,
+                       v_max: float | None = None, adc_headroom: float = 2.0,
+                       training_method: str = "write_verify", degree: int = 4,
+                       progress: bool = False, source: str | None = None,
+                       seed: int | None = None) -> NoiseModel:
+    """Export the hardware noise model of a fitted device model.
+
+    Parameters
+    ----------
+    model : DeviceModel
+        Fitted, with ``R_HRS`` and ``R_LRS`` features.
+    rng : numpy.random.Generator
+        Source of every random draw (device samples, programming simulation).
+    rows, cols : int
+        Tile size (inputs x outputs per tile).
+    transfer : dict, optional
+        A ``pyaimc.transfer/1`` document for this tile (its ``tile``, ``r_wire`` and ``v_max``
+        must agree with the other arguments when those are given).
+    r_wire : float, optional
+        Wire resistance per segment, ohm. Without ``transfer`` it adds the first-order IR-drop
+        document (:func:`~pyaimc.noise.transfer_doc.first_order_transfer`); None and no
+        transfer: ideal crossbar.
+    window : (g_min, g_max), optional
+        Conductance window, S; default from :func:`device_window` (clipped to the transfer's
+        range when a transfer document is given).
+    window_quantile : float
+        See :func:`device_window`.
+    n_levels, n_devices, n_repeats : int
+        Target levels across the window; devices per level; writes per device.
+    verify : VerifySettings
+        Write-verify tolerance, pulse budget and step rule.
+    bandwidth : float
+        Read-noise bandwidth of the noise model, Hz (the verify reads of the programming
+        simulation use ``verify.bandwidth``; the command line sets both).
+    dac_bits, adc_bits : int or None
+    v_max : float, optional
+        DAC full scale, V; default the transfer's ``v_max``, else the model's read voltage.
+    adc_headroom : float
+        ``i_max = adc_headroom * sqrt(rows) * v_max * (g_max - g_min)``.
+    training_method : {"write_verify", "one_shot"}
+    degree : int
+        Degree of the mean and std polynomials of the normalised target.
+    progress : bool
+        Show a progress bar over the programming simulation.
+    source, seed : optional
+        Recorded in the provenance.
+
+    Returns
+    -------
+    NoiseModel
+        Validated.
+    """
+    model._check_fitted()
+    if "R_HRS" not in model.feature_names_ or "R_LRS" not in model.feature_names_:
+        raise ValueError(f"the device model needs R_HRS and R_LRS features, has "
+                         f"{model.feature_names_}")
+    if int(n_levels) < 2:
+        raise ValueError(f"n_levels must be >= 2, got {n_levels}")
+    verify.validate()
+    iv = model.iv_
+    notes = []
+    if transfer is not None:
+        transfer = validate_transfer(transfer)
+        t_rows, t_cols = int(transfer["tile"]["rows"]), int(transfer["tile"]["cols"])
+        if (t_rows, t_cols) != (int(rows), int(cols)):
+            raise ValueError(f"the transfer document is for {t_rows} x {t_cols} tiles, the tile "
+                             f"asked for is {rows} x {cols}")
+        if r_wire is not None and not np.isclose(r_wire, transfer["r_wire"], rtol=1e-9, atol=0):
+            raise ValueError(f"r_wire {r_wire} ohm disagrees with the transfer document's "
+                             f"{transfer['r_wire']} ohm")
+        if v_max is not None and not np.isclose(v_max, transfer["v_max"], rtol=1e-9, atol=0):
+            raise ValueError(f"v_max {v_max} V disagrees with the transfer document's "
+                             f"{transfer['v_max']} V")
+        r_wire, v_max = float(transfer["r_wire"]), float(transfer["v_max"])
+    v_max = float(v_max if v_max is not None else iv.u_read)
+
+    if window is not None:
+        g_min, g_max = (float(g) for g in window)
+        rule = "given"
+        if not 0 < g_min < g_max:
+            raise ValueError(f"window needs 0 < g_min < g_max, got {g_min}, {g_max} S")
+    else:
+        g_min, g_max, rule = device_window(model, rng, window_quantile)
+        if transfer is not None:
+            lo, hi = max(g_min, transfer["g_min"]), min(g_max, transfer["g_max"])
+            if not lo < hi:
+                raise ValueError(f"the device window [{g_min:.4g}, {g_max:.4g}] S and the "
+                                 f"transfer fit's range [{transfer['g_min']:.4g}, "
+                                 f"{transfer['g_max']:.4g}] S do not overlap")
+            if (lo, hi) != (g_min, g_max):
+                rule += (f"; clipped to the transfer fit's range [{transfer['g_min']:.4g}, "
+                         f"{transfer['g_max']:.4g}] S")
+                notes.append("window clipped to the transfer fit's range")
+            g_min, g_max = lo, hi
+    win = Window(g_min, g_max, float(iv.u_read), rule)
+    if transfer is None and r_wire is not None:
+        transfer = first_order_transfer(rows, cols, r_wire, v_max, g_min, g_max)
+
+    defects = device_defects(model, rng, g_min, g_max)
+    levels = np.linspace(g_min, g_max, int(n_levels))
+    cal = calibrate_pulses(model, rng)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=2 * int(n_repeats), desc="programming simulation", unit="write")
+    tick = bar.update if bar is not None else None
+    tables = {}
+    try:
+        for method in ("one_shot", "write_verify"):
+            stats = programming_statistics(model, levels, rng, method, n_devices, n_repeats,
+                                           cal, verify, tick)
+            settings = ({"u_set_v": cal.u_set, "u_reset": "calibrated mean path"}
+                        if method == "one_shot" else {"u_set_v": cal.u_set, **verify.to_dict()})
+            tables[method] = _table(stats, method, levels, win, degree, settings)
+    finally:
+        if bar is not None:
+            bar.close()
+    programming = Programming(levels, tables["one_shot"], tables["write_verify"],
+                              training_method, int(n_devices), int(n_repeats), cal.to_dict())
+    read = ReadNoise(bandwidth, float(iv.temperature))
+    read.levels = levels
+    read.sigma_i = read.sigma_current(levels, iv.u_read)
+    read.relative = read.sigma_i / (levels * iv.u_read)
+    i_max = adc_headroom * np.sqrt(rows) * v_max * (g_max - g_min)
+    nm = NoiseModel(
+        window=win, programming=programming, defects=defects, read_noise=read,
+        dac=DAC(dac_bits, v_max), adc=ADC(adc_bits, float(i_max), float(adc_headroom)),
+        tile=Tile(int(rows), int(cols), None if r_wire is None else float(r_wire)),
+        transfer=transfer,
+        device={"source": source, "features": list(model.feature_names_),
+                "component_weights": np.asarray(model.mixture_.weights).tolist(),
+                "g_lrs_envelope": iv.g_lrs, "g_hrs_envelope": iv.g_hrs, "u_read": iv.u_read,
+                "provenance": model.provenance_},
+        provenance=provenance(source=source, seed=seed, notes="; ".join(notes) or None))
+    return nm.validate("exported noise model")
