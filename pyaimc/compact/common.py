@@ -32,12 +32,14 @@ import numpy as np
 K_SWITCH = 3e8
 #: Default rate of the RESET-path drive, 1/s. Slower on purpose: the drive is one-sided (it only
 #: raises r), and a drive much stiffer than the simulator's time step rings under the trapezoidal
-#: rule, an overshoot it could not take back. At 1e7/s it follows the path within ~4e-3 in r during
-#: a sweep of 30 V/ms and settles on the HRS within microseconds.
-K_RESET = 1e7
+#: rule, an overshoot it could not take back. At 3e6/s it follows the path within ~1e-2 in r during
+#: a sweep of 30 V/ms and settles on the HRS within about 1 us (and creeps little, see B_PATH).
+K_RESET = 3e6
 #: Default logistic width of the switching thresholds, V.
 W_SWITCH = 1e-4
-#: Default softplus sharpness of the RESET-path drive (1/unit of r).
+#: Default softplus sharpness of the RESET-path drive (1/unit of r). At its target the drive still
+#: pushes by k_reset ln(2)/B: near the HRS, where R is ~G_L/G_H (hundreds of) times more sensitive
+#: than r, that creep is what limits R_HRS (sharper made ngspice's Newton crawl).
 B_PATH = 1e5
 #: Leak conductance of the state nodes towards their initial values (defines the DC point).
 G_LEAK = 1e-15

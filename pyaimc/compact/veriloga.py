@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pyaimc.compact.common import (B_PATH, K_SWITCH, MAX_DEGREE, TABLE_FEATURES, W_SWITCH, fmt)
+from pyaimc.compact.common import (B_PATH, K_RESET, K_SWITCH, MAX_DEGREE, TABLE_FEATURES, W_SWITCH,
+                                   fmt)
 from pyaimc.io import atomic_write_text, provenance, write_json
 
 VERILOGA_DIR = Path(__file__).resolve().parents[2] / "veriloga"
@@ -155,7 +156,7 @@ def static_includes() -> dict[str, str]:
 
 # ---------------------------------------------------------------------------- model card
 def card_values(model, k_switch: float = K_SWITCH, w_switch: float = W_SWITCH,
-                b_path: float = B_PATH) -> dict:
+                b_path: float = B_PATH, k_reset: float = K_RESET) -> dict:
     """Parameter name -> value of the module for a fitted model."""
     iv = model.iv_
     if iv.degree > MAX_DEGREE:
@@ -171,7 +172,7 @@ def card_values(model, k_switch: float = K_SWITCH, w_switch: float = W_SWITCH,
     if model.mixture_.n_components > MAX_COMPONENTS:
         raise ValueError(f"the Verilog-A module takes up to {MAX_COMPONENTS} mixture components")
     v = {"u_read": iv.u_read, "u_full": iv.u_full_reset, "eta": iv.reset_exponent,
-         "k_switch": k_switch, "w_switch": w_switch, "b_path": b_path,
+         "k_switch": k_switch, "w_switch": w_switch, "b_path": b_path, "k_reset": k_reset,
          "voltage_features": 1 if len(names) == 4 else 0,
          "u_set_default": iv.default_u_set, "u_reset_default": iv.default_u_reset}
     for j in range(MAX_DEGREE):
