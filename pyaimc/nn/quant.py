@@ -48,9 +48,9 @@ def check_precision(precision: Precision, name: str, allow_ternary: bool = True)
         raise ValueError(f"{name}: must be {allowed}, got {precision!r}")
 
 
-def _round_ste(x: torch.Tensor) -> torch.Tensor:
-    """Round in the forward pass, identity in the backward pass."""
-    return x + (torch.round(x) - x).detach()
+def _straight_through(x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """Value ``q``, gradient of ``x``: ``q + (x - x)`` keeps ``q`` bit-exact (on the grid)."""
+    return q.detach() + (x - x.detach())
 
 
 def _reduce_dims(x: torch.Tensor, channel_dim: int) -> list[int]:
@@ -74,7 +74,7 @@ def quantize_weight_nbit(w: torch.Tensor, bits: int, channel_dim: int = 0) -> to
     dims = _reduce_dims(w, channel_dim)
     # The scale is a constant for the gradient: the STE passes dL/dq straight to w.
     scale = w.detach().abs().amax(dim=dims, keepdim=True).clamp_min(1e-12) / qmax
-    return _round_ste(w / scale) * scale
+    return _straight_through(w, torch.round(w.detach() / scale) * scale)
 
 
 def quantize_weight_ternary(w: torch.Tensor, channel_dim: int = 0) -> torch.Tensor:
@@ -85,8 +85,7 @@ def quantize_weight_ternary(w: torch.Tensor, channel_dim: int = 0) -> torch.Tens
     support = mag > delta
     count = support.sum(dim=dims, keepdim=True).clamp_min(1)
     alpha = (mag * support).sum(dim=dims, keepdim=True) / count
-    q = torch.sign(w.detach()) * support * alpha
-    return w + (q - w).detach()
+    return _straight_through(w, torch.sign(w.detach()) * support * alpha)
 
 
 def quantize_weight(w: torch.Tensor, precision: Precision, channel_dim: int = 0) -> torch.Tensor:
@@ -156,7 +155,8 @@ class ActQuantizer(nn.Module):
         r = self.range.to(x.dtype).clamp_min(1e-12)
         scale = r / (2 ** (self.bits - 1) - 1)
         # clamp has zero gradient outside [-r, r] (saturation) and identity inside.
-        return _round_ste(torch.clamp(x, -r, r) / scale) * scale
+        clipped = torch.clamp(x, -r, r)
+        return _straight_through(clipped, torch.round(clipped.detach() / scale) * scale)
 
     def extra_repr(self) -> str:
         return f"bits={self.bits!r}"
