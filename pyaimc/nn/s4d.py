@@ -145,10 +145,12 @@ class S4D(nn.Module):
         return torch.fft.irfft(u_f * k_f, n=2 * L)[..., :L] + self.D.unsqueeze(-1) * u
 
     def _scan(self, u: torch.Tensor) -> torch.Tensor:
+        # In training the state quantizer's range follows every step's max|x|.
         x = self.initial_state(u.shape[0], dtype=u.dtype)
+        matrices = self.discrete()
         ys = []
         for k in range(u.shape[-1]):
-            y, x = self._recur(u[..., k], x, *self.discrete())
+            y, x = self._recur(u[..., k], x, *matrices)
             ys.append(y)
         return torch.stack(ys, dim=-1)
 

@@ -78,8 +78,8 @@ def ssm_tiles(ssm: S4D) -> dict[str, torch.Tensor]:
 
 def _dense_parts(layer: nn.Module):
     weight = layer.effective_weight() if hasattr(layer, "effective_weight") else layer.weight
-    quant = getattr(layer, "input_quant", None) or (lambda x: x)
-    return weight, layer.bias, quant
+    quant = getattr(layer, "input_quant", None)
+    return weight, layer.bias, (quant if quant is not None else (lambda x: x))
 
 
 def export_tiles(model: S4DClassifier) -> dict[str, torch.Tensor]:

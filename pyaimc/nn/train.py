@@ -166,9 +166,8 @@ def load_run(run_dir: str | Path, linear_factory: LinearFactory | None = None):
     run_dir = Path(run_dir)
     config = from_dict(read_json(run_dir / "config.json", CONFIG_SCHEMA))
     state = _load_checkpoint(run_dir / "checkpoint.pt", config)
-    data = load_data(config.data)
     arch = pruned_config(config) if state["phase"] == "finetune" else config
-    model = build_model(arch, data.d_input, data.n_classes, seed=config.seed,
+    model = build_model(arch, state["d_input"], state["n_classes"], seed=config.seed,
                         linear_factory=linear_factory)
     model.load_state_dict(state["model"])
     return config, model.eval()
@@ -245,6 +244,7 @@ def train(config: RunConfig, run_dir: str | Path, *, linear_factory: LinearFacto
             _save_checkpoint(ckpt_path, {
                 "schema": CHECKPOINT_SCHEMA, "config_hash": config_hash(config),
                 "config": to_dict(config), "phase": phase, "epoch": epoch,
+                "d_input": data.d_input, "n_classes": data.n_classes,
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
                 "generator_rng": generator.get_state(), "history": history,
