@@ -1,1 +1,7 @@
-"""Behavioral analog layers, quantizers, S4D, training and deployment."""
+"""Behavioral analog layers, quantizers, S4D, training and deployment.
+
+``s4d`` (the S4D layer), ``quant`` (fake quantizers), ``classifier`` (the sequence classifier and
+``build_model``), ``step`` (deployment as real matrix-vector products through a backend),
+``prune`` (structured pruning), ``datasets``, ``config`` (presets, validation) and ``train``.
+Submodules import torch; import them directly (``from pyaimc.nn.train import train``).
+"""

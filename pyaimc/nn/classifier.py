@@ -47,7 +47,7 @@ class QuantLinear(nn.Linear):
 
 
 def quant_linear_factory(quant: QuantConfig) -> LinearFactory:
-    """Factory of :class:`QuantLinear` layers at the ``dense`` and ``act`` precision of ``quant``."""
+    """Factory of :class:`QuantLinear` layers at the ``dense`` and ``act`` precisions."""
     def make(in_features: int, out_features: int, name: str) -> nn.Module:
         return QuantLinear(in_features, out_features, quant.dense, quant.act)
     return make

@@ -109,7 +109,7 @@ class PruneConfig:
     d_state: Optional[int] = None
     d_model: Optional[int] = None
     finetune_epochs: int = 0
-    finetune_lr: float = 1e-3
+    finetune_lr: float = 3e-3
 
 
 @dataclass(frozen=True)
@@ -259,8 +259,9 @@ def _merge(cls, base, values: Mapping[str, Any], prefix: str):
     changes = {}
     for key, value in values.items():
         if key not in known:
-            raise ConfigError(f"unknown key {prefix + key!r} (known in "
-                              f"{prefix.rstrip('.') or 'the top level'}: {', '.join(sorted(known))})")
+            where = prefix.rstrip(".") or "the top level"
+            raise ConfigError(f"unknown key {prefix + key!r} "
+                              f"(known in {where}: {', '.join(sorted(known))})")
         sub = hints[key]
         if dataclasses.is_dataclass(sub):
             value = _merge(sub, getattr(base, key), value, f"{prefix}{key}.")

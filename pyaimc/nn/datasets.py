@@ -81,8 +81,9 @@ def load_data(config: DataConfig) -> SequenceData:
         raise ValueError(f"data.task: unknown task {config.task!r}")
     n_val = int(round(config.val_fraction * len(x_tr)))
     # The validation rows are the last ones of the (already shuffled) training set.
-    x_va, y_va = x_tr[len(x_tr) - n_val:], y_tr[len(y_tr) - n_val:]
-    x_tr, y_tr = x_tr[:len(x_tr) - n_val][:config.train_size], y_tr[:len(y_tr) - n_val][:config.train_size]
+    n_fit = len(x_tr) - n_val
+    x_va, y_va = x_tr[n_fit:], y_tr[n_fit:]
+    x_tr, y_tr = x_tr[:n_fit][:config.train_size], y_tr[:n_fit][:config.train_size]
     x_te, y_te = x_te[:config.test_size], y_te[:config.test_size]
     mean, std = x_tr.mean(), x_tr.std()
 

@@ -42,7 +42,7 @@ def init_A(d_state: int, init: str) -> torch.Tensor:
 
 
 def discretize(dt: torch.Tensor, A: torch.Tensor, B: torch.Tensor, method: str):
-    """``(Abar, Bbar)`` for step ``dt`` (shape ``(H, 1)``), complex ``A, B`` of shape ``(H, N/2)``."""
+    """``(Abar, Bbar)`` for step ``dt`` ``(H, 1)`` and complex ``A, B`` ``(H, N/2)``."""
     dtA = dt * A
     if method == "zoh":
         Abar = torch.exp(dtA)

@@ -141,7 +141,7 @@ class RecurrentClassifier:
 
     @torch.no_grad()
     def step(self, u: torch.Tensor, states: list[torch.Tensor]):
-        """One time step: input ``(batch, d_input)`` -> (last block output ``(batch, H)``, states)."""
+        """One step: input ``(batch, d_input)`` -> (last block output ``(batch, H)``, states)."""
         h = self._dense("encoder", self.model.encoder, u)
         new_states = []
         for i, (block, x) in enumerate(zip(self.model.blocks, states)):

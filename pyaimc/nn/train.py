@@ -254,6 +254,8 @@ def train(config: RunConfig, run_dir: str | Path, *, linear_factory: LinearFacto
         done = sum(n for _, n in phases[:phase_index]) + epoch
         bar = tqdm(total=total, initial=done, disable=not progress, unit="epoch",
                    desc=f"train {config.data.task}", dynamic_ncols=True)
+        if state is not None and progress:
+            bar.write(f"resuming {ckpt_path} after {state['phase']} epoch {epoch}")
         while True:
             phase, n_epochs = phases[phase_index]
             while epoch < n_epochs:
