@@ -1,0 +1,321 @@
+"""Typed, nested training configuration with presets, file loading and validation.
+
+A configuration is a :class:`RunConfig` of frozen dataclasses (data, model, quant, train, prune).
+It comes from a preset (:data:`PRESETS`) or a JSON/TOML file holding any subset of the keys
+(missing keys take the defaults of :class:`RunConfig`, or of the preset named by a top-level
+``"preset"`` key). An unknown key or an impossible value raises :class:`ConfigError` naming it,
+e.g. ``model.d_state: must be an even integer >= 2, got 63``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import tomllib
+import typing
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+from pyaimc.nn.quant import Precision, check_precision
+from pyaimc.nn.s4d import DISCRETIZATIONS, INITS
+
+CONFIG_SCHEMA = "pyaimc.train-config/1"
+TASKS = ("mnist1d", "digits")
+DIGITS_LAYOUTS = ("rows", "pixels")
+NORMS = ("layer", "batch")
+
+
+class ConfigError(ValueError):
+    """A configuration key is unknown or its value impossible; the message names the key."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which data set and how it is split.
+
+    ``seed`` seeds the MNIST-1D generator (42 gives the standard set) and the digits split.
+    ``val_fraction`` holds out that share of the training set as a validation set (for tuning
+    without looking at the test set). ``train_size``/``test_size`` truncate the sets (tests).
+    """
+    task: str = "mnist1d"
+    seed: int = 42
+    digits_layout: str = "rows"
+    val_fraction: float = 0.0
+    train_size: Optional[int] = None
+    test_size: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Sequence classifier: encoder, ``n_layers`` S4D blocks, mean pooling, decoder.
+
+    The step sizes ``dt`` start log-uniform in ``[dt_min, dt_max]``. The defaults suit short
+    sequences (tens of steps): time constants ``1 / (dt |Re a|)`` from 2 to 200 steps.
+    """
+    d_model: int = 64
+    d_state: int = 64
+    n_layers: int = 4
+    init: str = "lin"
+    discretization: str = "zoh"
+    dt_min: float = 1e-2
+    dt_max: float = 1.0
+    dropout: float = 0.1
+    norm: str = "layer"
+    prenorm: bool = False
+
+
+@dataclass(frozen=True)
+class QuantConfig:
+    """Precision per part: ``None`` (float), bits (2..16) or ``"ternary"`` for weights.
+
+    ``a``, ``b``, ``c``: the discrete SSM matrices; ``dense``: encoder, GLU and decoder weights;
+    ``act``: DAC inputs of every matrix-vector product; ``state``: the recurrent state.
+    """
+    a: Precision = None
+    b: Precision = None
+    c: Precision = None
+    dense: Precision = None
+    act: Optional[int] = None
+    state: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation: AdamW with linear warm-up and cosine decay, per batch.
+
+    ``ssm_lr`` is the learning rate of the SSM dynamics (``dt``, ``A``, ``B``), which get no
+    weight decay. ``shift`` augments by a random circular shift of up to that many steps.
+    """
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 1e-2
+    ssm_lr: float = 3e-3
+    weight_decay: float = 0.05
+    warmup_epochs: int = 1
+    grad_clip: float = 0.0
+    label_smoothing: float = 0.0
+    shift: int = 0
+
+
+@dataclass(frozen=True)
+class PruneConfig:
+    """Structured pruning after training, then ``finetune_epochs`` of fine-tuning.
+
+    ``d_state``: real state size kept per channel (``None``: no state pruning);
+    ``d_model``: channels kept (``None``: no channel pruning).
+    """
+    d_state: Optional[int] = None
+    d_model: Optional[int] = None
+    finetune_epochs: int = 0
+    finetune_lr: float = 3e-3
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that determines a training run (hashed to match checkpoints)."""
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    quant: QuantConfig = field(default_factory=QuantConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    prune: PruneConfig = field(default_factory=PruneConfig)
+    seed: int = 0
+    noise: Optional[str] = None
+
+
+# ---------------------------------------------------------------------------------------------
+# presets
+
+def _weights(bits: Precision) -> QuantConfig:
+    # A holds the recurrence, whose error compounds over the sequence: it keeps 8 bits in every
+    # preset (set quant.a to go lower). Activations use 8-bit DACs in every quantized preset.
+    return QuantConfig(a=8, b=bits, c=bits, dense=bits, act=8)
+
+
+_FP32 = RunConfig()
+PRESETS: dict[str, RunConfig] = {
+    "fp32": _FP32,
+    "8bit": replace(_FP32, quant=_weights(8)),
+    "4bit": replace(_FP32, quant=_weights(4)),
+    "2bit": replace(_FP32, quant=_weights(2)),
+    "ternary": replace(_FP32, quant=_weights("ternary")),
+    # A few seconds end to end: for tests and demos, not for accuracy.
+    "tiny": RunConfig(
+        data=DataConfig(train_size=512, test_size=128),
+        model=ModelConfig(d_model=16, d_state=8, n_layers=1, dropout=0.0),
+        train=TrainConfig(epochs=3, batch_size=32, warmup_epochs=0)),
+}
+
+
+def preset(name: str) -> RunConfig:
+    """The preset called ``name`` (see :data:`PRESETS`)."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r} (known: {', '.join(PRESETS)})")
+    return PRESETS[name]
+
+
+# ---------------------------------------------------------------------------------------------
+# validation
+
+def _fail(key: str, expected: str, value: Any) -> None:
+    raise ConfigError(f"{key}: must be {expected}, got {value!r}")
+
+
+def _int(key, value, low=None, optional=False):
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or (low is not None and value < low):
+        _fail(key, "an integer" + (f" >= {low}" if low is not None else "")
+              + (" or null" if optional else ""), value)
+
+
+def _float(key, value, low=None, high=None, low_open=False):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        _fail(key, "a number", value)
+    if low is not None and (value < low or (low_open and value == low)):
+        _fail(key, f"a number {'>' if low_open else '>='} {low}", value)
+    if high is not None and value > high:
+        _fail(key, f"a number <= {high}", value)
+
+
+def _choice(key, value, choices):
+    if value not in choices:
+        _fail(key, "one of " + ", ".join(map(repr, choices)), value)
+
+
+def validate(config: RunConfig) -> RunConfig:
+    """Check every value of ``config``; raise :class:`ConfigError` naming the first bad key."""
+    d, m, q, t, p = config.data, config.model, config.quant, config.train, config.prune
+    _choice("data.task", d.task, TASKS)
+    _int("data.seed", d.seed, 0)
+    _choice("data.digits_layout", d.digits_layout, DIGITS_LAYOUTS)
+    _float("data.val_fraction", d.val_fraction, 0.0, 0.5)
+    _int("data.train_size", d.train_size, 1, optional=True)
+    _int("data.test_size", d.test_size, 1, optional=True)
+    _int("model.d_model", m.d_model, 1)
+    _int("model.d_state", m.d_state, 2)
+    if m.d_state % 2:
+        _fail("model.d_state", "an even integer >= 2", m.d_state)
+    _int("model.n_layers", m.n_layers, 1)
+    _choice("model.init", m.init, INITS)
+    _choice("model.discretization", m.discretization, DISCRETIZATIONS)
+    _float("model.dt_min", m.dt_min, 0.0, low_open=True)
+    _float("model.dt_max", m.dt_max, m.dt_min)
+    _float("model.dropout", m.dropout, 0.0, 0.9)
+    _choice("model.norm", m.norm, NORMS)
+    if not isinstance(m.prenorm, bool):
+        _fail("model.prenorm", "true or false", m.prenorm)
+    for name in ("a", "b", "c", "dense"):
+        _check_precision(f"quant.{name}", getattr(q, name), True)
+    for name in ("act", "state"):
+        _check_precision(f"quant.{name}", getattr(q, name), False)
+    _int("train.epochs", t.epochs, 1)
+    _int("train.batch_size", t.batch_size, 1)
+    _float("train.lr", t.lr, 0.0, low_open=True)
+    _float("train.ssm_lr", t.ssm_lr, 0.0, low_open=True)
+    _float("train.weight_decay", t.weight_decay, 0.0)
+    _int("train.warmup_epochs", t.warmup_epochs, 0)
+    if t.warmup_epochs > t.epochs:
+        _fail("train.warmup_epochs", f"at most train.epochs ({t.epochs})", t.warmup_epochs)
+    _float("train.grad_clip", t.grad_clip, 0.0)
+    _float("train.label_smoothing", t.label_smoothing, 0.0, 0.5)
+    _int("train.shift", t.shift, 0)
+    _int("prune.d_state", p.d_state, 2, optional=True)
+    if p.d_state is not None and (p.d_state % 2 or p.d_state > m.d_state):
+        _fail("prune.d_state", f"an even integer <= model.d_state ({m.d_state})", p.d_state)
+    _int("prune.d_model", p.d_model, 1, optional=True)
+    if p.d_model is not None and p.d_model > m.d_model:
+        _fail("prune.d_model", f"an integer <= model.d_model ({m.d_model})", p.d_model)
+    _int("prune.finetune_epochs", p.finetune_epochs, 0)
+    _float("prune.finetune_lr", p.finetune_lr, 0.0, low_open=True)
+    _int("seed", config.seed, 0)
+    if config.noise is not None and not isinstance(config.noise, str):
+        _fail("noise", "a path to a noise-model JSON file or null", config.noise)
+    return config
+
+
+def _check_precision(key, value, allow_ternary):
+    try:
+        check_precision(value, key, allow_ternary)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# dictionaries, files, hashes
+
+def to_dict(config: RunConfig) -> dict:
+    """Plain nested dictionary (JSON-ready) of ``config``."""
+    return dataclasses.asdict(config)
+
+
+def _merge(cls, base, values: Mapping[str, Any], prefix: str):
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: must be a table/object, "
+                          f"got {values!r}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    changes = {}
+    for key, value in values.items():
+        if key not in known:
+            where = prefix.rstrip(".") or "the top level"
+            raise ConfigError(f"unknown key {prefix + key!r} "
+                              f"(known in {where}: {', '.join(sorted(known))})")
+        sub = hints[key]
+        if dataclasses.is_dataclass(sub):
+            value = _merge(sub, getattr(base, key), value, f"{prefix}{key}.")
+        changes[key] = value
+    return replace(base, **changes)
+
+
+def from_dict(values: Mapping[str, Any], base: RunConfig | None = None) -> RunConfig:
+    """Build and validate a config from (a subset of) its keys, on top of ``base``.
+
+    A top-level ``"preset"`` key picks the base; a ``"schema"`` key must be
+    ``"pyaimc.train-config/1"``.
+    """
+    values = dict(values)
+    schema = values.pop("schema", CONFIG_SCHEMA)
+    if schema != CONFIG_SCHEMA:
+        raise ConfigError(f"schema: expected {CONFIG_SCHEMA!r}, got {schema!r}")
+    if "preset" in values:
+        base = preset(values.pop("preset"))
+    return validate(_merge(RunConfig, base or RunConfig(), values, ""))
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Read a JSON (``.json``) or TOML (``.toml``) configuration file.
+
+    Errors name the file and the key.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such config file")
+    text = path.read_text(encoding="utf-8")
+    try:
+        values = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as err:
+        raise ConfigError(f"{path}: cannot parse ({err})") from None
+    try:
+        return from_dict(values)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
+
+
+def config_hash(config: RunConfig) -> str:
+    """Short SHA-256 of the canonical JSON of ``config``: equal hashes, equal runs."""
+    text = json.dumps(to_dict(config), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def differences(a: Mapping[str, Any], b: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """Keys (dotted) whose values differ between two config dictionaries, as ``key: a != b``."""
+    out = []
+    for key in sorted(set(a) | set(b)):
+        va, vb = a.get(key), b.get(key)
+        if isinstance(va, Mapping) and isinstance(vb, Mapping):
+            out += differences(va, vb, f"{prefix}{key}.")
+        elif va != vb:
+            out.append(f"{prefix}{key}: {va!r} != {vb!r}")
+    return out

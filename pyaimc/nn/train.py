@@ -1,0 +1,319 @@
+"""Training with checkpoints that resume exactly, then optional pruning and fine-tuning.
+
+A run directory holds ``config.json`` (the resolved configuration), ``checkpoint.pt`` (written
+atomically after every epoch: model, optimizer, scheduler, random states, history) and, when the
+run is finished, ``metrics.json`` (schema ``pyaimc.run/1``). Calling :func:`train` again on the
+same directory resumes from the checkpoint; an interrupted and resumed run ends with the same
+weights as an uninterrupted one (same machine, same thread count).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pyaimc.io import atomic_write_bytes, provenance, read_json, write_json
+from pyaimc.nn.classifier import LinearFactory, S4DClassifier, build_model
+from pyaimc.nn.config import (CONFIG_SCHEMA, ConfigError, RunConfig, config_hash, differences,
+                              from_dict, to_dict, validate)
+from pyaimc.nn.datasets import SequenceData, load_data
+from pyaimc.nn.prune import prune_model, pruned_config, prunes
+from pyaimc.nn.step import RecurrentClassifier
+
+RUN_SCHEMA = "pyaimc.run/1"
+CHECKPOINT_SCHEMA = "pyaimc.checkpoint/1"
+_SSM_DYNAMICS = ("log_dt", "log_A_real", "A_imag", "B")
+
+
+class CheckpointMismatch(ConfigError):
+    """A checkpoint was written by another configuration; the message lists the differences."""
+
+
+# ---------------------------------------------------------------------------------------------
+# optimisation
+
+def make_optimizer(model: nn.Module, lr: float, ssm_lr: float, weight_decay: float):
+    """AdamW; SSM dynamics (``dt``, ``A``, ``B``) at ``ssm_lr``, they and 1-d tensors undecayed."""
+    dynamics, flat, matrices = [], [], []
+    for name, param in model.named_parameters():
+        if name.rsplit(".", 1)[-1] in _SSM_DYNAMICS and ".ssm." in name:
+            dynamics.append(param)
+        elif param.dim() < 2:
+            flat.append(param)
+        else:
+            matrices.append(param)
+    return torch.optim.AdamW([
+        {"params": matrices, "lr": lr, "weight_decay": weight_decay},
+        {"params": flat, "lr": lr, "weight_decay": 0.0},
+        {"params": dynamics, "lr": ssm_lr, "weight_decay": 0.0},
+    ])
+
+
+def make_scheduler(optimizer, total_steps: int, warmup_steps: int):
+    """Linear warm-up over ``warmup_steps`` batches, then cosine decay to zero."""
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _phase_optimizer(model, config: RunConfig, phase: str, steps_per_epoch: int):
+    t = config.train
+    if phase == "train":
+        opt = make_optimizer(model, t.lr, t.ssm_lr, t.weight_decay)
+        return opt, make_scheduler(opt, t.epochs * steps_per_epoch,
+                                   t.warmup_epochs * steps_per_epoch)
+    lr = config.prune.finetune_lr
+    opt = make_optimizer(model, lr, min(lr, t.ssm_lr), t.weight_decay)
+    return opt, make_scheduler(opt, config.prune.finetune_epochs * steps_per_epoch, 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# one epoch, evaluation
+
+def _shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
+    """Roll each sequence by a random number of steps in ``[-max_shift, max_shift]``."""
+    L = x.shape[1]
+    s = torch.randint(-max_shift, max_shift + 1, (x.shape[0], 1), generator=generator)
+    index = (torch.arange(L).unsqueeze(0) - s) % L
+    return torch.gather(x, 1, index.unsqueeze(-1).expand_as(x))
+
+
+def _train_epoch(model, data: SequenceData, config: RunConfig, optimizer, scheduler,
+                 generator: torch.Generator) -> dict:
+    t = config.train
+    model.train()
+    order = torch.randperm(len(data.y_train), generator=generator)
+    total_loss, correct = 0.0, 0
+    for start in range(0, len(order), t.batch_size):
+        idx = order[start:start + t.batch_size]
+        x, y = data.x_train[idx], data.y_train[idx]
+        if t.shift:
+            x = _shift(x, t.shift, generator)
+        logits = model(x)
+        loss = F.cross_entropy(logits, y, label_smoothing=t.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if t.grad_clip:
+            nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        total_loss += loss.item() * len(idx)
+        correct += (logits.argmax(-1) == y).sum().item()
+    return {"train_loss": total_loss / len(order), "train_accuracy": correct / len(order)}
+
+
+@torch.no_grad()
+def evaluate(model: Callable, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> dict:
+    """Mean cross-entropy and accuracy of ``model`` (an eval-mode module or any callable)."""
+    if isinstance(model, nn.Module):
+        model.eval()
+    loss, correct = 0.0, 0
+    for start in range(0, len(y), batch_size):
+        logits = model(x[start:start + batch_size])
+        yb = y[start:start + batch_size]
+        loss += F.cross_entropy(logits, yb, reduction="sum").item()
+        correct += (logits.argmax(-1) == yb).sum().item()
+    return {"loss": loss / max(1, len(y)), "accuracy": correct / max(1, len(y))}
+
+
+# ---------------------------------------------------------------------------------------------
+# checkpoints
+
+def _save_checkpoint(path: Path, state: dict) -> None:
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def _load_checkpoint(path: Path, config: RunConfig) -> dict:
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if state.get("schema") != CHECKPOINT_SCHEMA:
+        raise CheckpointMismatch(f"{path}: not a {CHECKPOINT_SCHEMA} checkpoint")
+    if state["config_hash"] != config_hash(config):
+        diffs = differences(state["config"], to_dict(config))
+        raise CheckpointMismatch(
+            f"{path}: checkpoint of another configuration ({'; '.join(diffs)}, checkpoint "
+            f"value first); resume with the same configuration or use another run directory")
+    return state
+
+
+def _phases(config: RunConfig) -> list[tuple[str, int]]:
+    phases = [("train", config.train.epochs)]
+    if prunes(config):
+        phases.append(("finetune", config.prune.finetune_epochs))
+    return phases
+
+
+def load_run(run_dir: str | Path, linear_factory: LinearFactory | None = None):
+    """The configuration and trained (possibly pruned) model of a run directory.
+
+    Returns
+    -------
+    config : RunConfig
+    model : S4DClassifier
+        In eval mode, weights of the last checkpoint.
+    """
+    run_dir = Path(run_dir)
+    config = from_dict(read_json(run_dir / "config.json", CONFIG_SCHEMA))
+    state = _load_checkpoint(run_dir / "checkpoint.pt", config)
+    arch = pruned_config(config) if state["phase"] == "finetune" else config
+    model = build_model(arch, state["d_input"], state["n_classes"], seed=config.seed,
+                        linear_factory=linear_factory)
+    model.load_state_dict(state["model"])
+    return config, model.eval()
+
+
+# ---------------------------------------------------------------------------------------------
+# the run
+
+def train(config: RunConfig, run_dir: str | Path, *, linear_factory: LinearFactory | None = None,
+          progress: bool = True, on_epoch_end: Callable[[dict], None] | None = None) -> dict:
+    """Train (or resume training) the classifier of ``config`` and write ``run_dir``.
+
+    Parameters
+    ----------
+    config : RunConfig
+    run_dir : path
+        Created if needed. An existing ``checkpoint.pt`` of the same configuration is resumed;
+        one of another configuration raises :class:`CheckpointMismatch`.
+    linear_factory : callable, optional
+        Factory of the dense layers (see :func:`pyaimc.nn.classifier.build_model`). This is the
+        seam for hardware-aware training: a factory of behavioral analog layers built from the
+        noise model. ``config.noise`` set without a factory is an error.
+    progress : bool
+        Show a tqdm progress bar (on stderr).
+    on_epoch_end : callable, optional
+        Called with the epoch's record after its checkpoint is written.
+
+    Returns
+    -------
+    dict
+        The content of ``run_dir/metrics.json``.
+    """
+    from tqdm import tqdm
+
+    validate(config)
+    if config.noise is not None and linear_factory is None:
+        raise ConfigError(
+            f"noise: {config.noise!r} is set, but hardware-aware training needs the analog "
+            "layers built from that noise model (pass linear_factory=...); "
+            "this build trains without a noise model only (noise: null)")
+    run_dir = Path(run_dir)
+    ckpt_path = run_dir / "checkpoint.pt"
+    data = load_data(config.data)
+    steps_per_epoch = math.ceil(len(data.y_train) / config.train.batch_size)
+    state = _load_checkpoint(ckpt_path, config) if ckpt_path.exists() else None
+    write_json(run_dir / "config.json", {"schema": CONFIG_SCHEMA, **to_dict(config)})
+
+    def build(arch: RunConfig) -> S4DClassifier:
+        return build_model(arch, data.d_input, data.n_classes, seed=config.seed,
+                           linear_factory=linear_factory)
+
+    phases = _phases(config)
+    started = time.perf_counter()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)  # dropout draws from the (forked) global generator
+        generator = torch.Generator().manual_seed(config.seed)  # shuffling and augmentation
+        if state is None:
+            phase_index, epoch, history, elapsed = 0, 0, [], 0.0
+            model = build(config)
+            optimizer, scheduler = _phase_optimizer(model, config, "train", steps_per_epoch)
+        else:
+            phase_index = [name for name, _ in phases].index(state["phase"])
+            epoch, history, elapsed = state["epoch"], state["history"], state["elapsed_s"]
+            model = build(pruned_config(config) if state["phase"] == "finetune" else config)
+            model.load_state_dict(state["model"])
+            optimizer, scheduler = _phase_optimizer(model, config, state["phase"],
+                                                    steps_per_epoch)
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            torch.set_rng_state(state["torch_rng"])
+            generator.set_state(state["generator_rng"])
+
+        def save(phase: str, epoch: int) -> None:
+            _save_checkpoint(ckpt_path, {
+                "schema": CHECKPOINT_SCHEMA, "config_hash": config_hash(config),
+                "config": to_dict(config), "phase": phase, "epoch": epoch,
+                "d_input": data.d_input, "n_classes": data.n_classes,
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
+                "generator_rng": generator.get_state(), "history": history,
+                "elapsed_s": elapsed + time.perf_counter() - started})
+
+        total = sum(n for _, n in phases)
+        done = sum(n for _, n in phases[:phase_index]) + epoch
+        bar = tqdm(total=total, initial=done, disable=not progress, unit="epoch",
+                   desc=f"train {config.data.task}", dynamic_ncols=True)
+        if state is not None and progress:
+            bar.write(f"resuming {ckpt_path} after {state['phase']} epoch {epoch}")
+        while True:
+            phase, n_epochs = phases[phase_index]
+            while epoch < n_epochs:
+                tic = time.perf_counter()
+                record = _train_epoch(model, data, config, optimizer, scheduler, generator)
+                if len(data.y_val):
+                    record["val_accuracy"] = evaluate(model, data.x_val, data.y_val)["accuracy"]
+                epoch += 1
+                record.update(phase=phase, epoch=epoch, seconds=time.perf_counter() - tic)
+                history.append(record)
+                save(phase, epoch)
+                bar.update(1)
+                bar.set_postfix({k: f"{v:.3f}" for k, v in record.items()
+                                 if k in ("train_loss", "train_accuracy", "val_accuracy")})
+                if on_epoch_end is not None:
+                    on_epoch_end(record)
+            if phase_index + 1 == len(phases):
+                break
+            # Training done: prune, then fine-tune with a fresh optimizer. The pruned model is
+            # checkpointed at once, so a run without fine-tuning epochs also ends pruned.
+            phase_index, epoch = phase_index + 1, 0
+            prune_model(model, config)
+            optimizer, scheduler = _phase_optimizer(model, config, phases[phase_index][0],
+                                                    steps_per_epoch)
+            save(phases[phase_index][0], 0)
+        bar.close()
+    metrics = _final_metrics(model, data, config, history,
+                             elapsed + time.perf_counter() - started)
+    write_json(run_dir / "metrics.json", metrics)
+    return metrics
+
+
+def _final_metrics(model: S4DClassifier, data: SequenceData, config: RunConfig,
+                   history: list, seconds: float) -> dict:
+    test = evaluate(model, data.x_test, data.y_test)
+    # The deployed form: the same network stepped through real matrix-vector products.
+    step = evaluate(RecurrentClassifier(model), data.x_test, data.y_test)
+    software = {"test_accuracy": test["accuracy"], "test_loss": test["loss"],
+                "test_accuracy_step_mode": step["accuracy"],
+                "train_accuracy": evaluate(model, data.x_train, data.y_train)["accuracy"]}
+    if len(data.y_val):
+        software["val_accuracy"] = evaluate(model, data.x_val, data.y_val)["accuracy"]
+    ssm = model.blocks[0].ssm
+    return {
+        "schema": RUN_SCHEMA,
+        "task": config.data.task,
+        "config_hash": config_hash(config),
+        "config": to_dict(config),
+        "data": {"train": len(data.y_train), "val": len(data.y_val), "test": len(data.y_test),
+                 "length": data.length, "d_input": data.d_input},
+        "model": {"parameters": sum(p.numel() for p in model.parameters()),
+                  "d_model": ssm.d_model, "d_state": ssm.d_state,
+                  "n_layers": len(model.blocks)},
+        "software": software,
+        "hardware": None,  # filled by deployment on simulated hardware (pyaimc deploy)
+        "epochs": len(history),
+        "train_seconds": seconds,
+        "threads": torch.get_num_threads(),
+        "history": history,
+        "provenance": provenance(seed=config.seed, source=config.data.task),
+    }
