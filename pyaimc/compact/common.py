@@ -18,10 +18,13 @@ Drives (rates ``k = k_switch`` and ``k_r = k_reset`` in 1/s, logistic ``S`` of w
 in V, softplus ``P`` of sharpness ``b_path``)::
 
     d r / dt = k S((U_SET - U)/w) (r_LRS - r) + k_r S((U - U_RESET)/w) P(r_path(U) - r)
+               + k S((U - U_full)/w) (r_HRS - r)
     d ph / dt = k [ S((U_SET - U)/w) (1 - ph) - S((U - U_RESET)/w) ph ]
     d n / dt = k S((U - U_RESET)/w) ph
 
-plus a 1e-15 leak towards the initial state so that the DC operating point is defined.
+plus a small leak towards the initial state so that the DC operating point is defined. The last
+term is the full RESET: the twin sets the cycle's HRS there exactly; the path drive alone would keep
+any overshoot of the integrator's step across the path's kink at ``U_full`` (it is one-sided).
 """
 
 from __future__ import annotations
@@ -30,19 +33,18 @@ import numpy as np
 
 #: Default rate of the SET and phase/counter drives, 1/s (a SET is abrupt).
 K_SWITCH = 3e8
-#: Default rate of the RESET-path drive, 1/s. Slower on purpose: the drive is one-sided (it only
-#: raises r), and a drive much stiffer than the simulator's time step rings under the trapezoidal
-#: rule, an overshoot it could not take back. At 3e6/s it follows the path within ~1e-2 in r during
-#: a sweep of 30 V/ms and settles on the HRS within about 1 us (and creeps little, see B_PATH).
-K_RESET = 3e6
+#: Default rate of the RESET-path drive, 1/s (it lags the path by (dr/dt)/k_reset).
+K_RESET = 3e8
 #: Default logistic width of the switching thresholds, V.
 W_SWITCH = 1e-4
-#: Default softplus sharpness of the RESET-path drive (1/unit of r). At its target the drive still
-#: pushes by k_reset ln(2)/B: near the HRS, where R is ~G_L/G_H (hundreds of) times more sensitive
-#: than r, that creep is what limits R_HRS (sharper made ngspice's Newton crawl).
+#: Default softplus sharpness of the RESET-path drive (1/unit of r): past its target the drive
+#: creeps by about ln(1 + k_reset t)/B (1e-4 of r per microsecond at most; a full RESET then
+#: pulls the state to the HRS exactly).
 B_PATH = 1e5
-#: Leak conductance of the state nodes towards their initial values (defines the DC point).
-G_LEAK = 1e-15
+#: Leak conductance of the state nodes (1 F) towards their initial values: defines the DC point
+#: (time constant 1e12 s, no drift worth the name); below ngspice's pivot tolerance (1e-13) the
+#: matrix is nearly singular and Newton becomes fragile.
+G_LEAK = 1e-12
 #: Largest polynomial degree of the envelopes the Verilog-A module takes.
 MAX_DEGREE = 9
 #: Feature order of the cycle tables.
@@ -127,12 +129,14 @@ def state_rates(iv, u, st, ph, cn, device_table: dict, k_switch: float = K_SWITC
     target_reset = iv.reset_state(ue, u_res_m, r_lrs_m, r_hrs_n)
     s_set = logistic((u_set_n - u) / w_switch)
     s_reset = logistic((u - u_res_m) / w_switch)
+    s_full = logistic((u - iv.u_full_reset) / w_switch)
     return {
         "row_set": kn, "row_reset": km,
         "target_set": r_lrs_n, "target_reset": target_reset,
         "drive_set": s_set, "drive_reset": s_reset,
         "rate_st": (k_switch * s_set * (r_lrs_n - st)
-                    + k_reset * s_reset * softplus(target_reset - st, b_path)),
+                    + k_reset * s_reset * softplus(target_reset - st, b_path)
+                    + k_switch * s_full * (r_hrs_n - st)),
         "rate_ph": k_switch * (s_set * (1 - ph) - s_reset * ph),
         "rate_cn": k_switch * s_reset * ph,
     }

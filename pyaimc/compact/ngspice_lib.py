@@ -102,6 +102,7 @@ def library_text(model, table: dict, name: str = "pyaimc_reram",
             f"Brlm rlm 0 V = {{{rl_m}}}",
             f"Bsset sset 0 V = {{{p}_sig((v(uset) - v(te, be))/{w})}}",
             f"Bsres sres 0 V = {{{p}_sig((v(te, be) - v(ures))/{w})}}",
+            f"Bsful sful 0 V = {{{p}_sig((v(te, be) - {fmt(uf)})/{w})}}",
             # RESET path, in small steps on helper nodes (ngspice differentiates each source's
             # expression; one big nested expression is much slower)
             f"Bue ue 0 V = {{min(max(v(te, be), v(ures)), {fmt(uf)})}}",
@@ -114,6 +115,7 @@ def library_text(model, table: dict, name: str = "pyaimc_reram",
             f"{fmt(iv.reset_exponent)}) - v(loe))/(v(hie) - v(loe))}}",
             "Cst st 0 1",
             f"Bst 0 st I = {{{k}*v(sset)*(v(rln) - v(st)) + {kr}*v(sres)*{p}_soft(v(path) - v(st))"
+            f" + {k}*v(sful)*(v(rhn) - v(st))"
             f" - {fmt(G_LEAK)}*(v(st) - {fmt(r_hrs[0])})}}",
             "Cph ph 0 1",
             f"Bph 0 ph I = {{{k}*(v(sset)*(1 - v(ph)) - v(sres)*v(ph)) - {fmt(G_LEAK)}*v(ph)}}",
