@@ -50,13 +50,16 @@ class _Tables:
         self.u_full = iv.u_full_reset
         self.ln10 = math.log(10.0)
 
-    def ring_matrix(self, ptr):
-        """(F, p*F) matrix acting on the ring buffer laid out as slots 0..p-1."""
+    def ring_matrix(self, ptr, innovations: bool = False):
+        """(F, p*F) matrix acting on the history ring (slots 0..p-1, newest at ``ptr``); with
+        ``innovations`` (F, (p+1)*F), also the Cholesky factor on slot p (the innovations)."""
         p, f = self.p, self.f
-        out = np.zeros((f, p * f), dtype=self.dtype)
+        out = np.zeros((f, (p + innovations) * f), dtype=self.dtype)
         for j in range(p):  # slot of the value j + 1 cycles back
             s = (ptr - j) % p
             out[:, s * f:(s + 1) * f] = self.coefs[j]
+        if innovations:
+            out[:, p * f:] = self.chol
         return out
 
 
@@ -69,7 +72,10 @@ class _Block:
         self.t, self.n, self.rng = t, n, rng
         self.mu = np.ascontiguousarray(mu.T.astype(dt))       # (F, n)
         self.sigma = np.ascontiguousarray(sigma.T.astype(dt))
-        self.hist = np.zeros((max(t.p, 1), t.f, n), dtype=dt)
+        # history ring (slots 0..p-1) and, in slot p, the innovations of the next step: one
+        # matrix product gives the next values, the generator fills slot p in place
+        self.hist = np.zeros((t.p + 1, t.f, n), dtype=dt)
+        self._x = np.empty((t.f, n), dtype=dt)
         if t.p:
             # stationary start, in chunks to keep the float64 temporaries small
             for a in range(0, n, 1 << 16):
@@ -134,31 +140,35 @@ class _Block:
         are restored: cheap when almost all cells step.
         """
         t = self.t
-        m = self.n if cols is None else len(cols)
-        e = self.rng.standard_normal((t.f, m), dtype=t.dtype)
-        x = t.chol @ e
-        p = t.p
+        p, f = t.p, t.f
+        if cols is not None:
+            e = self.rng.standard_normal((f, len(cols)), dtype=t.dtype)
+            x = t.chol @ e
+            if p:
+                ring = self.hist[:p].reshape(p * f, self.n)
+                x += t.ring_matrix(self.ptr) @ ring[:, cols]
+                for j in range(p - 1, 0, -1):  # shift only these cells' histories
+                    self.hist[(self.ptr - j) % p][:, cols] = self.hist[(self.ptr - j + 1) % p][:, cols]
+                self.hist[self.ptr][:, cols] = x
+            return x
+        self.rng.standard_normal(out=self.hist[p], dtype=t.dtype)
+        x = self._x
+        np.matmul(t.ring_matrix(self.ptr, innovations=True),
+                  self.hist.reshape((p + 1) * f, self.n), out=x)
         if p == 0:
             return x
-        flat = self.hist.reshape(p * t.f, self.n)
-        x += t.ring_matrix(self.ptr) @ (flat if cols is None else flat[:, cols])
-        if cols is None:
-            new = (self.ptr + 1) % p
-            if keep is not None and len(keep):
-                oldest = self.hist[new][:, keep]
-                for j in range(p - 1):  # new slot j takes the old slot j (= new slot j + 1)
-                    self.hist[(new - j) % p][:, keep] = self.hist[(new - j - 1) % p][:, keep]
-                self.hist[(new - p + 1) % p][:, keep] = oldest
-                mask = np.ones(self.n, dtype=bool)
-                mask[keep] = False
-                np.copyto(self.hist[new], x, where=mask)
-            else:
-                self.hist[new] = x
-            self.ptr = new
-        else:  # shift only these cells' histories, oldest slot first
-            for j in range(p - 1, 0, -1):
-                self.hist[(self.ptr - j) % p][:, cols] = self.hist[(self.ptr - j + 1) % p][:, cols]
-            self.hist[self.ptr][:, cols] = x
+        new = (self.ptr + 1) % p
+        if keep is not None and len(keep):
+            oldest = self.hist[new][:, keep]
+            for j in range(p - 1):  # new slot j takes the old slot j (= new slot j + 1)
+                self.hist[(new - j) % p][:, keep] = self.hist[(new - j - 1) % p][:, keep]
+            self.hist[(new - p + 1) % p][:, keep] = oldest
+            mask = np.ones(self.n, dtype=bool)
+            mask[keep] = False
+            np.copyto(self.hist[new], x, where=mask)
+        else:
+            self.hist[new] = x
+        self.ptr = new
         return x
 
     def _draw(self, mask):
