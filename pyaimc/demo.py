@@ -61,8 +61,8 @@ def stage_transfer(out: Path, model: Path) -> Path:
     t0 = _stage("3. crossbar transfer model of a 32 x 32 tile from circuit simulations")
     m = demo_transfer(out / "transfer", model, progress=True)
     fit = m.get("fit", m)
-    model_err = fit.get("heldout_rel_rms_model")
-    ideal_err = fit.get("heldout_rel_rms_ideal")
+    model_err = fit.get("heldout_rel_rms_error")
+    ideal_err = fit.get("heldout_ideal_rel_rms_error")
     if model_err is not None and ideal_err is not None:
         print(f"    held-out error: fitted model {100 * model_err:.2f} %, ideal product "
               f"{100 * ideal_err:.2f} % (relative RMS)")
