@@ -383,3 +383,47 @@ def test_convert_train_program_evaluate():
     with torch.no_grad():
         programmed = float(torch.nn.functional.mse_loss(model(x), target))
     assert programmed < 2 * np.mean(losses[-10:])
+
+
+def test_programmed_tile_matches_solver_within_the_fitted_transfer_error():
+    """With a transfer model fitted by pyaimc.circuit (32 x 32, 2 ohm wires), the layer's output on a
+    programmed tile matches the fast solver running the device's own non-linear cells at the
+    programmed states, within 2x the fit's stated held-out error (same normalisation: the RMS of
+    one polarity's column currents; the factor covers pattern-to-pattern spread of one tile)."""
+    from pyaimc.circuit import Crossbar, CrossbarSolver, PolynomialCells
+    from pyaimc.circuit.transfer_fit import fit_transfer
+    from tests._noise_helpers import device_model
+
+    dev = device_model()
+    nm0 = example_noise_model()
+    fit = fit_transfer(dev, 32, 32, 2.0, 0.2, 6, np.random.default_rng(0),
+                       g_window=(nm0.window.g_min, nm0.window.g_max))
+    doc = fit.to_dict()
+    stated = doc["fit"]["heldout_rel_rms_error"]
+    assert stated < 0.2 * doc["fit"]["heldout_ideal_rel_rms_error"]
+    nm = with_transfer(nm0, doc)
+    cfg = only(programming_noise=True, dac=True, transfer=True)
+    layer = AnalogLinear(32, 32, noise_model=nm, config=cfg, seed=3).double()
+    program(layer, np.random.default_rng(3))
+    layer.eval()
+    x = torch.rand(32, 32, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    v, x_scale = layer.input_voltages(x)
+    v = v.detach().numpy()
+    iv = dev.iv_
+    currents, ideal = [], []
+    for g in (layer.programmed_g_pos.numpy().T, layer.programmed_g_neg.numpy().T):
+        r = iv.state_from_resistance(1.0 / g)
+        a = iv.lrs_coefs + r[..., None] * (iv.hrs_coefs - iv.lrs_coefs)   # per-cell I-V
+        xbar = Crossbar(PolynomialCells(a), r_row=2.0, r_col=2.0)
+        currents.append(CrossbarSolver(xbar).solve(v).column_currents)
+        ideal.append(v @ g)
+    unit = (layer.programmed_scale / ((layer.g_max - layer.g_min) * layer.v_max)).numpy()
+    scale = unit * x_scale.numpy()
+    with torch.no_grad():
+        y = layer(x).numpy() - layer.bias.numpy()
+    solver = (currents[0] - currents[1]) * scale
+    one_polarity_rms = np.sqrt(0.5 * np.mean((currents[0] * scale) ** 2 + (currents[1] * scale) ** 2))
+    err = np.sqrt(np.mean((y - solver) ** 2)) / one_polarity_rms
+    err_ideal = np.sqrt(np.mean(((ideal[0] - ideal[1]) * scale - solver) ** 2)) / one_polarity_rms
+    assert err <= 2 * stated
+    assert err_ideal > 5 * err
