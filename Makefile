@@ -25,10 +25,15 @@ system-packages:
 $(STAMP): pyproject.toml | system-packages
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
-	# The CPU build of torch: a local wheel when the machine has one, else PyTorch's CPU index.
-	# (An unpinned torch from PyPI pulls several GB of CUDA packages.)
-	$(PY) -m pip install --no-index torch==$(TORCH_VERSION) \
-	  || $(PY) -m pip install torch==$(TORCH_VERSION) --index-url https://download.pytorch.org/whl/cpu
+	# The CPU build of torch: a local wheel when pip's find-links has one (then its dependencies
+	# from the index), else PyTorch's CPU index. An unpinned torch from PyPI pulls several GB of
+	# CUDA packages.
+	if $(PY) -m pip install --no-deps --no-index torch==$(TORCH_VERSION); then \
+	  $(PY) -m pip install torch==$(TORCH_VERSION); \
+	else \
+	  $(PY) -m pip install torch==$(TORCH_VERSION) --index-url https://download.pytorch.org/whl/cpu \
+	    --extra-index-url https://pypi.org/simple; \
+	fi
 	$(PY) -m pip install -e ".[all]"
 	touch $(STAMP)
 
