@@ -59,3 +59,15 @@ def shipped_model():
 
     path = ROOT / "calibration_data" / "models" / "example.json"
     return DeviceModel.load(path)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread for the test: the machines running the suite are shared, and the small
+    operations of the tests gain nothing from more (two threads made one test 18x slower here)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -21,13 +21,7 @@ from pyaimc.noise import NoiseModel, Tile, first_order_transfer  # noqa: E402
 from pyaimc.noise.model import DAC  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: the machines running the suite are shared (and small ops gain nothing)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 IDEAL = AnalogConfig.ideal()

@@ -15,13 +15,7 @@ from pyaimc.noise.transfer_doc import (TransferError, first_order_transfer,  # n
                                        validate_transfer)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: the machines running the suite are shared (and small ops gain nothing)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_ir_drop_sums_match_explicit_wire_segments():

@@ -16,12 +16,7 @@ from pyaimc.noise.programming import calibrate_pulses, programming_statistics  #
 N_PER_LEVEL = 4000
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def programmed_by_level(nm, method, seed=0):

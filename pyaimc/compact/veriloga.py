@@ -15,7 +15,6 @@ comes in three kinds of files:
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path

@@ -6,4 +6,6 @@
 ``prune`` (structured pruning), ``datasets``, ``config`` (presets, validation) and ``train``.
 Submodules import torch; import them directly (``from pyaimc.nn.train import train``).
 """
-from pyaimc.nn.analog import AnalogConfig, AnalogLinear, analog_layers, convert_to_analog, program  # noqa: F401
+from pyaimc.nn.analog import AnalogConfig, AnalogLinear, analog_layers, convert_to_analog, program
+
+__all__ = ["AnalogConfig", "AnalogLinear", "analog_layers", "convert_to_analog", "program"]
