@@ -415,14 +415,11 @@ def _add_export_noise(actions) -> None:
 
 
 def _parse_tile(text: str) -> tuple[int, int]:
-    rows, sep, cols = text.lower().partition("x")
     try:
-        shape = int(rows), int(cols)
-    except ValueError:
-        shape = (0, 0)
-    if not sep or min(shape) < 1:
-        raise CLIError(f"--tile must be ROWSxCOLS with positive integers, e.g. 64x64, got {text!r}")
-    return shape
+        return _tile(text)
+    except argparse.ArgumentTypeError:
+        raise CLIError(f"--tile must be ROWSxCOLS with positive integers, e.g. 64x64, got {text!r}"
+                       ) from None
 
 
 def _export_noise(args) -> int:
