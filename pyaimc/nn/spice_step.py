@@ -10,11 +10,13 @@ operating point. Plus and minus tiles are separate arrays of the same geometry (
 differential pair of the transfer model). Everything after the currents (digitisation,
 scales, the digital periphery) is the behavioral backend's own code.
 
-Cells are linear (``LinearCells``) unless the noise model's transfer model has an input
-non-linearity; then each cell has the I-V that model describes,
-``I = G v (1 + c2(gn) v + c3(gn) v**2)`` (``PolynomialCells``). The wire resistance is the
-transfer model's (0 without one). Read noise and the ADC are off in the check (they are the
-same code on both sides, and rounding would hide the comparison); the DAC is on.
+The circuit is the noise model's crossbar: its wire resistance per segment (``tile.r_wire``, 0
+when not stated) and linear cells (``LinearCells``), or, when its transfer model has an input
+non-linearity, cells with the I-V that model describes,
+``I = G v (1 + c2(gn) v + c3(gn) v**2)`` (``PolynomialCells``). The behavioral side is whatever
+the analog config switches on (``transfer=False``: the ideal product against the same circuit).
+Read noise and the ADC are off in the check (the same code on both sides, and rounding would
+hide the comparison); the DAC is on.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from pyaimc.nn.analog import AnalogConfig
 from pyaimc.nn.deploy import AnalogBackend
 from pyaimc.nn.step import MatvecBackend, RecurrentClassifier
 from pyaimc.nn.tiles import AnalogTiles
+from pyaimc.nn.transfer_torch import TransferParams
 from pyaimc.noise.model import NoiseModel
 
 
@@ -61,6 +64,10 @@ class NgspiceBackend(MatvecBackend):
     def __init__(self, behavioral: AnalogBackend, timeout: float = 60.0):
         self.behavioral = behavioral
         self.timeout = timeout
+        nm = behavioral.noise_model
+        self.r_wire = float(nm.tile.r_wire or 0.0)
+        tp = TransferParams.from_doc(nm.transfer) if nm.transfer else None
+        self.cell_law = tp if (tp is not None and tp.has_nonlinearity) else None
         self.records: dict[str, dict] = {}
         self.netlists = 0
 
@@ -86,9 +93,7 @@ class NgspiceBackend(MatvecBackend):
         from pyaimc.circuit.netlist import build_netlist
         from pyaimc.circuit.ngspice import run_netlist
 
-        lay, nm = tiles.layout, tiles.noise_model
-        tp = tiles.transfer
-        r_wire = tp.r_wire if tp is not None else 0.0
+        lay = tiles.layout
         g = lay.pad(torch.stack([tiles.g_pos, tiles.g_neg])).double().numpy()  # (2, G, O, I)
         vv = v.double().numpy()
         batch, groups = vv.shape[:2]
@@ -106,22 +111,23 @@ class NgspiceBackend(MatvecBackend):
                         for p in range(2):
                             block = np.zeros((lay.rows, lay.c))
                             block[:lay.r] = g[p, gi, cols, t * lay.r:(t + 1) * lay.r].T
-                            cells = self._cells(block, tp, nm)
-                            xbar = Crossbar(cells, r_row=r_wire, r_col=r_wire)
+                            xbar = Crossbar(self._cells(block), r_row=self.r_wire,
+                                            r_col=self.r_wire)
                             vectors = run_netlist(build_netlist(xbar, rows_v),
                                                   timeout=self.timeout)
                             self.netlists += 1
                             out[p, b, gi, t, cols] = [vectors[n][0]
                                                       for n in readout_current_names(xbar)]
+        tp = tiles.transfer
         if tp is not None and tp.i_sat is not None:
             out = np.clip(out, -tp.i_sat, tp.i_sat)  # the read-out's saturation, as modelled
         return torch.from_numpy(out[0] - out[1]).to(tiles.weight.dtype)
 
-    @staticmethod
-    def _cells(block: np.ndarray, tp, nm: NoiseModel):
+    def _cells(self, block: np.ndarray):
         from pyaimc.circuit import LinearCells, PolynomialCells
 
-        if tp is None or not tp.has_nonlinearity:
+        tp = self.cell_law
+        if tp is None:
             return LinearCells(block)
         gn = (block - tp.g_min) / (tp.g_max - tp.g_min)
         a = np.stack([block, block * (tp.c2[0] + tp.c2[1] * gn),
@@ -179,12 +185,11 @@ def ngspice_step_check(model, noise_model: NoiseModel, x: torch.Tensor, step: in
     products = {name: {"rel_rms": _rel_rms(r["ngspice"], r["behavioral"]),
                        "rel_max": _rel_max(r["ngspice"], r["behavioral"])}
                 for name, r in spice.records.items()}
-    tp = next(iter(behavioral.tiles.values())).transfer
-    fit = (noise_model.transfer or {}).get("fit", {}) if tp is not None else {}
+    fit = (noise_model.transfer or {}).get("fit", {})
     return {
         "step": step,
-        "r_wire": tp.r_wire if tp is not None else 0.0,
-        "cells": "polynomial" if (tp is not None and tp.has_nonlinearity) else "linear",
+        "r_wire": spice.r_wire,
+        "cells": "linear" if spice.cell_law is None else "polynomial",
         "analog": dataclasses.asdict(config),
         "netlists": spice.netlists,
         "ngspice_seconds": seconds,
