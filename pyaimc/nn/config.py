@@ -89,7 +89,8 @@ class TrainConfig:
     weight decay. ``shift`` augments by a random circular shift of up to that many steps.
     ``init_from``: a run directory whose final weights (software view) start this run instead
     of a fresh initialisation, e.g. hardware-aware fine-tuning of a software-trained model; its
-    model must have this run's sizes.
+    model must have this run's sizes. With ``init_from``, ``epochs`` may be 0 (prune and
+    fine-tune a trained model).
     """
     epochs: int = 30
     batch_size: int = 64
@@ -214,7 +215,8 @@ def validate(config: RunConfig) -> RunConfig:
         _check_precision(f"quant.{name}", getattr(q, name), True)
     for name in ("act", "state"):
         _check_precision(f"quant.{name}", getattr(q, name), False)
-    _int("train.epochs", t.epochs, 1)
+    # a run that starts from another run's weights may go straight to pruning and fine-tuning
+    _int("train.epochs", t.epochs, 0 if t.init_from is not None else 1)
     _int("train.batch_size", t.batch_size, 1)
     _float("train.lr", t.lr, 0.0, low_open=True)
     _float("train.ssm_lr", t.ssm_lr, 0.0, low_open=True)

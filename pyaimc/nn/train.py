@@ -321,6 +321,8 @@ def train(config: RunConfig, run_dir: str | Path, *, linear_factory: LinearFacto
                 "noise_digest": None if config.noise is None else noise_digest(config.noise),
                 "elapsed_s": elapsed + time.perf_counter() - started})
 
+        if state is None:
+            save("train", 0)  # a run of 0 training epochs (init_from) has a checkpoint too
         total = sum(n for _, n in phases)
         done = sum(n for _, n in phases[:phase_index]) + epoch
         bar = tqdm(total=total, initial=done, disable=not progress, unit="epoch",
