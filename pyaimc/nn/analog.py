@@ -208,17 +208,27 @@ class AnalogLinear(nn.Module):
         return self._generator
 
     # ------------------------------------------------------------------ mapping
-    def _scale(self) -> torch.Tensor:
-        """Output channel scales ``max_i |w_oi|`` (out,), detached."""
-        w = self.weight.detach()
+    def mapped_weight(self) -> torch.Tensor:
+        """The weight the tiles are programmed with (out, in): the clean ``weight`` here.
+
+        Subclasses override it to map a transformed weight (a quantized one, say): everything
+        the layer programmes or samples starts from it, and gradients flow through it.
+        """
+        return self.weight
+
+    def _scale(self, w: torch.Tensor | None = None) -> torch.Tensor:
+        """Output channel scales ``max_i |w_oi|`` (out,) of ``w`` (default the mapped weight),
+        detached."""
+        w = (self.mapped_weight() if w is None else w).detach()
         # two plain reductions: several times faster than vector_norm(inf) or abs().amax()
         return torch.maximum(w.amax(dim=1), -w.amin(dim=1)).clamp_min(_TINY)
 
     def target_conductances(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Target conductances ``g+``, ``g-`` (out, in; S, differentiable in the weight) and
         the output channel scales (out,; detached)."""
-        scale = self._scale()
-        wn = self.weight / scale[:, None]
+        w = self.mapped_weight()
+        scale = self._scale(w)
+        wn = w / scale[:, None]
         span = self.g_max - self.g_min
         return (self.g_min + span * wn.clamp(min=0.0), self.g_min + span * (-wn).clamp(min=0.0),
                 scale)
@@ -228,12 +238,13 @@ class AnalogLinear(nn.Module):
                  method: str | None = None) -> "AnalogLinear":
         """Draw one programmed instance of the weights and keep it (see :func:`program`)."""
         gen = generator if generator is not None else self.generator()
-        scale = self._scale()
+        w = self.mapped_weight()
+        scale = self._scale(w)
         sampler = None
         if self.config.programming_noise:
             sampler = self.sampler if method is None else ConductanceSampler(
                 self.noise_model, method, self.config.stuck_cells)
-        g_pos, g_neg = pair_cells(self.weight, scale, sampler, gen, self.g_min,
+        g_pos, g_neg = pair_cells(w, scale, sampler, gen, self.g_min,
                                   self.g_max - self.g_min)
         self.programmed_g_pos.copy_(g_pos)
         self.programmed_g_neg.copy_(g_neg)
@@ -263,8 +274,8 @@ class AnalogLinear(nn.Module):
             diff = None if need_cells else (gp - gn) / span
             return ((gp, gn) if need_cells else None), diff, (0.0, 1.0, gp + gn), \
                 self.programmed_scale
-        w = self.weight
-        scale = self._scale()
+        w = self.mapped_weight()
+        scale = self._scale(w)
         sampler = self.sampler if self.training and self.config.programming_noise else None
         read = None
         if self.config.read_noise and self.read.active:

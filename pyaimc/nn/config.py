@@ -87,6 +87,10 @@ class TrainConfig:
 
     ``ssm_lr`` is the learning rate of the SSM dynamics (``dt``, ``A``, ``B``), which get no
     weight decay. ``shift`` augments by a random circular shift of up to that many steps.
+    ``init_from``: a run directory whose final weights (software view) start this run instead
+    of a fresh initialisation, e.g. hardware-aware fine-tuning of a software-trained model; its
+    model must have this run's sizes. With ``init_from``, ``epochs`` may be 0 (prune and
+    fine-tune a trained model).
     """
     epochs: int = 30
     batch_size: int = 64
@@ -97,6 +101,7 @@ class TrainConfig:
     grad_clip: float = 0.0
     label_smoothing: float = 0.0
     shift: int = 0
+    init_from: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -210,7 +215,8 @@ def validate(config: RunConfig) -> RunConfig:
         _check_precision(f"quant.{name}", getattr(q, name), True)
     for name in ("act", "state"):
         _check_precision(f"quant.{name}", getattr(q, name), False)
-    _int("train.epochs", t.epochs, 1)
+    # a run that starts from another run's weights may go straight to pruning and fine-tuning
+    _int("train.epochs", t.epochs, 0 if t.init_from is not None else 1)
     _int("train.batch_size", t.batch_size, 1)
     _float("train.lr", t.lr, 0.0, low_open=True)
     _float("train.ssm_lr", t.ssm_lr, 0.0, low_open=True)
@@ -221,6 +227,8 @@ def validate(config: RunConfig) -> RunConfig:
     _float("train.grad_clip", t.grad_clip, 0.0)
     _float("train.label_smoothing", t.label_smoothing, 0.0, 0.5)
     _int("train.shift", t.shift, 0)
+    if t.init_from is not None and not isinstance(t.init_from, str):
+        _fail("train.init_from", "a run directory or null", t.init_from)
     _int("prune.d_state", p.d_state, 2, optional=True)
     if p.d_state is not None and (p.d_state % 2 or p.d_state > m.d_state):
         _fail("prune.d_state", f"an even integer <= model.d_state ({m.d_state})", p.d_state)
@@ -303,9 +311,36 @@ def load_config(path: str | Path) -> RunConfig:
         raise ConfigError(f"{path}: {err}") from None
 
 
+def noise_digest(path: str | Path) -> str:
+    """Short SHA-256 of a noise model's content (its JSON without ``provenance``).
+
+    Re-exporting the same model (same device, settings and seed) gives the same digest; a
+    model with any other number does not. A missing or unreadable file names the ``noise`` key.
+    """
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"noise: {str(path)!r}: no such noise-model file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ConfigError(f"noise: {str(path)!r}: cannot read the noise model ({err})") from None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"noise: {str(path)!r}: not a noise-model document")
+    doc.pop("provenance", None)
+    text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def config_hash(config: RunConfig) -> str:
-    """Short SHA-256 of the canonical JSON of ``config``: equal hashes, equal runs."""
-    text = json.dumps(to_dict(config), sort_keys=True, separators=(",", ":"))
+    """Short SHA-256 of the canonical JSON of ``config``: equal hashes, equal runs.
+
+    With ``noise`` set, the noise model's content (:func:`noise_digest`) is hashed instead of
+    its path: another noise model gives another hash, a moved file the same.
+    """
+    values = to_dict(config)
+    if config.noise is not None:
+        values["noise"] = {"sha256": noise_digest(config.noise)}
+    text = json.dumps(values, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

@@ -55,7 +55,10 @@ def _select(module: nn.Module, name: str, index: torch.Tensor, dim: int) -> None
 @torch.no_grad()
 def mode_energy(ssm: S4D) -> torch.Tensor:
     """Impulse-response energy of each complex mode, shape ``(H, N/2)``."""
-    Abar, Bbar, C = ssm.discrete()
+    # eval mode: the clean (quantized) matrices, not a draw of a hardware-aware noise module
+    was_training = ssm.training
+    Abar, Bbar, C = ssm.eval().discrete()
+    ssm.train(was_training)
     # A quantized Abar may reach |Abar| >= 1; the clamp keeps such modes at the top of the ranking.
     return (C * Bbar).abs() ** 2 / (1 - Abar.abs() ** 2).clamp_min(1e-6)
 

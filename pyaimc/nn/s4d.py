@@ -56,6 +56,27 @@ def _as_complex(x: torch.Tensor) -> torch.Tensor:
     return torch.view_as_complex(x.contiguous())
 
 
+def block_kernel(blocks: torch.Tensor, Bbar: torch.Tensor, C: torch.Tensor, L: int
+                 ) -> torch.Tensor:
+    """Kernel ``K_l = sum_n 2 Re(C_n z_nl)`` with ``[Re z, Im z]_nl = M_n^l [Re b_n, Im b_n]``.
+
+    The general real form of :meth:`S4D.kernel` for 2x2 blocks ``M`` ``(H, N/2, 2, 2)``
+    (complex ``Bbar``, ``C`` of shape ``(H, N/2)``). Powers by doubling: ``log2(L)`` batched
+    2x2 products instead of ``L`` sequential ones.
+    """
+    v = torch.view_as_real(Bbar).unsqueeze(-1)                      # (H, N/2, 2, 1)
+    power = blocks
+    while v.shape[-1] < L:
+        v = torch.cat([v, power @ v], dim=-1)                       # M^0..M^(2k-1) b
+        if v.shape[-1] < L:
+            power = power @ power
+    v = v[..., :L]
+    c = torch.view_as_real(C)
+    # 2 Re(c z) = 2 (Re c Re z - Im c Im z)
+    return 2 * (torch.einsum("hn,hnl->hl", c[..., 0], v[:, :, 0])
+                - torch.einsum("hn,hnl->hl", c[..., 1], v[:, :, 1]))
+
+
 class S4D(nn.Module):
     """Diagonal state-space layer on ``(batch, H, L)`` sequences.
 
@@ -80,6 +101,9 @@ class S4D(nn.Module):
     ``self.quant`` maps ``"A"``, ``"B"``, ``"C"`` to modules applied to the real views (shape
     ``(H, N/2, 2)``) of ``Abar``, ``Bbar`` and ``C``: the values a crossbar would hold. Replacing
     one (say by quantizer followed by a programming-noise model) changes both modes alike.
+    The ``"A"`` module may also return real 2x2 blocks ``(H, N/2, 2, 2)`` acting on
+    ``[Re x, Im x]``: a programmed tile whose four entries carry independent errors is no longer
+    a complex number (a scaled rotation). Kernel and recurrence then use the blocks as they are.
     """
 
     def __init__(self, d_model: int, d_state: int = 64, init: str = "lin",
@@ -117,18 +141,25 @@ class S4D(nn.Module):
         return 2 * self.A_imag.shape[1]
 
     def discrete(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The (quantized) complex ``Abar, Bbar, C``, each of shape ``(H, N/2)``."""
+        """The (quantized) ``Abar, Bbar, C``: complex, each of shape ``(H, N/2)``.
+
+        ``Abar`` is real 2x2 blocks ``(H, N/2, 2, 2)`` instead when the ``"A"`` module returns
+        blocks (see the class notes).
+        """
         A = torch.complex(-torch.exp(self.log_A_real), self.A_imag)
         dt = torch.exp(self.log_dt).unsqueeze(-1)
         Abar, Bbar = discretize(dt, A, _as_complex(self.B), self.discretization)
         q = self.quant
-        return (_as_complex(q["A"](torch.view_as_real(Abar))),
+        Abar = q["A"](torch.view_as_real(Abar))
+        return (Abar if Abar.dim() == 4 else _as_complex(Abar),
                 _as_complex(q["B"](torch.view_as_real(Bbar))),
                 _as_complex(q["C"](self.C)))
 
     def kernel(self, L: int) -> torch.Tensor:
         """Convolution kernel ``K_l = 2 Re(sum_n C_n Bbar_n Abar_n^l)``, shape ``(H, L)``."""
         Abar, Bbar, C = self.discrete()
+        if Abar.dim() == 4:
+            return block_kernel(Abar, Bbar, C, L)
         # Powers by repeated multiplication, as the recurrence does (also exact for Abar = 0).
         powers = torch.cumprod(Abar.unsqueeze(-1).expand(-1, -1, L - 1), dim=-1)
         powers = torch.cat([torch.ones_like(Abar).unsqueeze(-1), powers], dim=-1)
@@ -155,7 +186,11 @@ class S4D(nn.Module):
         return torch.stack(ys, dim=-1)
 
     def _recur(self, u, x, Abar, Bbar, C):
-        x = Abar * x + Bbar * u.unsqueeze(-1)
+        if Abar.dim() == 4:
+            x = _as_complex(torch.einsum("hnij,bhnj->bhni", Abar, torch.view_as_real(x)))
+            x = x + Bbar * u.unsqueeze(-1)
+        else:
+            x = Abar * x + Bbar * u.unsqueeze(-1)
         x = _as_complex(self.state_quant(torch.view_as_real(x)))
         return 2 * torch.einsum("hn,bhn->bh", C, x).real + self.D * u, x
 

@@ -68,8 +68,11 @@ class DigitalBackend(MatvecBackend):
 def ssm_tiles(ssm: S4D) -> dict[str, torch.Tensor]:
     """Real tiles ``A``, ``B``, ``C`` of an S4D layer (quantized as in training)."""
     Abar, Bbar, C = ssm.discrete()
-    a, b = Abar.real, Abar.imag
-    A = torch.stack([torch.stack([a, -b], -1), torch.stack([b, a], -1)], -2)  # (H, N/2, 2, 2)
+    if Abar.dim() == 4:  # already real blocks (a programmed, no longer rotational, A)
+        A = Abar
+    else:
+        a, b = Abar.real, Abar.imag
+        A = torch.stack([torch.stack([a, -b], -1), torch.stack([b, a], -1)], -2)  # (H, N/2, 2, 2)
     H = ssm.d_model
     return {"A": A.reshape(-1, 2, 2),
             "B": torch.view_as_real(Bbar).reshape(H, -1, 1),

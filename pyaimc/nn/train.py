@@ -5,6 +5,12 @@ atomically after every epoch: model, optimizer, scheduler, random states, histor
 run is finished, ``metrics.json`` (schema ``pyaimc.run/1``). Calling :func:`train` again on the
 same directory resumes from the checkpoint; an interrupted and resumed run ends with the same
 weights as an uninterrupted one (same machine, same thread count).
+
+With ``noise`` set in the configuration the run is hardware-aware (:mod:`pyaimc.nn.hardware`):
+dense layers are analog layers of the noise model, the S4D matrices get its programming error,
+a fresh draw per mini-batch; the noise generators' states travel in the checkpoint. At the end
+the model is deployed on the same noise model (:mod:`pyaimc.nn.deploy`) and ``metrics.json``'s
+``hardware`` entry holds the deployed test accuracy over a few programming draws.
 """
 
 from __future__ import annotations
@@ -22,8 +28,10 @@ from torch import nn
 from pyaimc.io import atomic_write_bytes, provenance, read_json, write_json
 from pyaimc.nn.classifier import LinearFactory, S4DClassifier, build_model
 from pyaimc.nn.config import (CONFIG_SCHEMA, ConfigError, RunConfig, config_hash, differences,
-                              from_dict, to_dict, validate)
+                              from_dict, noise_digest, to_dict, validate)
 from pyaimc.nn.datasets import SequenceData, load_data
+from pyaimc.nn.hardware import (analog_linear_factory, attach_ssm_noise, generator_states,
+                                load_noise_model, load_weights, set_generator_states)
 from pyaimc.nn.prune import prune_model, pruned_config, prunes
 from pyaimc.nn.step import RecurrentClassifier
 
@@ -135,16 +143,49 @@ def _save_checkpoint(path: Path, state: dict) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def _load_checkpoint(path: Path, config: RunConfig) -> dict:
+def _load_checkpoint(path: Path, config: RunConfig, check_noise: bool = True) -> dict:
+    """The checkpoint at ``path`` if it was written by ``config``.
+
+    ``check_noise`` False compares the configuration's keys only, not the noise model's
+    content (for loading the trained weights without the training noise model at hand).
+    """
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such checkpoint")
     state = torch.load(path, map_location="cpu", weights_only=True)
     if state.get("schema") != CHECKPOINT_SCHEMA:
         raise CheckpointMismatch(f"{path}: not a {CHECKPOINT_SCHEMA} checkpoint")
-    if state["config_hash"] != config_hash(config):
+    if check_noise:
+        diffs = []
+        if state["config_hash"] != config_hash(config):
+            # the hash covers the noise model's content, not its path
+            diffs = [d for d in differences(state["config"], to_dict(config))
+                     if not d.startswith("noise:")]
+            digest = None if config.noise is None else noise_digest(config.noise)
+            if state.get("noise_digest") != digest:
+                diffs.append(f"noise model: {state['config'].get('noise')!r} (content sha256 "
+                             f"{state.get('noise_digest')}) != {config.noise!r} (content "
+                             f"sha256 {digest})")
+            diffs = diffs or ["configuration hash"]
+    else:
         diffs = differences(state["config"], to_dict(config))
+    if diffs:
         raise CheckpointMismatch(
             f"{path}: checkpoint of another configuration ({'; '.join(diffs)}, checkpoint "
             f"value first); resume with the same configuration or use another run directory")
     return state
+
+
+def _init_from(model: S4DClassifier, run_dir: str) -> None:
+    """Load the final weights of the run in ``run_dir`` (its software view) into ``model``."""
+    try:
+        _, source = load_run(run_dir, software=True)
+    except FileNotFoundError as err:
+        raise ConfigError(f"train.init_from: {run_dir!r}: {err}") from None
+    try:
+        load_weights(model, source.state_dict())
+    except (ValueError, RuntimeError) as err:
+        raise ConfigError(f"train.init_from: {run_dir!r}: the run's model does not fit this "
+                          f"configuration's ({err})") from None
 
 
 def _phases(config: RunConfig) -> list[tuple[str, int]]:
@@ -154,8 +195,18 @@ def _phases(config: RunConfig) -> list[tuple[str, int]]:
     return phases
 
 
-def load_run(run_dir: str | Path, linear_factory: LinearFactory | None = None):
+def load_run(run_dir: str | Path, linear_factory: LinearFactory | None = None, *,
+             software: bool = False):
     """The configuration and trained (possibly pruned) model of a run directory.
+
+    Parameters
+    ----------
+    run_dir : path
+    linear_factory : callable, optional
+        Factory of the dense layers (default: as the run was trained).
+    software : bool
+        Load the weights into the software model (fake-quantized layers, no noise modules)
+        even when the run was hardware-aware; its noise model is then not needed.
 
     Returns
     -------
@@ -165,11 +216,20 @@ def load_run(run_dir: str | Path, linear_factory: LinearFactory | None = None):
     """
     run_dir = Path(run_dir)
     config = from_dict(read_json(run_dir / "config.json", CONFIG_SCHEMA))
-    state = _load_checkpoint(run_dir / "checkpoint.pt", config)
+    hardware = config.noise is not None and not software
+    state = _load_checkpoint(run_dir / "checkpoint.pt", config, check_noise=hardware)
     arch = pruned_config(config) if state["phase"] == "finetune" else config
-    model = build_model(arch, state["d_input"], state["n_classes"], seed=config.seed,
-                        linear_factory=linear_factory)
-    model.load_state_dict(state["model"])
+    if hardware:
+        noise_model = load_noise_model(config.noise)
+        factory = linear_factory or analog_linear_factory(config.quant, noise_model, config.seed)
+        model = build_model(arch, state["d_input"], state["n_classes"], seed=config.seed,
+                            linear_factory=factory)
+        attach_ssm_noise(model, noise_model, config.seed)
+        model.load_state_dict(state["model"])
+    else:
+        model = build_model(arch, state["d_input"], state["n_classes"], seed=config.seed,
+                            linear_factory=linear_factory)
+        load_weights(model, state["model"])
     return config, model.eval()
 
 
@@ -177,7 +237,8 @@ def load_run(run_dir: str | Path, linear_factory: LinearFactory | None = None):
 # the run
 
 def train(config: RunConfig, run_dir: str | Path, *, linear_factory: LinearFactory | None = None,
-          progress: bool = True, on_epoch_end: Callable[[dict], None] | None = None) -> dict:
+          progress: bool = True, on_epoch_end: Callable[[dict], None] | None = None,
+          deploy_draws: int = 3) -> dict:
     """Train (or resume training) the classifier of ``config`` and write ``run_dir``.
 
     Parameters
@@ -187,13 +248,15 @@ def train(config: RunConfig, run_dir: str | Path, *, linear_factory: LinearFacto
         Created if needed. An existing ``checkpoint.pt`` of the same configuration is resumed;
         one of another configuration raises :class:`CheckpointMismatch`.
     linear_factory : callable, optional
-        Factory of the dense layers (see :func:`pyaimc.nn.classifier.build_model`). This is the
-        seam for hardware-aware training: a factory of behavioral analog layers built from the
-        noise model. ``config.noise`` set without a factory is an error.
+        Factory of the dense layers (see :func:`pyaimc.nn.classifier.build_model`). Default:
+        fake-quantized layers, or with ``config.noise`` set the analog layers of that noise
+        model (:func:`pyaimc.nn.hardware.analog_linear_factory`).
     progress : bool
         Show a tqdm progress bar (on stderr).
     on_epoch_end : callable, optional
         Called with the epoch's record after its checkpoint is written.
+    deploy_draws : int
+        Programming draws of the deployment at the end of a hardware-aware run.
 
     Returns
     -------
@@ -203,11 +266,11 @@ def train(config: RunConfig, run_dir: str | Path, *, linear_factory: LinearFacto
     from tqdm import tqdm
 
     validate(config)
-    if config.noise is not None and linear_factory is None:
-        raise ConfigError(
-            f"noise: {config.noise!r} is set, but hardware-aware training needs the analog "
-            "layers built from that noise model (pass linear_factory=...); "
-            "this build trains without a noise model only (noise: null)")
+    noise_model = None
+    if config.noise is not None:
+        noise_model = load_noise_model(config.noise)
+        if linear_factory is None:
+            linear_factory = analog_linear_factory(config.quant, noise_model, config.seed)
     run_dir = Path(run_dir)
     ckpt_path = run_dir / "checkpoint.pt"
     data = load_data(config.data)
@@ -216,8 +279,11 @@ def train(config: RunConfig, run_dir: str | Path, *, linear_factory: LinearFacto
     write_json(run_dir / "config.json", {"schema": CONFIG_SCHEMA, **to_dict(config)})
 
     def build(arch: RunConfig) -> S4DClassifier:
-        return build_model(arch, data.d_input, data.n_classes, seed=config.seed,
-                           linear_factory=linear_factory)
+        model = build_model(arch, data.d_input, data.n_classes, seed=config.seed,
+                            linear_factory=linear_factory)
+        if noise_model is not None:
+            attach_ssm_noise(model, noise_model, config.seed)
+        return model
 
     phases = _phases(config)
     started = time.perf_counter()
@@ -227,6 +293,8 @@ def train(config: RunConfig, run_dir: str | Path, *, linear_factory: LinearFacto
         if state is None:
             phase_index, epoch, history, elapsed = 0, 0, [], 0.0
             model = build(config)
+            if config.train.init_from is not None:
+                _init_from(model, config.train.init_from)
             optimizer, scheduler = _phase_optimizer(model, config, "train", steps_per_epoch)
         else:
             phase_index = [name for name, _ in phases].index(state["phase"])
@@ -239,6 +307,7 @@ def train(config: RunConfig, run_dir: str | Path, *, linear_factory: LinearFacto
             scheduler.load_state_dict(state["scheduler"])
             torch.set_rng_state(state["torch_rng"])
             generator.set_state(state["generator_rng"])
+            set_generator_states(model, state.get("noise_rng", {}))
 
         def save(phase: str, epoch: int) -> None:
             _save_checkpoint(ckpt_path, {
@@ -248,8 +317,12 @@ def train(config: RunConfig, run_dir: str | Path, *, linear_factory: LinearFacto
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
                 "generator_rng": generator.get_state(), "history": history,
+                "noise_rng": generator_states(model),
+                "noise_digest": None if config.noise is None else noise_digest(config.noise),
                 "elapsed_s": elapsed + time.perf_counter() - started})
 
+        if state is None:
+            save("train", 0)  # a run of 0 training epochs (init_from) has a checkpoint too
         total = sum(n for _, n in phases)
         done = sum(n for _, n in phases[:phase_index]) + epoch
         bar = tqdm(total=total, initial=done, disable=not progress, unit="epoch",
@@ -278,18 +351,40 @@ def train(config: RunConfig, run_dir: str | Path, *, linear_factory: LinearFacto
             # checkpointed at once, so a run without fine-tuning epochs also ends pruned.
             phase_index, epoch = phase_index + 1, 0
             prune_model(model, config)
+            if noise_model is not None:
+                # analog layers keep per-size buffers and read-out ranges: rebuild them at the
+                # pruned size around the pruned weights
+                model = load_weights(build(pruned_config(config)), model.state_dict())
             optimizer, scheduler = _phase_optimizer(model, config, phases[phase_index][0],
                                                     steps_per_epoch)
             save(phases[phase_index][0], 0)
         bar.close()
     metrics = _final_metrics(model, data, config, history,
-                             elapsed + time.perf_counter() - started)
+                             elapsed + time.perf_counter() - started, noise_model, deploy_draws)
     write_json(run_dir / "metrics.json", metrics)
     return metrics
 
 
+def software_model(model: S4DClassifier, config: RunConfig, data: SequenceData
+                   ) -> S4DClassifier:
+    """The software (fake-quantized, noise-free) model with the weights of ``model``."""
+    arch = pruned_config(config) if prunes(config) else config
+    digital = build_model(arch, data.d_input, data.n_classes, seed=config.seed)
+    return load_weights(digital, model.state_dict()).eval()
+
+
 def _final_metrics(model: S4DClassifier, data: SequenceData, config: RunConfig,
-                   history: list, seconds: float) -> dict:
+                   history: list, seconds: float, noise_model=None, deploy_draws: int = 3
+                   ) -> dict:
+    hardware = None
+    if noise_model is not None:
+        from pyaimc.nn.deploy import deployed_accuracy
+
+        # software figures of a hardware-aware run: its weights without the analog layers
+        model = software_model(model, config, data)
+        hardware = deployed_accuracy(model, data.x_test, data.y_test, noise_model,
+                                     deploy_draws, config.seed)
+        hardware.update(noise=config.noise, noise_sha256=noise_digest(config.noise))
     test = evaluate(model, data.x_test, data.y_test)
     # The deployed form: the same network stepped through real matrix-vector products.
     step = evaluate(RecurrentClassifier(model), data.x_test, data.y_test)
@@ -310,7 +405,8 @@ def _final_metrics(model: S4DClassifier, data: SequenceData, config: RunConfig,
                   "d_model": ssm.d_model, "d_state": ssm.d_state,
                   "n_layers": len(model.blocks)},
         "software": software,
-        "hardware": None,  # filled by deployment on simulated hardware (pyaimc deploy)
+        # deployed on the training noise model (hardware-aware runs); else see pyaimc deploy
+        "hardware": hardware,
         "epochs": len(history),
         "train_seconds": seconds,
         "threads": torch.get_num_threads(),

@@ -1,0 +1,164 @@
+"""Deployment on simulated hardware: program every tile from a noise model, run step by step.
+
+:class:`AnalogBackend` is a :class:`~pyaimc.nn.step.MatvecBackend` whose products run on
+:class:`~pyaimc.nn.tiles.AnalogTiles`: each matrix the recurrent step uses (encoder, the S4D
+``A``, ``B``, ``C`` tiles, GLU, decoder) is programmed once per backend (a draw of the noise
+model's programming error per target conductance, stuck cells, then the transfer model of the
+tile) and every product adds the DAC, read noise and ADC. One backend is one programmed chip;
+:func:`deployed_accuracy` programs ``draws`` of them and reports the spread.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pyaimc.io import provenance, write_json
+from pyaimc.nn.analog import AnalogConfig
+from pyaimc.nn.step import MatvecBackend, RecurrentClassifier
+from pyaimc.nn.tiles import AnalogTiles
+from pyaimc.noise.model import NoiseModel
+
+DEPLOY_SCHEMA = "pyaimc.deploy/1"
+
+
+class AnalogBackend(MatvecBackend):
+    """Products on programmed analog tiles (one programmed instance of the whole network).
+
+    Parameters
+    ----------
+    noise_model : NoiseModel
+    config : AnalogConfig, optional
+        Which non-idealities apply (default all of the noise model's).
+    rng : numpy.random.Generator, optional
+        Seeds the programming draw of each matrix (in the order they are programmed) and the
+        read noise. Same seed, same programmed chip and same reads. Default seed 0.
+    """
+
+    def __init__(self, noise_model: NoiseModel, config: AnalogConfig | None = None,
+                 rng: np.random.Generator | None = None):
+        self.noise_model = noise_model
+        self.config = config if config is not None else AnalogConfig()
+        self.rng = rng if rng is not None else np.random.default_rng(0)
+        self.read_generator = torch.Generator().manual_seed(self._seed())
+        self.tiles: dict[str, AnalogTiles] = {}
+
+    def _seed(self) -> int:
+        return int(self.rng.integers(0, 2**62))
+
+    def program(self, name: str, weight: torch.Tensor) -> None:
+        gen = torch.Generator().manual_seed(self._seed())
+        self.tiles[name] = AnalogTiles(weight, self.noise_model, self.config).program(gen)
+
+    def matvec(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        return self.tiles[name](x, self.read_generator).to(x.dtype)
+
+
+def deployed_accuracy(model, x: torch.Tensor, y: torch.Tensor, noise_model: NoiseModel,
+                      draws: int = 5, seed: int = 0, config: AnalogConfig | None = None,
+                      batch_size: int = 500, progress: bool = False) -> dict:
+    """Test accuracy of ``model`` in recurrent mode on ``draws`` programmed instances.
+
+    Parameters
+    ----------
+    model : S4DClassifier
+        The software model (quantized weights; hardware-aware or not).
+    x, y : Tensor
+        Inputs ``(n, L, d_input)`` and labels.
+    noise_model : NoiseModel
+    draws : int
+        Programmed instances (chips); each gets its own ``SeedSequence`` child of ``seed``.
+    seed : int
+    config : AnalogConfig, optional
+    batch_size : int
+        Sequences per batch (read noise is drawn per batch, in order).
+
+    Returns
+    -------
+    dict
+        ``accuracy_mean``, ``accuracy_std`` (sample standard deviation over draws, 0 for one),
+        ``accuracies``, ``losses``, ``draws``, ``seed``, ``analog`` (the config), ``seconds``.
+    """
+    from tqdm import tqdm
+
+    from pyaimc.nn.train import evaluate
+
+    if draws < 1:
+        raise ValueError(f"draws must be >= 1, got {draws}")
+    config = config if config is not None else AnalogConfig()
+    tic = time.perf_counter()
+    accs, losses = [], []
+    for child in tqdm(np.random.SeedSequence(seed).spawn(draws), disable=not progress,
+                      desc="deploy", unit="draw"):
+        backend = AnalogBackend(noise_model, config, np.random.default_rng(child))
+        result = evaluate(RecurrentClassifier(model, backend), x, y, batch_size)
+        accs.append(result["accuracy"])
+        losses.append(result["loss"])
+    return {"accuracy_mean": float(np.mean(accs)),
+            "accuracy_std": float(np.std(accs, ddof=1)) if draws > 1 else 0.0,
+            "accuracies": accs, "losses": losses, "draws": draws, "seed": seed,
+            "programming_method": (config.programming_method
+                                   or noise_model.programming.training_method),
+            "analog": dataclasses.asdict(config), "seconds": time.perf_counter() - tic}
+
+
+def deploy_run(run_dir, noise_path, draws: int = 5, seed: int = 0, method: str | None = None,
+               ngspice_step: bool = False, progress: bool = True) -> dict:
+    """Deploy a trained run on the hardware of ``noise_path``; write ``RUN_DIR/deploy.json``.
+
+    Parameters
+    ----------
+    run_dir : path
+        A finished or checkpointed training run.
+    noise_path : path
+        Noise model (``pyaimc.noise/1``) of the hardware; need not be the training one.
+    draws, seed : int
+        Programmed instances and their seed (see :func:`deployed_accuracy`).
+    method : {"write_verify", "one_shot"}, optional
+        Write scheme (default the noise model's training method).
+    ngspice_step : bool
+        Also run one recurrent step of one test sequence with every product's currents from
+        ngspice netlists (:func:`pyaimc.nn.spice_step.ngspice_step_check`).
+
+    Returns
+    -------
+    dict
+        The content of ``deploy.json`` (``"schema": "pyaimc.deploy/1"``).
+    """
+    from pyaimc.nn.config import noise_digest
+    from pyaimc.nn.datasets import load_data
+    from pyaimc.nn.train import evaluate, load_run
+
+    run_dir = Path(run_dir)
+    config, model = load_run(run_dir, software=True)
+    noise_model = NoiseModel.load(noise_path)
+    data = load_data(config.data)
+    analog = AnalogConfig(programming_method=method)
+    software = evaluate(model, data.x_test, data.y_test)
+    step = evaluate(RecurrentClassifier(model), data.x_test, data.y_test)
+    hardware = deployed_accuracy(model, data.x_test, data.y_test, noise_model, draws, seed,
+                                 analog, progress=progress)
+    check = None
+    if ngspice_step:
+        from pyaimc.nn.spice_step import ngspice_step_check
+
+        check = ngspice_step_check(model, noise_model, data.x_test[:1], seed=seed)
+    doc = {
+        "schema": DEPLOY_SCHEMA,
+        "run": str(run_dir),
+        "noise": str(noise_path),
+        "noise_sha256": noise_digest(noise_path),
+        "trained_with_noise": config.noise,
+        "test_sequences": len(data.y_test),
+        "software": {"test_accuracy": software["accuracy"], "test_loss": software["loss"],
+                     "test_accuracy_step_mode": step["accuracy"]},
+        "hardware": hardware,
+        "ngspice_step": check,
+        "provenance": provenance(source=str(run_dir), seed=seed),
+    }
+    write_json(run_dir / "deploy.json", doc)
+    return doc
