@@ -181,3 +181,21 @@ def test_ngspice_step_with_wires_within_the_transfer_models_error(run_dir, fitte
     # the ideal product (transfer model off) against the same circuit misses by far more
     ideal = ngspice_step_check(model, fitted_64, x, seed=0, config=AnalogConfig(transfer=False))
     assert ideal["current_rel_rms_max"] > 3 * stated
+
+
+@pytest.mark.slow
+def test_demo_s4d_end_to_end(tmp_path):
+    """About a minute: the demo's runs, deployments and ngspice step (skipped parts noted)."""
+    from pyaimc.nn.demo import demo_s4d
+
+    noise = tmp_path / "noise.json"
+    example_noise_model().save(noise)
+    summary = demo_s4d(tmp_path / "demo", noise, draws=2)
+    hw = summary["hardware_aware_run"]["deployed"]
+    assert hw["draws"] == 2 and 0.0 <= hw["accuracy_mean"] <= 1.0
+    # without wires the software model loses little on this device's write-verify noise
+    soft = summary["software_run"]
+    assert soft["deployed"]["accuracy_mean"] > soft["software"] - 0.1
+    if summary["ngspice_step"] is not None:
+        assert summary["ngspice_step"]["current_rel_max"] < 1e-9
+    assert (tmp_path / "demo" / "demo_s4d.json").exists()
