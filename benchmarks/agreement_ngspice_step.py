@@ -49,7 +49,7 @@ def main() -> None:
         _, model = load_run(Path(tmp) / "run")
     x = load_data(cfg.data).x_test[:1]
     print("tiny preset (16 channels, 8 states, 1 block) on digits; one step of one test sequence")
-    print(f"{"hardware":40s} {'behavioral':12s} {'netlists':>8s} {'cur max':>9s} "
+    print(f"{'hardware':40s} {'behavioral':12s} {'netlists':>8s} {'cur max':>9s} "
           f"{'cur rms':>9s} {'step out':>9s} {'stated':>8s} {'s':>5s}")
 
     def report(label, nm, behavioral, config=None):
