@@ -263,3 +263,22 @@ def test_model_bits_count_each_stored_value():
     assert size["analog"] == pytest.approx(analog, rel=1e-12)
     assert size["digital"] == pytest.approx(digital, rel=1e-12)
     assert size["total"] == pytest.approx(analog + digital, rel=1e-12)
+
+
+def test_noise_digest_ignores_provenance_at_any_depth(tmp_path):
+    from _noise_helpers import transfer_doc
+    from pyaimc.nn.config import noise_digest
+
+    nm = example_noise_model()
+    doc = transfer_doc(64, 64, g_min=nm.window.g_min * 0.9, g_max=nm.window.g_max * 1.1,
+                       v_max=nm.dac.v_max)
+    nm = dataclasses.replace(nm, tile=dataclasses.replace(nm.tile, r_wire=1.0), transfer=doc)
+    nm.save(tmp_path / "a.json")
+    again = json.loads((tmp_path / "a.json").read_text())
+    again["provenance"]["created"] = "another day"
+    again["transfer"]["provenance"] = {"created": "another day", "command": "re-export"}
+    (tmp_path / "b.json").write_text(json.dumps(again))
+    assert noise_digest(tmp_path / "a.json") == noise_digest(tmp_path / "b.json")
+    again["transfer"]["ir_drop"]["k_col"] = 1.01
+    (tmp_path / "c.json").write_text(json.dumps(again))
+    assert noise_digest(tmp_path / "c.json") != noise_digest(tmp_path / "a.json")
