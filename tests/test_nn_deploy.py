@@ -112,6 +112,10 @@ def test_deploy_cli_reports_draws_and_is_reproducible(run_dir, tmp_path, capsys)
     assert other["losses"] != hw["losses"]
     assert main(["deploy", str(run_dir), "--noise", str(noise), "--draws", "0"]) == 2
     assert "--draws" in capsys.readouterr().err
+    assert main(["deploy", str(tmp_path / "absent"), "--noise", str(noise)]) == 2
+    assert "absent/config.json: no such file" in capsys.readouterr().err
+    assert main(["deploy", str(run_dir), "--noise", str(tmp_path / "none.json")]) == 2
+    assert "none.json" in capsys.readouterr().err
 
 
 def test_one_shot_programming_costs_more_than_write_verify(run_dir):
