@@ -545,6 +545,10 @@ def _run_train(args) -> int:
     print(f"{args.out}: test accuracy {sw['test_accuracy']:.4f} (step mode "
           f"{sw['test_accuracy_step_mode']:.4f}), {metrics['epochs']} epochs, "
           f"{metrics['train_seconds']:.0f} s")
+    hw = metrics["hardware"]
+    if hw is not None:
+        print(f"{args.out}: deployed on {hw['noise']}: test accuracy {hw['accuracy_mean']:.4f} "
+              f"+- {hw['accuracy_std']:.4f} over {hw['draws']} programming draws")
     return 0
 
 

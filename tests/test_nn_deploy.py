@@ -112,6 +112,10 @@ def test_deploy_cli_reports_draws_and_is_reproducible(run_dir, tmp_path, capsys)
     assert other["losses"] != hw["losses"]
     assert main(["deploy", str(run_dir), "--noise", str(noise), "--draws", "0"]) == 2
     assert "--draws" in capsys.readouterr().err
+    assert main(["deploy", str(tmp_path / "absent"), "--noise", str(noise)]) == 2
+    assert "absent/config.json: no such file" in capsys.readouterr().err
+    assert main(["deploy", str(run_dir), "--noise", str(tmp_path / "none.json")]) == 2
+    assert "none.json" in capsys.readouterr().err
 
 
 def test_one_shot_programming_costs_more_than_write_verify(run_dir):
@@ -181,3 +185,21 @@ def test_ngspice_step_with_wires_within_the_transfer_models_error(run_dir, fitte
     # the ideal product (transfer model off) against the same circuit misses by far more
     ideal = ngspice_step_check(model, fitted_64, x, seed=0, config=AnalogConfig(transfer=False))
     assert ideal["current_rel_rms_max"] > 3 * stated
+
+
+@pytest.mark.slow
+def test_demo_s4d_end_to_end(tmp_path):
+    """About a minute: the demo's runs, deployments and ngspice step (skipped parts noted)."""
+    from pyaimc.nn.demo import demo_s4d
+
+    noise = tmp_path / "noise.json"
+    example_noise_model().save(noise)
+    summary = demo_s4d(tmp_path / "demo", noise, draws=2)
+    hw = summary["hardware_aware_run"]["deployed"]
+    assert hw["draws"] == 2 and 0.0 <= hw["accuracy_mean"] <= 1.0
+    # without wires the software model loses little on this device's write-verify noise
+    soft = summary["software_run"]
+    assert soft["deployed"]["accuracy_mean"] > soft["software"] - 0.1
+    if summary["ngspice_step"] is not None:
+        assert summary["ngspice_step"]["current_rel_max"] < 1e-9
+    assert (tmp_path / "demo" / "demo_s4d.json").exists()

@@ -232,3 +232,53 @@ def test_init_from_starts_from_another_runs_weights(tmp_path, noise_file):
     bad = dataclasses.replace(fine, model=dataclasses.replace(fine.model, d_model=6))
     with pytest.raises(ValueError, match="train.init_from"):
         train(bad, tmp_path / "bad", progress=False)
+
+
+def test_prune_a_trained_run_hardware_aware(tmp_path, noise_file):
+    soft = from_dict({**TINY, "train": {**TINY["train"], "epochs": 1}})
+    train(soft, tmp_path / "soft", progress=False)
+    cfg = from_dict({**TINY, "train": {**TINY["train"], "epochs": 0,
+                                       "init_from": str(tmp_path / "soft")},
+                     "prune": {"d_state": 2, "d_model": 6, "finetune_epochs": 1}})
+    cfg = dataclasses.replace(cfg, noise=str(noise_file))
+    metrics = train(cfg, tmp_path / "pruned", progress=False, deploy_draws=1)
+    assert [r["phase"] for r in metrics["history"]] == ["finetune"]
+    assert metrics["model"]["d_model"] == 6 and metrics["model"]["d_state"] == 2
+    assert 0.0 <= metrics["hardware"]["accuracy_mean"] <= 1.0
+    _, model = load_run(tmp_path / "pruned")  # analog buffers rebuilt at the pruned size
+    assert model.blocks[0].glu.programmed_g_pos.shape == (12, 6)
+    with pytest.raises(ValueError, match="train.epochs"):
+        from_dict({**TINY, "train": {**TINY["train"], "epochs": 0}})
+
+
+def test_model_bits_count_each_stored_value():
+    from pyaimc.nn.size import model_bits
+
+    cfg = from_dict({**TINY, "model": {**TINY["model"], "d_model": 4, "d_state": 4},
+                     "quant": {"dense": "ternary", "a": 8, "b": None, "c": 4, "act": 8}})
+    size = model_bits(build_model(cfg, 8, 10), cfg.quant)
+    log3 = np.log2(3)
+    analog = (4 * 8 + 8 * 4 + 10 * 4) * log3 + 16 * (8 + 32 + 4)   # dense; A, B, C
+    digital = (4 + 4 + 8 + 2 * 4 + 10) * 32                          # biases, D, GLU, norm
+    assert size["analog"] == pytest.approx(analog, rel=1e-12)
+    assert size["digital"] == pytest.approx(digital, rel=1e-12)
+    assert size["total"] == pytest.approx(analog + digital, rel=1e-12)
+
+
+def test_noise_digest_ignores_provenance_at_any_depth(tmp_path):
+    from _noise_helpers import transfer_doc
+    from pyaimc.nn.config import noise_digest
+
+    nm = example_noise_model()
+    doc = transfer_doc(64, 64, g_min=nm.window.g_min * 0.9, g_max=nm.window.g_max * 1.1,
+                       v_max=nm.dac.v_max)
+    nm = dataclasses.replace(nm, tile=dataclasses.replace(nm.tile, r_wire=1.0), transfer=doc)
+    nm.save(tmp_path / "a.json")
+    again = json.loads((tmp_path / "a.json").read_text())
+    again["provenance"]["created"] = "another day"
+    again["transfer"]["provenance"] = {"created": "another day", "command": "re-export"}
+    (tmp_path / "b.json").write_text(json.dumps(again))
+    assert noise_digest(tmp_path / "a.json") == noise_digest(tmp_path / "b.json")
+    again["transfer"]["ir_drop"]["k_col"] = 1.01
+    (tmp_path / "c.json").write_text(json.dumps(again))
+    assert noise_digest(tmp_path / "c.json") != noise_digest(tmp_path / "a.json")

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from pyaimc.cli import main
-from pyaimc.nn.config import ConfigError, from_dict
+from pyaimc.nn.config import from_dict
 from pyaimc.nn.train import CheckpointMismatch, load_run, train
 
 torch.set_num_threads(1)
@@ -69,12 +69,6 @@ def test_checkpoint_of_another_configuration_is_refused(tmp_path):
     other = from_dict({**TINY, "train": {**TINY["train"], "epochs": 1, "lr": 0.02}})
     with pytest.raises(CheckpointMismatch, match=r"train\.lr: 0\.01 != 0\.02"):
         train(other, tmp_path, progress=False)
-
-
-def test_noise_without_analog_layers_is_a_clear_error(tmp_path):
-    cfg = dataclasses.replace(from_dict(TINY), noise="noise.json")
-    with pytest.raises(ConfigError, match="noise: 'noise.json'"):
-        train(cfg, tmp_path, progress=False)
 
 
 def test_pruning_with_fine_tuning(tmp_path):

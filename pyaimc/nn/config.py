@@ -311,8 +311,18 @@ def load_config(path: str | Path) -> RunConfig:
         raise ConfigError(f"{path}: {err}") from None
 
 
+def _without_provenance(value: Any) -> Any:
+    """``value`` with every ``provenance`` entry removed, at any depth (the transfer document a
+    noise model carries has its own, with its creation time)."""
+    if isinstance(value, Mapping):
+        return {k: _without_provenance(v) for k, v in value.items() if k != "provenance"}
+    if isinstance(value, list):
+        return [_without_provenance(v) for v in value]
+    return value
+
+
 def noise_digest(path: str | Path) -> str:
-    """Short SHA-256 of a noise model's content (its JSON without ``provenance``).
+    """Short SHA-256 of a noise model's content (its JSON without any ``provenance``).
 
     Re-exporting the same model (same device, settings and seed) gives the same digest; a
     model with any other number does not. A missing or unreadable file names the ``noise`` key.
@@ -326,8 +336,7 @@ def noise_digest(path: str | Path) -> str:
         raise ConfigError(f"noise: {str(path)!r}: cannot read the noise model ({err})") from None
     if not isinstance(doc, dict):
         raise ConfigError(f"noise: {str(path)!r}: not a noise-model document")
-    doc.pop("provenance", None)
-    text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
+    text = json.dumps(_without_provenance(doc), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

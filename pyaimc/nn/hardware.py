@@ -125,7 +125,8 @@ def ssm_part_tiles(part: str, w: torch.Tensor) -> torch.Tensor:
     H = w.shape[0]
     if part == "A":
         a, b = w[..., 0], w[..., 1]
-        return torch.stack([torch.stack([a, -b], -1), torch.stack([b, a], -1)], -2).reshape(-1, 2, 2)
+        blocks = torch.stack([torch.stack([a, -b], -1), torch.stack([b, a], -1)], -2)
+        return blocks.reshape(-1, 2, 2)
     if part == "B":
         return w.reshape(H, -1, 1)
     if part == "C":
