@@ -7,7 +7,11 @@ Stages (each prints what it wrote):
 3. fit the crossbar transfer model of a 32 x 32 tile from Monte-Carlo circuit simulations
    (transfer curves, error maps, error vs size and wire resistance);
 4. export the hardware noise model with that transfer model, and train an MLP with AnalogLinear
-   layers on it (software vs programmed-hardware accuracy).
+   layers on it (software vs programmed-hardware accuracy);
+5. train a small ternary S4D on MNIST-1D without and with that noise model, deploy both on the
+   programmed tiles (recurrent step mode) and check one recurrent step against ngspice.
+
+``--stages 4 5`` runs a subset; a later stage reads what the earlier ones wrote in ``--out``.
 """
 
 from __future__ import annotations
@@ -81,16 +85,41 @@ def stage_noise(out: Path, transfer: Path) -> Path:
     return out / "noise" / "noise.json"
 
 
+def stage_s4d(out: Path, noise: Path) -> None:
+    from pyaimc.nn.demo import demo_s4d
+
+    t0 = _stage("5. S4D on MNIST-1D: hardware-aware training and crossbar deployment")
+    demo_s4d(out / "s4d", noise)
+    _done(t0)
+
+
+def _needs(path: Path, stage: int) -> Path:
+    if not path.exists():
+        raise SystemExit(f"{path} is missing: run stage {stage} first (or all stages)")
+    return path
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m pyaimc.demo", description=__doc__)
     p.add_argument("--out", default="out/demo", help="output folder (default out/demo)")
+    p.add_argument("--stages", type=int, nargs="+", choices=range(1, 6), default=range(1, 6),
+                   metavar="N", help="stages to run, 1..5 (default all)")
     args = p.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    model = stage_fit(out)
-    stage_compact(out, model)
-    transfer = stage_transfer(out, model)
-    stage_noise(out, transfer)
+    stages = set(args.stages)
+    model, transfer, noise = out / "model.json", out / "transfer" / "transfer.json", \
+        out / "noise" / "noise.json"
+    if 1 in stages:
+        stage_fit(out)
+    if 2 in stages:
+        stage_compact(out, _needs(model, 1))
+    if 3 in stages:
+        stage_transfer(out, _needs(model, 1))
+    if 4 in stages:
+        stage_noise(out, _needs(transfer, 3))
+    if 5 in stages:
+        stage_s4d(out, _needs(noise, 4))
     print(f"\nall outputs are in {out}/")
     return 0
 

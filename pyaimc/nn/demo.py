@@ -1,10 +1,11 @@
 """Demo: a small S4D trained without and with a hardware noise model, deployed on it, and one
 recurrent step checked against ngspice.
 
-``demo_s4d(out_dir, noise_path)`` (about a minute on two busy cores):
+``demo_s4d(out_dir, noise_path)`` (a few minutes on two busy cores):
 
-1. trains the ``tiny`` model (16 channels, 8 states, one block; ternary dense, ``B``, ``C``
-   weights) on MNIST-1D (4000 / 1000 sequences) in software, 12 epochs;
+1. trains the ``tiny`` model widened to 24 channels and two blocks (8 states; ternary dense,
+   ``B``, ``C`` weights, ``A`` at 8 bits) on MNIST-1D (4000 / 1000 sequences) in software,
+   20 epochs;
 2. trains it 4 more epochs hardware-aware with the noise model (``train.init_from``);
 3. deploys both on the noise model (3 programming draws, recurrent step mode, every product on
    the behavioral tiles) and prints software and deployed accuracy;
@@ -29,7 +30,8 @@ PRESET = "tiny"
 
 
 def software_config():
-    """The ``tiny`` model on all of MNIST-1D, ternary weights (``A`` at 8 bits), 12 epochs."""
+    """The ``tiny`` model (24 channels, 2 blocks) on all of MNIST-1D, ternary weights (``A`` at
+    8 bits), 20 epochs."""
     from pyaimc.nn.config import QuantConfig, preset
 
     base = preset(PRESET)
