@@ -108,8 +108,10 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stages = set(args.stages)
-    model, transfer, noise = out / "model.json", out / "transfer" / "transfer.json", \
-        out / "noise" / "noise.json"
+    # what each stage writes (the stage functions return the same paths)
+    model = out / "model.json"
+    transfer = out / "transfer" / "transfer.json"
+    noise = out / "noise" / "noise.json"
     if 1 in stages:
         stage_fit(out)
     if 2 in stages:
