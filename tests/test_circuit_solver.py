@@ -203,6 +203,39 @@ def test_line_solver_agrees_with_direct_at_128_with_strong_ir_drop():
     assert np.all(lines.stats["residual"] < 1e-10)
 
 
+def test_threaded_cg_kernels_agree_with_direct_and_serial_at_256():
+    """Batch x cells above PARALLEL_MIN_CELLS takes the threaded kernels, per-entry operators
+    (non-linear cells) too; both must give the direct solution."""
+    from pyaimc.circuit import cg_kernels
+
+    rng = np.random.default_rng(6)
+    g = rng.uniform(1e-6, 1e-4, (256, 256))
+    v = rng.uniform(-0.2, 0.2, (3, 256))
+    assert v.shape[0] * g.size >= cg_kernels.PARALLEL_MIN_CELLS
+    for xbar in (one_r(g, 1.0),
+                 Crossbar(PolynomialCells.from_linear_cubic(g, 0.3, 0.2), r_row=1.0, r_col=1.0)):
+        threaded = CrossbarSolver(xbar, method="lines").solve(v).column_currents
+        serial = np.array([CrossbarSolver(xbar, method="lines").solve(vk).column_currents[0]
+                           for vk in v])  # one vector: 65536 cells, the serial kernels
+        direct = CrossbarSolver(xbar, method="direct").solve(v).column_currents
+        assert relative_error(threaded, direct) < 1e-8
+        assert relative_error(serial, direct) < 1e-8
+
+
+def test_solvers_in_two_threads_give_the_sequential_results():
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(7)
+    jobs = [(one_r(rng.uniform(1e-6, 1e-4, (384, 384)), 0.5), rng.uniform(0, 0.2, (2, 384)))
+            for _ in range(4)]
+    sequential = [CrossbarSolver(x).solve(v).column_currents for x, v in jobs]
+    with ThreadPoolExecutor(2) as pool:
+        threaded = list(pool.map(lambda job: CrossbarSolver(job[0]).solve(job[1]).column_currents,
+                                 jobs))
+    for a, b in zip(sequential, threaded):
+        assert relative_error(a, b) < 1e-12
+
+
 def test_line_solver_converges_at_extreme_ir_drop():
     rng = np.random.default_rng(5)
     g = rng.uniform(1e-6, 1e-4, (64, 64))

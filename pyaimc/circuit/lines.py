@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pyaimc.circuit.cg_kernels import KERNEL_LOCK, apply_schur, update_precondition
+from pyaimc.circuit.cg_kernels import KERNEL_LOCK, kernels
 from pyaimc.circuit.crossbar import Crossbar, IdealReadout
 from pyaimc.circuit.errors import ConvergenceError, NotApplicableError
 from pyaimc.circuit.tridiagonal import (NotPositiveDefiniteError, TridiagonalColumns,
@@ -260,6 +260,7 @@ class LineSolver:
         rn2, rz, pq = np.zeros(batch), np.zeros(batch), np.zeros(batch)
         active = np.ones(batch, dtype=bool)
         zero = np.zeros(batch)
+        apply_schur, update_precondition = kernels(b.size)
         with KERNEL_LOCK:
             # z = A_cc^-1 res; u = A_cc p is kept by recurrence: A_cc z = res, so
             # A_cc (z + beta p) = res + beta u (no tridiagonal product per iteration).
