@@ -27,6 +27,7 @@ threads at once, so callers hold :data:`KERNEL_LOCK` around the kernels.
 from __future__ import annotations
 
 import threading
+import types
 
 import numba as nb
 import numpy as np
@@ -146,10 +147,23 @@ def update_precondition(sel, active, alpha, x, p, res, q, z, col_lower, col_inv_
         rz[b] = acc
 
 
-#: The same kernels without threads (``prange`` runs as ``range``), for small problems.
-apply_schur_serial = nb.njit(fastmath=True, cache=True)(apply_schur.py_func)
-update_precondition_serial = nb.njit(fastmath=True, cache=True)(update_precondition.py_func)
+def _serial(kernel):
+    """``kernel`` compiled without threads (``prange`` runs as ``range``), for small problems.
 
+    numba names a kernel's disk cache after the Python function's qualified name, so the serial
+    copy gets a name of its own: sharing the threaded kernel's cache, the threaded dispatcher
+    loaded the serial code (measured: one core busy instead of two).
+    """
+    f = kernel.py_func
+    copy = types.FunctionType(f.__code__, f.__globals__, f.__name__ + "_serial",
+                              f.__defaults__, f.__closure__)
+    copy.__qualname__ = f.__qualname__ + "_serial"
+    copy.__doc__ = f.__doc__
+    return nb.njit(fastmath=True, cache=True)(copy)
+
+
+apply_schur_serial = _serial(apply_schur)
+update_precondition_serial = _serial(update_precondition)
 
 def kernels(cells: int):
     """``(apply_schur, update_precondition)``, threaded when ``cells`` (batch entries x cells
