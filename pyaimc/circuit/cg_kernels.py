@@ -3,7 +3,7 @@
 One CG iteration of :class:`pyaimc.circuit.lines.LineSolver` used to be some twenty numpy passes
 over (batch, rows, cols) arrays: products, the two tridiagonal solves, the vector updates and the
 dot products, each a separate sweep through memory. Here an iteration is two kernels that stream
-through the arrays row by row and keep one row line in cache while it is solved:
+through the arrays and keep a block of row lines in cache while it is solved:
 
 * :func:`apply_schur` — the direction update ``p = z + beta p`` (and ``u = res + beta u``, the
   running ``A_cc p``), the Schur-complement product ``q = u - C A_rr^-1 C p`` with the row-line
@@ -42,8 +42,8 @@ KERNEL_LOCK = threading.Lock()
 ROW_BLOCK = 8
 
 #: Smallest work (batch entries x cells) for the parallel kernels; below it, starting the worker
-#: threads costs more than they save (measured: 64 x 64, one vector, 2.1 ms parallel against
-#: 0.8 ms before the kernels).
+#: threads costs more than they save (measured: 64 x 64, one vector, set-up and solve: 2.1 ms
+#: threaded, 0.6 ms serial).
 PARALLEL_MIN_CELLS = 1 << 17
 
 
