@@ -111,6 +111,12 @@ def describe_noise(path: Path) -> dict:
 # ---------------------------------------------------------------------------------------------
 # runs
 
+def run_directory(work: Path, name: str, config: RunConfig) -> Path:
+    """``work/name-HASH``: a run directory per configuration, so that changed settings (epochs,
+    learning rates, pruning) train afresh instead of meeting a checkpoint they do not fit."""
+    return work / f"{name}-{config_hash(config)[:8]}"
+
+
 def run(config: RunConfig, run_dir: Path, draws: int) -> dict:
     """Train (or resume) ``run_dir``; a finished run of the same configuration is read."""
     path = run_dir / "metrics.json"
@@ -196,7 +202,9 @@ def markdown(doc: dict) -> str:
     lines = [
         "# MNIST-1D: quantization-aware and hardware-aware S4D on simulated crossbars",
         "",
-        f"Command: `{doc['command']}` ({doc['seconds'] / 60:.0f} min, {doc['threads']} torch "
+        f"Command: `{doc['command']}` ({doc['seconds'] / 60:.0f} min for the invocation that "
+        f"wrote this, which reads finished runs instead of redoing them; training alone, all "
+        f"runs: {doc['train_seconds_all_runs'] / 60:.0f} min; {doc['threads']} torch "
         f"thread(s)). Test accuracy on the {doc['test_sequences']} test sequences (%); "
         f"deployed: mean +- sample std over {doc['draws']} programming draws, recurrent step "
         f"mode, every matrix-vector product on the behavioral tiles.",
@@ -337,13 +345,13 @@ def main() -> None:
     rows, soft_dirs, hw_dirs, configs = [], {}, {}, {}
     for name in PRECISIONS:
         cfg = software_config(name, args)
-        soft_dirs[name] = work / name
+        soft_dirs[name] = run_directory(work, name, cfg)
         metrics = run(cfg, soft_dirs[name], args.draws)
         rows.append(row(name, False, metrics, deploy(soft_dirs[name], noise, args.draws),
                         soft_dirs[name]))
         hw_cfg = hardware_config(cfg, noise, soft_dirs[name], args)
         configs[name] = (cfg, hw_cfg)
-        hw_dirs[name] = work / f"{name}_hw"
+        hw_dirs[name] = run_directory(work, f"{name}_hw", hw_cfg)
         metrics = run(hw_cfg, hw_dirs[name], args.draws)
         rows.append(row(name, True, metrics, metrics["hardware"], hw_dirs[name]))
 
@@ -353,11 +361,12 @@ def main() -> None:
         source = hw_dirs[name] if hw else soft_dirs[name]
         for fraction in args.fractions:
             cfg = pruned(base, source, fraction, args)
-            run_dir = work / f"{name}{'_hw' if hw else ''}_prune{int(round(100 * fraction))}"
-            metrics = run(cfg, run_dir, args.prune_draws)
+            label = f"{name}{'_hw' if hw else ''}_prune{int(round(100 * fraction))}"
+            pdir = run_directory(work, label, cfg)
+            metrics = run(cfg, pdir, args.prune_draws)
             deployed = (metrics["hardware"] if hw
-                        else deploy(run_dir, noise, args.prune_draws))
-            pruning.append({**row(name, hw, metrics, deployed, run_dir), "fraction": fraction,
+                        else deploy(pdir, noise, args.prune_draws))
+            pruning.append({**row(name, hw, metrics, deployed, pdir), "fraction": fraction,
                             "d_state": cfg.prune.d_state, "d_model": cfg.prune.d_model,
                             "draws": deployed["draws"]})
 
@@ -387,6 +396,7 @@ def main() -> None:
         "ablation": ablation,
         "threads": args.threads,
         "seconds": time.perf_counter() - started,
+        "train_seconds_all_runs": sum(r["train_seconds"] for r in rows + pruning),
         "provenance": provenance(source=str(args.device), seed=0, command=command.strip()),
     }
     stem = "mnist1d_qat_quick" if args.quick else "mnist1d_qat"
