@@ -13,18 +13,18 @@ slopes dI/dV that couples them. Eliminating the rows exactly leaves the column-n
 solved by conjugate gradients preconditioned with the column-line systems ``A_cc^-1``; one
 iteration costs one tridiagonal solve over all row lines and one over all column lines, done with
 the vector updates and dot products in two compiled passes over the arrays
-(:mod:`pyaimc.circuit.cg_kernels`, batch entries in parallel). This is the line relaxation that solves whole rows and whole
-columns in turn, accelerated by CG: the preconditioned operator's spectrum lies in (0, 1]. Measured
-to rtol 1e-10: 4 iterations at 25 % IR-drop loss and 8 at 80 % (256 to 1024 alike), 16-17 at 97 %
-(256 x 256).
+(:mod:`pyaimc.circuit.cg_kernels`, batch entries in parallel). This is the line relaxation that
+solves whole rows and whole columns in turn, accelerated by CG: the preconditioned operator's
+spectrum lies in (0, 1]. Measured to rtol 1e-10: 4 iterations at 25 % IR-drop loss and 8 at 80 %
+(256 to 1024 alike), 16-17 at 97 % (256 x 256).
 
 Non-linear cells run Newton iterations (inexact: each linear step to a relative accuracy that
 tightens as the residual falls) with step halving when a step does not lower the residual.
 
 Both node sets are stored row-major, (batch, rows, cols): row lines are contiguous, column lines
 are solved by a recurrence down the rows, vectorised over the columns. The line systems are
-factorised once by LAPACK (:class:`TridiagonalLines`, :class:`TridiagonalColumns`, which also
-serve the solves outside CG). No array is ever transposed.
+factorised once by LAPACK (:class:`TridiagonalLines`, whose solve also serves the row eliminations
+outside CG, and :class:`TridiagonalColumns`). No array is ever transposed.
 """
 
 from __future__ import annotations
@@ -50,11 +50,8 @@ def _kernel_operands(rows: TridiagonalLines, cols: TridiagonalColumns, coupling:
         a = np.ascontiguousarray(a, dtype=np.float64)
         return a if a.ndim == 3 else a[None]
 
-    row_lower = np.append(rows._e, 0.0).reshape(rows.shape)  # a line's last entry is 0
-    row_inv_d = 1.0 / rows._d.reshape(rows.shape)
-    shape = np.broadcast_shapes(rows.shape, cols.shape)
-    return (slices(np.broadcast_to(coupling, shape)), slices(row_lower), slices(row_inv_d),
-            slices(cols._lower), slices(cols._inv_d))
+    # the coupling and both line systems share one shape, (rows, cols) or (batch, rows, cols)
+    return tuple(slices(a) for a in (coupling, *rows.factors(), *cols.factors()))
 
 
 def rounding_floor(v_rows: np.ndarray, conductance_norm: float) -> np.ndarray:
@@ -268,7 +265,7 @@ class LineSolver:
                                 rz)
             active = np.sqrt(rn2) > tol_abs
             beta = zero
-            for k in range(1, self.max_iter + 1):
+            for _ in range(self.max_iter):
                 if not active.any():
                     return x, iterations
                 apply_schur(sel, active, beta, z, p, res, u, q, coupling, row_lower, row_inv_d,

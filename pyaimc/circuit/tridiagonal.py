@@ -47,6 +47,20 @@ class TridiagonalLines:
                 f"at unknown {info - 1} of {diag.size})")
         self._d, self._e = d, e
 
+    def factors(self) -> tuple[np.ndarray, np.ndarray]:
+        """The ``L D L^T`` factors, shaped like the systems.
+
+        Returns
+        -------
+        lower : ndarray, shape ``self.shape``
+            ``lower[..., k]``: the unit lower factor's entry coupling unknowns k and k+1 of a
+            line (0 at a line's end).
+        inv_d : ndarray, shape ``self.shape``
+            ``1 / D``.
+        """
+        lower = np.append(self._e, 0.0).reshape(self.shape)
+        return lower, 1.0 / self._d.reshape(self.shape)
+
     def solve(self, rhs: np.ndarray, overwrite: bool = False) -> np.ndarray:
         """Solve the line systems for ``rhs`` of shape (batch, *shape[-2:]).
 
@@ -118,11 +132,25 @@ class TridiagonalColumns:
         self.shape = diag.shape
         # One LAPACK factorisation of the transposed systems serves both solve paths.
         self._lines = TridiagonalLines(np.swapaxes(diag, -1, -2), np.swapaxes(off, -1, -2))
-        shape_t = self._lines.shape
-        lower = np.append(self._lines._e, 0.0).reshape(shape_t)  # L's sub-diagonal, off / d
+        lower, inv_d = self._lines.factors()
         self._lower = np.ascontiguousarray(np.swapaxes(lower, -1, -2))
-        self._inv_d = np.ascontiguousarray(np.swapaxes(1.0 / self._lines._d.reshape(shape_t),
-                                                       -1, -2))
+        self._inv_d = np.ascontiguousarray(np.swapaxes(inv_d, -1, -2))
+
+    def factors(self) -> tuple[np.ndarray, np.ndarray]:
+        """The ``L D L^T`` factors, shaped like the systems (C-contiguous).
+
+        Returns
+        -------
+        lower : ndarray, shape ``self.shape``
+            ``lower[..., i, j]`` couples unknowns i and i+1 of column j (0 at the last row).
+        inv_d : ndarray, shape ``self.shape``
+            ``1 / D``.
+
+        The line solver's CG runs the column recurrence of :meth:`solve` compiled, on these
+        factors (:mod:`pyaimc.circuit.cg_kernels`); :meth:`solve` is its numpy form, tested
+        against dense matrices.
+        """
+        return self._lower, self._inv_d
 
     def solve(self, rhs: np.ndarray, overwrite: bool = False) -> np.ndarray:
         """Solve the column systems for ``rhs`` of shape (batch, n, m).
