@@ -25,6 +25,11 @@ from pyaimc.cli import main as pyaimc
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "calibration_data" / "example"
 
+# What a stage writes for the later ones, relative to --out.
+MODEL = Path("model.json")  # stage 1
+TRANSFER = Path("transfer") / "transfer.json"  # stage 3
+NOISE = Path("noise") / "noise.json"  # stage 4
+
 
 def _stage(title: str) -> float:
     print(f"\n=== {title} ===", flush=True)
@@ -35,15 +40,13 @@ def _done(t0: float) -> None:
     print(f"    ({time.perf_counter() - t0:.1f} s)", flush=True)
 
 
-def stage_fit(out: Path) -> Path:
+def stage_fit(out: Path) -> None:
     t0 = _stage("1. fit the device model to the example data, with the fidelity report")
-    model = out / "model.json"
     rc = pyaimc(["fit", str(EXAMPLE / "features.npz"), "--sweeps", str(EXAMPLE / "sweeps.npz"),
-                 "-o", str(model), "--report", str(out / "fidelity"), "--seed", "0"])
+                 "-o", str(out / MODEL), "--report", str(out / "fidelity"), "--seed", "0"])
     if rc:
         raise SystemExit(rc)
     _done(t0)
-    return model
 
 
 def stage_compact(out: Path, model: Path) -> None:
@@ -59,30 +62,28 @@ def stage_compact(out: Path, model: Path) -> None:
     _done(t0)
 
 
-def stage_transfer(out: Path, model: Path) -> Path:
+def stage_transfer(out: Path, model: Path) -> None:
     from pyaimc.circuit.demo import demo_transfer
 
     t0 = _stage("3. crossbar transfer model of a 32 x 32 tile from circuit simulations")
-    m = demo_transfer(out / "transfer", model, progress=True)
+    m = demo_transfer((out / TRANSFER).parent, model, progress=True)
     fit = m.get("fit", m)
     model_err = fit.get("heldout_rel_rms_error")
     ideal_err = fit.get("heldout_ideal_rel_rms_error")
     if model_err is not None and ideal_err is not None:
         print(f"    held-out error: fitted model {100 * model_err:.2f} %, ideal product "
               f"{100 * ideal_err:.2f} % (relative RMS)")
-    print(f"    wrote {out / 'transfer'}/transfer.json and figures")
+    print(f"    wrote {out / TRANSFER} and figures")
     _done(t0)
-    return out / "transfer" / "transfer.json"
 
 
-def stage_noise(out: Path, transfer: Path) -> Path:
+def stage_noise(out: Path, transfer: Path) -> None:
     from pyaimc.noise.demo import run_demo
 
     t0 = _stage("4. hardware noise model and AnalogLinear training")
-    run_demo(out / "noise", transfer=str(transfer), export_args=["--tile", "32x32"])
-    print(f"    wrote {out / 'noise'}/noise.json, noise_aihwkit.json, noise_demo.json")
+    run_demo((out / NOISE).parent, transfer=str(transfer), export_args=["--tile", "32x32"])
+    print(f"    wrote {out / NOISE}, noise_aihwkit.json, noise_demo.json")
     _done(t0)
-    return out / "noise" / "noise.json"
 
 
 def stage_s4d(out: Path, noise: Path) -> None:
@@ -108,10 +109,7 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stages = set(args.stages)
-    # what each stage writes (the stage functions return the same paths)
-    model = out / "model.json"
-    transfer = out / "transfer" / "transfer.json"
-    noise = out / "noise" / "noise.json"
+    model, transfer, noise = out / MODEL, out / TRANSFER, out / NOISE
     if 1 in stages:
         stage_fit(out)
     if 2 in stages:
