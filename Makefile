@@ -38,7 +38,7 @@ $(STAMP): pyproject.toml | system-packages
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m pyaimc.demo --out $(DEMO_DIR)
+	$(PY) -m examples.demo --out $(DEMO_DIR)
 
 test: $(STAMP)
 	$(PY) -m pytest -m "not slow" -q
@@ -57,7 +57,7 @@ calibration: $(STAMP)
 	  $(PY) -m pyaimc fit $(SHARED)/radar_cycling/cycling-$$f.csv \
 	    -o calibration_data/models/radar_cycling-$$f.json --citation "$(RADAR_CITE)" || exit 1; \
 	done
-	$(PY) -m pyaimc.device.example --model calibration_data/models/synaptogen_ref.json \
+	$(PY) -m tools.make_example_data --model calibration_data/models/synaptogen_ref.json \
 	  -o calibration_data/example --seed 2026
 	$(PY) -m pyaimc fit calibration_data/example/features.npz --sweeps calibration_data/example/sweeps.npz \
 	  -o calibration_data/models/example.json --citation "pyaimc example data (synthetic)"

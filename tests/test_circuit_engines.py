@@ -7,7 +7,7 @@ import pytest
 
 from pyaimc.circuit.cells import LinearCells, PolynomialCells, SubcircuitCells
 from pyaimc.circuit.crossbar import AccessTransistor, Crossbar, RowDriver, TIAReadout, one_r
-from pyaimc.circuit.examples import example_circuits
+from tools.write_netlists import example_circuits
 from pyaimc.circuit.simulate import simulate, simulate_ngspice
 
 pytestmark = pytest.mark.skipif(shutil.which("ngspice") is None,

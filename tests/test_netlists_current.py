@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from pyaimc.circuit.examples import example_netlists
+from tools.write_netlists import example_netlists
 
 NETLISTS = Path(__file__).resolve().parent.parent / "netlists"
-REGENERATE = "regenerate with: python -m pyaimc.circuit.examples"
+REGENERATE = "regenerate with: python -m tools.write_netlists"
 
 
 def test_every_example_is_written_and_nothing_else():

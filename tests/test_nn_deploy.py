@@ -190,7 +190,7 @@ def test_ngspice_step_with_wires_within_the_transfer_models_error(run_dir, fitte
 @pytest.mark.slow
 def test_demo_s4d_end_to_end(tmp_path):
     """About a minute: the demo's runs, deployments and ngspice step (skipped parts noted)."""
-    from pyaimc.nn.demo import demo_s4d
+    from examples.demo_s4d import demo_s4d
 
     noise = tmp_path / "noise.json"
     example_noise_model().save(noise)

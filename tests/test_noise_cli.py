@@ -75,7 +75,7 @@ def test_export_noise_bad_transfer_files(tmp_path, capsys):
 
 def test_demo_runs_small(tmp_path):
     pytest.importorskip("torch")
-    from pyaimc.noise.demo import run_demo
+    from examples.demo_noise import run_demo
 
     res = run_demo(tmp_path, epochs=2, n_programs=2, export_args=SMALL)
     acc = res["test_accuracy"]

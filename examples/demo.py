@@ -50,7 +50,7 @@ def stage_fit(out: Path) -> None:
 
 
 def stage_compact(out: Path, model: Path) -> None:
-    from pyaimc.compact.demo import demo_compact
+    from examples.demo_compact import demo_compact
 
     t0 = _stage("2. Verilog-A and ngspice versions of the model; twin vs ngspice sweeps")
     m = demo_compact(out / "compact", model)
@@ -63,7 +63,7 @@ def stage_compact(out: Path, model: Path) -> None:
 
 
 def stage_transfer(out: Path, model: Path) -> None:
-    from pyaimc.circuit.demo import demo_transfer
+    from examples.demo_transfer import demo_transfer
 
     t0 = _stage("3. crossbar transfer model of a 32 x 32 tile from circuit simulations")
     m = demo_transfer((out / TRANSFER).parent, model, progress=True)
@@ -78,7 +78,7 @@ def stage_transfer(out: Path, model: Path) -> None:
 
 
 def stage_noise(out: Path, transfer: Path) -> None:
-    from pyaimc.noise.demo import run_demo
+    from examples.demo_noise import run_demo
 
     t0 = _stage("4. hardware noise model and AnalogLinear training")
     run_demo((out / NOISE).parent, transfer=str(transfer), export_args=["--tile", "32x32"])
@@ -87,7 +87,7 @@ def stage_noise(out: Path, transfer: Path) -> None:
 
 
 def stage_s4d(out: Path, noise: Path) -> None:
-    from pyaimc.nn.demo import demo_s4d
+    from examples.demo_s4d import demo_s4d
 
     t0 = _stage("5. S4D on MNIST-1D: hardware-aware training and crossbar deployment")
     demo_s4d(out / "s4d", noise)
@@ -101,7 +101,7 @@ def _needs(path: Path, stage: int) -> Path:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m pyaimc.demo", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m examples.demo", description=__doc__)
     p.add_argument("--out", default="out/demo", help="output folder (default out/demo)")
     p.add_argument("--stages", type=int, nargs="+", choices=range(1, 6), default=range(1, 6),
                    metavar="N", help="stages to run, 1..5 (default all)")

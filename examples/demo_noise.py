@@ -1,6 +1,6 @@
 """Demo: export the shipped example device's noise model and train an analog MLP with it.
 
-``python -m pyaimc.noise.demo --out DIR [--transfer TRANSFER.json] [--epochs 10] [--seed 0]``
+``python -m examples.demo_noise --out DIR [--transfer TRANSFER.json] [--epochs 10] [--seed 0]``
 
 1. ``pyaimc export noise`` of ``calibration_data/models/example.json`` (64 x 64 tiles; ideal
    crossbar unless a transfer document is given) -> ``DIR/noise.json`` and
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_MODEL = ROOT / "calibration_data" / "models" / "example.json"
 METHODS = ("write_verify", "one_shot")
 
@@ -162,7 +162,7 @@ def run_demo(out_dir, transfer: str | None = None, epochs: int = 10, seed: int =
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m pyaimc.noise.demo",
+    p = argparse.ArgumentParser(prog="python -m examples.demo_noise",
                                 description=__doc__.splitlines()[0])
     p.add_argument("--out", default="out/demo", help="output folder (default out/demo)")
     p.add_argument("--transfer", help="transfer document (pyaimc.transfer/1) for 64x64 tiles")

@@ -2,8 +2,8 @@
 
 Regenerate them with::
 
-    python -m pyaimc.circuit.examples            # writes ./netlists/*.cir
-    python -m pyaimc.circuit.examples --out DIR
+    python -m tools.write_netlists            # writes ./netlists/*.cir
+    python -m tools.write_netlists --out DIR
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def write_examples(directory: str | Path = "netlists") -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pyaimc.circuit.examples",
+    parser = argparse.ArgumentParser(prog="python -m tools.write_netlists",
                                      description="Write the example crossbar netlists.")
     parser.add_argument("--out", default="netlists", help="directory (default: ./netlists)")
     args = parser.parse_args(argv)

@@ -1,6 +1,6 @@
 """Make the project's own example calibration data from a fitted model (for the demo and tests).
 
-``python -m pyaimc.device.example --model MODEL.json -o DIR [--seed S]`` writes ``features.npz``
+``python -m tools.make_example_data --model MODEL.json -o DIR [--seed S]`` writes ``features.npz``
 (devices x cycles arrays, the layout of ``pyaimc sample``), ``sweeps.npz`` (triangular I-V sweeps
 of a few cells simulated by the Python twin, with Johnson and shot read noise) and
 ``provenance.json``.
@@ -45,7 +45,7 @@ def make_example(model: DeviceModel, out_dir, seed: int, n_devices: int = 48,
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m pyaimc.device.example", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m tools.make_example_data", description=__doc__)
     p.add_argument("--model", required=True)
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--seed", type=int, default=2026)

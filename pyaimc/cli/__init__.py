@@ -1,0 +1,46 @@
+"""The ``pyaimc`` command: argument parsing and printing over the package's API, nothing else.
+
+One module per job registers its sub-commands (``register(subparsers)``); the modules import
+their level lazily inside the handlers so ``pyaimc --help`` stays fast. A new command is a new
+module here and one entry in :data:`COMMAND_MODULES`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from pyaimc import __version__
+from pyaimc.cli._common import CLIError
+
+#: sub-command modules, in the order ``pyaimc --help`` lists them
+COMMAND_MODULES = ("fit", "crossbar", "export", "train")
+
+__all__ = ["CLIError", "build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pyaimc",
+        description="Circuit-level co-simulation of analog in-memory computing on ReRAM crossbars.")
+    parser.add_argument("--version", action="version", version=f"pyaimc {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"pyaimc.cli.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except (CLIError, FileNotFoundError, ValueError) as err:
+        print(f"pyaimc {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,165 @@
+"""``pyaimc crossbar simulate|transfer``: crossbar column currents and the transfer-model fit."""
+
+from __future__ import annotations
+
+from pyaimc.cli._common import CLIError, load_array, tile
+
+
+def register(sub) -> None:
+    """Add this module's sub-commands to ``sub``."""
+    _add_crossbar(sub)
+
+
+def _add_crossbar(sub) -> None:
+    crossbar = sub.add_parser("crossbar", help="crossbar circuits (ngspice or the fast solver)",
+                              description="Crossbar circuits: simulate column currents.")
+    actions = crossbar.add_subparsers(dest="action", metavar="ACTION")
+    actions.required = True
+    sim = actions.add_parser(
+        "simulate", help="column currents of a 1R crossbar with wire resistance",
+        description="Column currents of a 1R crossbar. Rows are driven at their left end (the "
+                    "driver connects straight to the first cell), columns are read at their "
+                    "bottom end into 0 V (the last cell connects straight to the read-out); every "
+                    "row and column segment between neighbouring cells has resistance --r-wire. "
+                    "With --r-wire 0 the result is exactly V.G.")
+    sim.add_argument("--conductances", required=True, metavar="G.npy",
+                     help="cell conductances, rows x cols, siemens")
+    sim.add_argument("--inputs", required=True, metavar="V.npy",
+                     help="row voltages in volt: one vector (rows,) or a batch (batch, rows)")
+    sim.add_argument("--r-wire", required=True, type=float, metavar="OHMS",
+                     help="resistance of each row and column segment between neighbouring cells")
+    sim.add_argument("--engine", choices=("fast", "ngspice"), default="fast",
+                     help="fast nodal solver (default) or ngspice operating points")
+    sim.add_argument("-o", "--output", required=True, metavar="I.npy",
+                     help="column currents in ampere, positive into the read-out: (cols,) for "
+                          "one input vector, (batch, cols) for a batch")
+    sim.add_argument("--timeout", type=float, default=600.0, metavar="SECONDS",
+                     help="time limit per ngspice run (default 600)")
+    sim.set_defaults(handler=_crossbar_simulate)
+    _add_crossbar_transfer(actions)
+
+
+def _crossbar_simulate(args) -> int:
+    import io
+    import time
+
+    import numpy as np
+
+    from pyaimc.circuit.crossbar import one_r
+    from pyaimc.circuit.errors import ConvergenceError
+    from pyaimc.circuit.ngspice import NgspiceError
+    from pyaimc.circuit.simulate import simulate
+    from pyaimc.io import atomic_write_bytes
+
+    g = load_array(args.conductances, "conductances")
+    v = load_array(args.inputs, "inputs")
+    if g.ndim != 2:
+        raise CLIError(f"{args.conductances}: conductances must be rows x cols, got shape "
+                       f"{g.shape}")
+    if not (np.isfinite(args.r_wire) and args.r_wire >= 0):
+        raise CLIError(f"--r-wire must be a finite resistance >= 0 ohm, got {args.r_wire}")
+    try:
+        xbar = one_r(g, args.r_wire)
+    except ValueError as err:
+        raise CLIError(f"{args.conductances}: {err}") from None
+    try:
+        xbar.row_voltages(v)
+    except ValueError as err:
+        raise CLIError(f"{args.inputs}: {err} (conductances {args.conductances}: "
+                       f"{g.shape})") from None
+    start = time.perf_counter()
+    try:
+        currents = simulate(xbar, v, args.engine, timeout=args.timeout)
+    except (NgspiceError, ConvergenceError) as err:
+        raise CLIError(str(err)) from None
+    elapsed = time.perf_counter() - start
+    buf = io.BytesIO()
+    np.save(buf, currents)
+    atomic_write_bytes(args.output, buf.getvalue())
+    print(f"wrote {args.output}: column currents {currents.shape} in ampere "
+          f"({args.engine} engine, {elapsed:.3g} s)")
+    return 0
+
+
+def _add_crossbar_transfer(actions) -> None:
+    tr = actions.add_parser(
+        "transfer", help="fit the crossbar transfer model to Monte-Carlo circuit simulations",
+        description="Draw weight patterns of devices from a device model (programmed by "
+                    "write-verify), simulate the 1R tile with wires and the cells' non-linear I-V "
+                    "for random inputs, and fit the transfer model (IR-drop scales k_row, k_col, "
+                    "input non-linearity c2, c3, read-out saturation i_sat); writes it as "
+                    "pyaimc.transfer/1 JSON with its held-out error next to the ideal G.x's.")
+    tr.add_argument("--device", required=True, metavar="MODEL.json", help="fitted device model")
+    tr.add_argument("--tile", type=tile, default=(64, 64), metavar="ROWSxCOLS",
+                    help="tile size (default 64x64)")
+    tr.add_argument("--r-wire", type=float, default=1.0, metavar="OHMS",
+                    help="resistance of each row and column segment (default 1)")
+    tr.add_argument("--v-max", type=float, default=0.2, metavar="V",
+                    help="largest input magnitude in volt (default 0.2)")
+    tr.add_argument("--patterns", type=int, default=16, metavar="N",
+                    help="weight patterns to fit on (default 16; half as many more held out)")
+    tr.add_argument("--inputs", type=int, default=32, metavar="N",
+                    help="random input vectors per pattern (default 32)")
+    tr.add_argument("--engine", choices=("fast", "ngspice"), default="fast")
+    tr.add_argument("--tia-swing", type=float, metavar="V",
+                    help="saturating TIA read-out with this output swing (default: ideal read-out)")
+    tr.add_argument("--tia-feedback", type=float, default=10e3, metavar="OHMS",
+                    help="TIA feedback resistance (default 10k)")
+    tr.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    tr.add_argument("--scheduler", metavar="ADDRESS",
+                    help="Dask scheduler address (tcp://host:port); default local processes")
+    tr.add_argument("--workers", type=int, metavar="N",
+                    help="local worker processes (default: all cores; 1 runs in this process)")
+    tr.add_argument("-o", "--output", required=True, metavar="TRANSFER.json")
+    tr.add_argument("--report", metavar="DIR",
+                    help="also write figures and metrics (and the error vs size and wire fits)")
+    tr.set_defaults(handler=_crossbar_transfer)
+
+
+def _crossbar_transfer(args) -> int:
+    import numpy as np
+
+    from pyaimc.circuit.errors import ConvergenceError
+    from pyaimc.circuit.montecarlo import get_executor
+    from pyaimc.circuit.ngspice import NgspiceError
+    from pyaimc.circuit.transfer_fit import SaturatingTIA, fit_transfer
+    from pyaimc.device.model import DeviceModel
+
+    rows, cols = args.tile
+    if not (np.isfinite(args.r_wire) and args.r_wire >= 0):
+        raise CLIError(f"--r-wire must be a finite resistance >= 0 ohm, got {args.r_wire}")
+    if not (np.isfinite(args.v_max) and args.v_max > 0):
+        raise CLIError(f"--v-max must be a positive voltage, got {args.v_max}")
+    if args.patterns < 1 or args.inputs < 1:
+        raise CLIError(f"--patterns and --inputs must be >= 1, got {args.patterns}, {args.inputs}")
+    if args.workers is not None and args.workers < 1:
+        raise CLIError(f"--workers must be >= 1, got {args.workers}")
+    model = DeviceModel.load(args.device)
+    readout = None
+    if args.tia_swing is not None:
+        readout = SaturatingTIA(r_feedback=args.tia_feedback, v_swing=args.tia_swing)
+    rng = np.random.default_rng(args.seed)
+    try:
+        with get_executor(args.scheduler, args.workers) as executor:
+            fit = fit_transfer(model, rows, cols, args.r_wire, args.v_max, args.patterns, rng,
+                               inputs_per_pattern=args.inputs, engine=args.engine,
+                               executor=executor, readout=readout, progress=True,
+                               source=args.device, seed=args.seed, return_simulations=True)
+            fit.model.save(args.output)
+            f = fit.model.fit
+            print(f"wrote {args.output}: {rows}x{cols} tile, r_wire {args.r_wire:g} ohm, IR-drop "
+                  f"loss {f['ir_drop_loss_mean']:.1%}; k_row {fit.model.k_row:.4f}, k_col "
+                  f"{fit.model.k_col:.4f}, c2 {fit.model.c2[0]:.4g} {fit.model.c2[1]:+.4g} gn, "
+                  f"c3 {fit.model.c3[0]:.4g} {fit.model.c3[1]:+.4g} gn, i_sat {fit.model.i_sat}")
+            print(f"  held-out relative RMS error: model {f['heldout_rel_rms_error']:.3%}, ideal "
+                  f"G.x {f['heldout_ideal_rel_rms_error']:.3%} ({f['n_heldout_patterns']} "
+                  f"patterns x {f['inputs_per_pattern']} inputs)")
+            if args.report:
+                from pyaimc.circuit.transfer_report import write_transfer_report
+
+                write_transfer_report(args.report, fit, rng, executor=executor, progress=True,
+                                      seed=args.seed)
+                print(f"wrote report to {args.report}")
+    except (NgspiceError, ConvergenceError, OSError, ImportError) as err:
+        raise CLIError(str(err)) from None
+    return 0

@@ -1,0 +1,187 @@
+"""``pyaimc export veriloga|ngspice|noise``: the fitted model for simulators and training."""
+
+from __future__ import annotations
+
+from pyaimc.cli._common import CLIError, parse_tile
+
+
+def register(sub) -> None:
+    """Add this module's sub-commands to ``sub``."""
+    _add_export(sub)
+
+
+def _add_export(sub) -> None:
+    export = sub.add_parser("export", help="write the fitted model for other levels and tools",
+                            description="Export a fitted device model: Verilog-A, ngspice, the "
+                                        "hardware noise model for training.")
+    actions = export.add_subparsers(dest="action", metavar="ACTION")
+    actions.required = True
+    for name, what in (("veriloga", "the Verilog-A module, model cards and per-instance tables"),
+                       ("ngspice", "an ngspice library: one subcircuit per sampled device")):
+        p = actions.add_parser(name, help=f"write {what}",
+                               description=f"Write {what}. Devices and their cycles are drawn "
+                                           f"in Python with a seeded generator (replayed, so the "
+                                           f"Python twin sees the same draws: devices.json).")
+        p.add_argument("model", metavar="MODEL.json")
+        p.add_argument("-o", "--output", required=True, metavar="DIR")
+        p.add_argument("--devices", type=int, default=16, help="devices (instances), default 16")
+        p.add_argument("--cycles", type=int, default=100, help="cycles per device, default 100")
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--name", default=None, help="model card / subcircuit prefix")
+        p.set_defaults(handler=_run_export_compact)
+    _add_export_noise(actions)
+
+
+def _run_export_compact(args) -> int:
+    from pathlib import Path
+
+    from pyaimc.compact.common import draw_devices
+    from pyaimc.device.model import DeviceModel
+
+    if args.devices < 1 or args.cycles < 1:
+        raise CLIError(f"--devices and --cycles must be >= 1, got {args.devices}, {args.cycles}")
+    model = DeviceModel.load(args.model)
+    table = draw_devices(model, args.devices, args.cycles, args.seed)
+    out = Path(args.output)
+    if args.action == "veriloga":
+        from pyaimc.compact.veriloga import write_veriloga
+
+        files = write_veriloga(out, model, table, name=args.name or "pyaimc_reram_fit",
+                               seed=args.seed)
+    else:
+        from pyaimc.compact.ngspice_lib import write_library
+        from pyaimc.compact.veriloga import write_devices_json
+        from pyaimc.io import provenance
+
+        prov = provenance(source=args.model, seed=args.seed)
+        files = [write_library(out / "pyaimc_reram.lib", model, table,
+                               name=args.name or "pyaimc_reram",
+                               provenance={k: prov[k] for k in ("source", "command", "seed")}),
+                 write_devices_json(out / "devices.json", model, table, args.seed)]
+    for f in files:
+        print(f"wrote {f}")
+    return 0
+
+
+def _add_export_noise(actions) -> None:
+    p = actions.add_parser(
+        "noise", help="hardware noise model for hardware-aware training (pyaimc.noise/1)",
+        description="Simulate one-shot and write-verify programming of many cells with the "
+                    "device model and write the hardware noise model: conductance window, "
+                    "programming error per target level (device-to-device and cycle-to-cycle "
+                    "parts), stuck cells, read noise, DAC/ADC, tile and crossbar transfer model.")
+    p.add_argument("--device", required=True, metavar="MODEL.json", help="fitted device model")
+    p.add_argument("--transfer", metavar="TRANSFER.json",
+                   help="crossbar transfer model (pyaimc.transfer/1) of this tile; its tile, "
+                        "wire resistance and v_max are taken over (and must agree with --tile, "
+                        "--r-wire, --v-max when given)")
+    p.add_argument("--tile", metavar="ROWSxCOLS",
+                   help="tile size, inputs x outputs (default: the transfer's, else 64x64)")
+    p.add_argument("--r-wire", type=float, metavar="OHMS",
+                   help="wire resistance per segment; without --transfer it adds the first-order "
+                        "IR-drop transfer model (not fitted)")
+    p.add_argument("-o", "--output", required=True, metavar="NOISE.json")
+    p.add_argument("--aihwkit", metavar="AIHWKIT.json",
+                   help="also write the programming and read noise as aihwkit's inference "
+                        "noise models take them")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--levels", type=int, default=16, help="target levels (default 16)")
+    p.add_argument("--devices", type=int, default=2000, help="devices per level (default 2000)")
+    p.add_argument("--repeats", type=int, default=8,
+                   help="writes per device, to split cycle-to-cycle from device-to-device "
+                        "spread (default 8)")
+    p.add_argument("--tolerance", type=float, default=0.05,
+                   help="write-verify tolerance, relative (default 0.05)")
+    p.add_argument("--max-pulses", type=int, default=40,
+                   help="write-verify pulse budget per write (default 40)")
+    p.add_argument("--method", choices=("write_verify", "one_shot"), default="write_verify",
+                   help="write scheme the training layer samples (default write_verify)")
+    p.add_argument("--bandwidth", type=float, default=1e8, metavar="HZ",
+                   help="read-noise bandwidth (default 1e8 Hz)")
+    p.add_argument("--dac-bits", type=int, default=8)
+    p.add_argument("--adc-bits", type=int, default=8)
+    p.add_argument("--v-max", type=float, metavar="VOLTS",
+                   help="DAC full scale (default: the transfer's, else the read voltage)")
+    p.add_argument("--adc-headroom", type=float, default=2.0,
+                   help="ADC range i_max = headroom * sqrt(rows) * v_max * (g_max - g_min) "
+                        "(default 2)")
+    p.add_argument("--g-min-us", type=float, help="window low end, uS (default from the model)")
+    p.add_argument("--g-max-us", type=float, help="window high end, uS (default from the model)")
+    p.set_defaults(handler=_export_noise)
+
+
+def _export_noise(args) -> int:
+    import numpy as np
+
+    from pyaimc.device.model import DeviceModel
+    from pyaimc.io import provenance, write_json
+    from pyaimc.noise import VerifySettings, export_noise_model, read_transfer
+
+    model = DeviceModel.load(args.device)
+    transfer = read_transfer(args.transfer) if args.transfer else None
+    if args.tile:
+        rows, cols = parse_tile(args.tile)
+    elif transfer is not None:
+        rows, cols = int(transfer["tile"]["rows"]), int(transfer["tile"]["cols"])
+    else:
+        rows, cols = 64, 64
+    t_tile = (transfer["tile"]["rows"], transfer["tile"]["cols"]) if transfer else None
+    if transfer is not None and (rows, cols) != t_tile:
+        raise CLIError(f"{args.transfer}: the transfer model is for "
+                       f"{transfer['tile']['rows']}x{transfer['tile']['cols']} tiles, --tile is "
+                       f"{rows}x{cols}")
+    window = None
+    if (args.g_min_us is None) != (args.g_max_us is None):
+        raise CLIError("give both --g-min-us and --g-max-us, or neither")
+    if args.g_min_us is not None:
+        window = (args.g_min_us * 1e-6, args.g_max_us * 1e-6)
+    for name in ("levels", "devices", "repeats"):
+        if getattr(args, name) < 2:
+            raise CLIError(f"--{name} must be >= 2, got {getattr(args, name)}")
+    verify = VerifySettings(tolerance=args.tolerance, max_pulses=args.max_pulses,
+                            bandwidth=args.bandwidth)
+    nm = export_noise_model(
+        model, np.random.default_rng(args.seed), rows=rows, cols=cols, transfer=transfer,
+        r_wire=args.r_wire, window=window, n_levels=args.levels, n_devices=args.devices,
+        n_repeats=args.repeats, verify=verify, bandwidth=args.bandwidth,
+        dac_bits=args.dac_bits, adc_bits=args.adc_bits, v_max=args.v_max,
+        adc_headroom=args.adc_headroom, training_method=args.method, progress=True,
+        source=str(args.device), seed=args.seed)
+    nm.save(args.output)
+    w, p = nm.window, nm.programming
+    print(f"window {w.g_min * 1e6:.2f} .. {w.g_max * 1e6:.2f} uS ({w.rule})")
+    wv_set = p.write_verify.settings
+    print(f"programming, {p.n_devices} devices x {p.n_repeats} writes per level (uS; spread = "
+          f"std, c2c = one device rewritten, d2d = between devices); write-verify tolerance "
+          f"{wv_set['tolerance']:g}, at most {wv_set['max_pulses']} pulses")
+    print(f"  {'target':>7} | {'one-shot mean':>13} {'std':>6} {'c2c':>6} {'d2d':>6} | "
+          f"{'write-verify mean':>17} {'std':>6} {'c2c':>6} {'d2d':>6} {'failed':>7} {'pulses':>6}")
+    os_, wv = p.one_shot, p.write_verify
+    for k, lv in enumerate(p.levels):
+        print(f"  {lv * 1e6:7.2f} | {os_.mean[k] * 1e6:13.2f} {os_.std[k] * 1e6:6.2f} "
+              f"{os_.c2c_std[k] * 1e6:6.2f} {os_.d2d_std[k] * 1e6:6.2f} | "
+              f"{wv.mean[k] * 1e6:17.2f} {wv.std[k] * 1e6:6.2f} {wv.c2c_std[k] * 1e6:6.2f} "
+              f"{wv.d2d_std[k] * 1e6:6.2f} {wv.failed_fraction[k]:7.2%} {wv.mean_pulses[k]:6.1f}")
+    for method in ("one_shot", "write_verify"):
+        fe = p.table(method).fit_error
+        print(f"  {method} polynomials (degree {fe['degree']}): mean within "
+              f"{fe['mean_rel']:.2%} of the table, std within {fe['std_rel']:.2%} of its maximum")
+    d = nm.defects
+    print(f"  stuck {d.stuck_fraction:.4f}, outlier population {d.outlier_fraction:.4f}, "
+          f"narrow window {d.narrow_window_fraction:.4f}")
+    print(f"  read noise at {nm.read_noise.bandwidth:.3g} Hz: {nm.read_noise.relative.min():.2e} "
+          f".. {nm.read_noise.relative.max():.2e} of the cell current; DAC {nm.dac.bits} bit "
+          f"+-{nm.dac.v_max} V, ADC {nm.adc.bits} bit +-{nm.adc.i_max * 1e6:.1f} uA")
+    t = nm.transfer
+    print(f"  tile {rows}x{cols}, transfer " + (
+        "none (ideal crossbar)" if t is None else
+        f"r_wire {t['r_wire']:g} ohm, k_row {t['ir_drop']['k_row']:g}, k_col "
+        f"{t['ir_drop']['k_col']:g}, c2 {t['input_nonlinearity']['c2']}, c3 "
+        f"{t['input_nonlinearity']['c3']}, i_sat {t['i_sat']}"))
+    print(f"wrote {args.output}")
+    if args.aihwkit:
+        write_json(args.aihwkit, {"schema": "pyaimc.aihwkit-noise/1", **nm.to_aihwkit(),
+                                  "provenance": provenance(source=str(args.output),
+                                                           seed=args.seed)})
+        print(f"wrote {args.aihwkit}")
+    return 0

@@ -1,0 +1,114 @@
+"""``pyaimc train`` and ``pyaimc deploy``: S4D training and deployment on simulated crossbars."""
+
+from __future__ import annotations
+
+from pyaimc.cli._common import CLIError
+
+
+def register(sub) -> None:
+    """Add this module's sub-commands to ``sub``."""
+    _add_train(sub)
+    _add_deploy(sub)
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser(
+        "train", help="train the S4D sequence classifier (quantization-aware, optional pruning)",
+        description="Train the S4D classifier; RUN_DIR gets config.json, checkpoint.pt (resumed "
+                    "when present) and metrics.json.")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--config", metavar="FILE", help="JSON or TOML configuration")
+    source.add_argument("--preset", metavar="NAME",
+                        help="fp32, 8bit, 4bit, 2bit, ternary or tiny")
+    p.add_argument("--task", choices=["mnist1d", "digits"], help="data set (overrides the config)")
+    p.add_argument("--noise", metavar="NOISE.json", help="hardware noise model (hardware-aware)")
+    p.add_argument("-o", "--out", metavar="RUN_DIR", required=True, help="run directory")
+    p.add_argument("--seed", type=int, help="random seed (overrides the config)")
+    p.add_argument("--epochs", type=int, help="training epochs (overrides the config)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=_run_train)
+
+
+def _run_train(args) -> int:
+    import dataclasses
+
+    import torch
+
+    from pyaimc.nn.config import load_config, preset, validate
+    from pyaimc.nn.train import train
+
+    config = load_config(args.config) if args.config else preset(args.preset)
+    if args.task is not None:
+        config = dataclasses.replace(config, data=dataclasses.replace(config.data, task=args.task))
+    if args.epochs is not None:
+        config = dataclasses.replace(config,
+                                     train=dataclasses.replace(config.train, epochs=args.epochs))
+    if args.seed is not None:
+        config = dataclasses.replace(config, seed=args.seed)
+    if args.noise is not None:
+        config = dataclasses.replace(config, noise=args.noise)
+    validate(config)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    metrics = train(config, args.out, progress=not args.quiet)
+    sw = metrics["software"]
+    print(f"{args.out}: test accuracy {sw['test_accuracy']:.4f} (step mode "
+          f"{sw['test_accuracy_step_mode']:.4f}), {metrics['epochs']} epochs, "
+          f"{metrics['train_seconds']:.0f} s")
+    hw = metrics["hardware"]
+    if hw is not None:
+        print(f"{args.out}: deployed on {hw['noise']}: test accuracy {hw['accuracy_mean']:.4f} "
+              f"+- {hw['accuracy_std']:.4f} over {hw['draws']} programming draws")
+    return 0
+
+
+def _add_deploy(sub) -> None:
+    p = sub.add_parser(
+        "deploy", help="run a trained S4D on simulated crossbars (programming draws)",
+        description="Program every matrix of a trained run onto crossbar tiles of a noise model "
+                    "(one draw of the programming error per chip), run the test set in "
+                    "recurrent step mode with every matrix-vector product on the behavioral "
+                    "tiles (DAC, transfer model, read noise, ADC) and report the accuracy over "
+                    "the draws; writes RUN_DIR/deploy.json.")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a training run directory")
+    p.add_argument("--noise", required=True, metavar="NOISE.json", help="hardware noise model")
+    p.add_argument("--draws", type=int, default=5, help="programmed instances (default 5)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--method", choices=("write_verify", "one_shot"),
+                   help="write scheme (default: the noise model's training method)")
+    p.add_argument("--ngspice-step", action="store_true",
+                   help="also run one recurrent step of one test sequence through ngspice "
+                        "crossbar netlists and compare with the behavioral tiles (small models)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=_run_deploy)
+
+
+def _run_deploy(args) -> int:
+    import torch
+
+    from pyaimc.nn.deploy import deploy_run
+
+    if args.draws < 1:
+        raise CLIError(f"--draws must be >= 1, got {args.draws}")
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    doc = deploy_run(args.run_dir, args.noise, draws=args.draws, seed=args.seed,
+                     method=args.method, ngspice_step=args.ngspice_step,
+                     progress=not args.quiet)
+    hw, sw = doc["hardware"], doc["software"]
+    print(f"{args.run_dir}: software {sw['test_accuracy']:.4f} (step mode "
+          f"{sw['test_accuracy_step_mode']:.4f}); deployed on {args.noise} "
+          f"({hw['programming_method']}): {hw['accuracy_mean']:.4f} +- "
+          f"{hw['accuracy_std']:.4f} over {hw['draws']} draws "
+          f"[{', '.join(f'{a:.4f}' for a in hw['accuracies'])}]")
+    check = doc["ngspice_step"]
+    if check is not None:
+        print(f"ngspice step {check['step']} ({check['netlists']} netlists, {check['cells']} "
+              f"cells, r_wire {check['r_wire']:g} ohm, {check['ngspice_seconds']:.1f} s): "
+              f"currents within {check['current_rel_max']:.2e} (max) / "
+              f"{check['current_rel_rms_max']:.2e} (rms) of the behavioral tiles, step output "
+              f"within {check['output_rel_max']:.2e}")
+    print(f"wrote {args.run_dir}/deploy.json")
+    return 0
