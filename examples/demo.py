@@ -94,32 +94,55 @@ def stage_s4d(out: Path, noise: Path) -> None:
     _done(t0)
 
 
-def _needs(path: Path, stage: int) -> Path:
+def _needs(path: Path, stage: str) -> Path:
     if not path.exists():
-        raise SystemExit(f"{path} is missing: run stage {stage} first (or all stages)")
+        raise SystemExit(f"{path} is missing: run stage {stage!r} first (or all stages)")
     return path
 
 
+# The stages in order: (name, what it shows, function of the output folder). A stage reads what
+# the earlier ones wrote; a new stage is a function and one line here.
+STAGES = [
+    ("fit", "device model", stage_fit),
+    ("compact", "Verilog-A and ngspice",
+     lambda out: stage_compact(out, _needs(out / MODEL, "fit"))),
+    ("transfer", "crossbar transfer model",
+     lambda out: stage_transfer(out, _needs(out / MODEL, "fit"))),
+    ("noise", "noise model and AnalogLinear",
+     lambda out: stage_noise(out, _needs(out / TRANSFER, "transfer"))),
+    ("s4d", "S4D training and deployment",
+     lambda out: stage_s4d(out, _needs(out / NOISE, "noise"))),
+]
+
+
+def _stage_names(items: list[str]) -> list[str]:
+    """Stage names from names or 1-based numbers, in the order of :data:`STAGES`."""
+    names = [name for name, _, _ in STAGES]
+    picked = set()
+    for item in items:
+        if item.isdigit() and 1 <= int(item) <= len(names):
+            picked.add(names[int(item) - 1])
+        elif item in names:
+            picked.add(item)
+        else:
+            raise SystemExit(f"unknown stage {item!r}: use 1..{len(names)} or one of "
+                             f"{', '.join(names)}")
+    return [n for n in names if n in picked]
+
+
 def main(argv=None) -> int:
+    stage_help = "; ".join(f"{k + 1} {name} ({what})" for k, (name, what, _) in enumerate(STAGES))
     p = argparse.ArgumentParser(prog="python -m examples.demo", description=__doc__)
     p.add_argument("--out", default="out/demo", help="output folder (default out/demo)")
-    p.add_argument("--stages", type=int, nargs="+", choices=range(1, 6), default=range(1, 6),
-                   metavar="N", help="stages to run, 1..5 (default all)")
+    p.add_argument("--stages", nargs="+", metavar="STAGE",
+                   help=f"stages to run, by number or name (default all): {stage_help}")
     args = p.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    stages = set(args.stages)
-    model, transfer, noise = out / MODEL, out / TRANSFER, out / NOISE
-    if 1 in stages:
-        stage_fit(out)
-    if 2 in stages:
-        stage_compact(out, _needs(model, 1))
-    if 3 in stages:
-        stage_transfer(out, _needs(model, 1))
-    if 4 in stages:
-        stage_noise(out, _needs(transfer, 3))
-    if 5 in stages:
-        stage_s4d(out, _needs(noise, 4))
+    run = _stage_names(args.stages) if args.stages else [name for name, _, _ in STAGES]
+    for name, _, function in STAGES:
+        if name in run:
+            function(out)
     print(f"\nall outputs are in {out}/")
     return 0
 
