@@ -21,8 +21,9 @@ import numpy as np
 import torch
 
 from pyaimc.circuit import CrossbarSolver, one_r
-from pyaimc.nn import AnalogConfig, AnalogLinear, program
-from pyaimc.noise import NoiseModel, Tile, export_noise_model, first_order_transfer
+from pyaimc.analog import AnalogConfig, AnalogLinear, program
+from pyaimc.circuit.transfer import TransferModel
+from pyaimc.noise import NoiseModel, Tile, export_noise_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,7 +51,7 @@ def main(argv=None) -> int:
     gen = torch.Generator().manual_seed(0)
     for n in args.sizes:
         for r in args.r_wire:
-            doc = first_order_transfer(n, n, r, base.dac.v_max, w.g_min, w.g_max)
+            doc = TransferModel.first_order(n, n, r, base.dac.v_max, w.g_min, w.g_max)
             nm = dataclasses.replace(base, tile=Tile(n, n, r), transfer=doc).validate()
             cfg = dataclasses.replace(AnalogConfig.hardware(), read_noise=False, adc=False)
             torch.manual_seed(n)

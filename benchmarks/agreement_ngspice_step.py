@@ -1,7 +1,7 @@
 """One recurrent S4D step through ngspice netlists against the behavioral deployment tiles.
 
 Trains the ``tiny`` preset on digits (3 epochs, seconds), then for each hardware setting runs
-:func:`pyaimc.nn.spice_step.ngspice_step_check` on one test sequence and prints the worst
+:func:`pyaimc.experiments.spice_step.ngspice_step_check` on one test sequence and prints the worst
 product's current error (relative max and rms), the step output's error and the transfer
 model's stated held-out error. Settings: no wires (linear cells, the example device's noise
 model); 1 ohm wires on 16 x 16, 32 x 32 and 64 x 64 tiles with a transfer model fitted to
@@ -28,11 +28,11 @@ sys.path.insert(0, str(ROOT))
 
 from pyaimc.circuit import fit_transfer, get_executor  # noqa: E402
 from pyaimc.device import DeviceModel  # noqa: E402
-from pyaimc.nn.analog import AnalogConfig  # noqa: E402
-from pyaimc.nn.config import preset  # noqa: E402
-from pyaimc.nn.datasets import load_data  # noqa: E402
-from pyaimc.nn.spice_step import ngspice_step_check  # noqa: E402
-from pyaimc.nn.train import load_run, train  # noqa: E402
+from pyaimc.analog.linear import AnalogConfig  # noqa: E402
+from pyaimc.experiments.config import preset  # noqa: E402
+from pyaimc.experiments.datasets import load_data  # noqa: E402
+from pyaimc.experiments.spice_step import ngspice_step_check  # noqa: E402
+from pyaimc.experiments.train import load_run, train  # noqa: E402
 from pyaimc.noise import export_noise_model  # noqa: E402
 
 
@@ -72,8 +72,8 @@ def main() -> None:
         k = tm.to_dict()["ir_drop"]
         label = f"{n}x{n}, 1 ohm (k_row {k['k_row']:.2f}, k_col {k['k_col']:.2f})"
         report(label, nm, "transfer")
-        first = dataclasses.replace(nm, transfer={**nm.transfer,
-                                                  "ir_drop": {"k_row": 1.0, "k_col": 1.0}})
+        first = dataclasses.replace(nm, transfer=dataclasses.replace(nm.transfer, k_row=1.0,
+                                                                     k_col=1.0))
         report("", first, "k = 1")
         report("", nm, "ideal", AnalogConfig(transfer=False))
 

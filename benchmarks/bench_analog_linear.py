@@ -27,8 +27,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pyaimc.nn import AnalogConfig, AnalogLinear
-from pyaimc.noise import NoiseModel, export_noise_model, first_order_transfer
+from pyaimc.analog import AnalogConfig, AnalogLinear
+from pyaimc.circuit.transfer import TransferModel
+from pyaimc.noise import NoiseModel, export_noise_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -88,7 +89,7 @@ def main(argv=None) -> int:
     if args.r_wire is not None:
         nm = dataclasses.replace(
             nm, tile=dataclasses.replace(nm.tile, r_wire=args.r_wire),
-            transfer=first_order_transfer(nm.tile.rows, nm.tile.cols, args.r_wire, nm.dac.v_max,
+            transfer=TransferModel.first_order(nm.tile.rows, nm.tile.cols, args.r_wire, nm.dac.v_max,
                                           nm.window.g_min, nm.window.g_max))
     print(f"torch {torch.__version__}, {args.threads} thread(s), batch {args.batch}, tile "
           f"{nm.tile.rows}x{nm.tile.cols}, transfer "

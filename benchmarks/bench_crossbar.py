@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from pyaimc.circuit.cells import LinearCells, PolynomialCells  # noqa: E402
 from pyaimc.circuit.crossbar import (AccessTransistor, Crossbar, RowDriver, TIAReadout,  # noqa: E402
                                      one_r)
-from pyaimc.circuit.ngspice import NgspiceTimeoutError  # noqa: E402
+from pyaimc.spice.ngspice import NgspiceTimeoutError  # noqa: E402
 from pyaimc.circuit.simulate import simulate_ngspice  # noqa: E402
 from pyaimc.circuit.solver import CrossbarSolver  # noqa: E402
 

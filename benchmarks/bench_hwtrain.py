@@ -30,12 +30,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pyaimc.cli import main as pyaimc  # noqa: E402
-from pyaimc.nn.classifier import build_model  # noqa: E402
-from pyaimc.nn.config import preset  # noqa: E402
-from pyaimc.nn.datasets import load_data  # noqa: E402
-from pyaimc.nn.deploy import AnalogBackend  # noqa: E402
-from pyaimc.nn.hardware import hardware_model  # noqa: E402
-from pyaimc.nn.step import RecurrentClassifier  # noqa: E402
+from pyaimc.s4d.classifier import build_model  # noqa: E402
+from pyaimc.experiments.config import preset  # noqa: E402
+from pyaimc.experiments.datasets import load_data  # noqa: E402
+from pyaimc.experiments.deploy import AnalogBackend  # noqa: E402
+from pyaimc.s4d.hardware import hardware_model  # noqa: E402
+from pyaimc.s4d.step import RecurrentClassifier  # noqa: E402
 from pyaimc.noise import NoiseModel  # noqa: E402
 
 

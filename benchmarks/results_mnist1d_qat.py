@@ -48,12 +48,12 @@ sys.path.insert(0, str(ROOT))
 
 from pyaimc.cli import main as pyaimc  # noqa: E402
 from pyaimc.io import atomic_write_text, provenance, read_json, write_json  # noqa: E402
-from pyaimc.nn.config import (PruneConfig, RunConfig, config_hash, noise_digest,  # noqa: E402
+from pyaimc.experiments.config import (PruneConfig, RunConfig, config_hash, noise_digest,  # noqa: E402
                               preset)
-from pyaimc.nn.datasets import load_data  # noqa: E402
-from pyaimc.nn.deploy import deployed_accuracy  # noqa: E402
-from pyaimc.nn.size import model_bits  # noqa: E402
-from pyaimc.nn.train import load_run, train  # noqa: E402
+from pyaimc.experiments.datasets import load_data  # noqa: E402
+from pyaimc.experiments.deploy import deployed_accuracy  # noqa: E402
+from pyaimc.s4d.size import model_bits  # noqa: E402
+from pyaimc.experiments.train import load_run, train  # noqa: E402
 from pyaimc.noise import NoiseModel  # noqa: E402
 
 PRECISIONS = ("fp32", "8bit", "4bit", "2bit", "ternary")
@@ -100,8 +100,8 @@ def describe_noise(path: Path) -> dict:
            "dac_bits": nm.dac.bits, "adc_bits": nm.adc.bits,
            "read_noise_bandwidth_hz": nm.read_noise.bandwidth}
     if nm.transfer is not None:
-        fit = nm.transfer.get("fit", {})
-        doc.update(transfer_ir_drop=nm.transfer["ir_drop"],
+        fit = nm.transfer.fit
+        doc.update(transfer_ir_drop={"k_row": nm.transfer.k_row, "k_col": nm.transfer.k_col},
                    transfer_heldout_rel_rms_error=fit.get("heldout_rel_rms_error"),
                    ideal_product_heldout_rel_rms_error=fit.get("heldout_ideal_rel_rms_error"),
                    ir_drop_loss_mean=fit.get("ir_drop_loss_mean"))

@@ -91,7 +91,7 @@ def run_demo(out_dir, transfer: str | None = None, epochs: int = 10, seed: int =
 
     from pyaimc.cli import main as pyaimc
     from pyaimc.io import provenance, write_json
-    from pyaimc.nn import AnalogConfig, convert_to_analog, program
+    from pyaimc.analog import AnalogConfig, convert_to_analog, program
     from pyaimc.noise import NoiseModel
 
     out = Path(out_dir)

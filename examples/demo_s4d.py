@@ -32,7 +32,7 @@ PRESET = "tiny"
 def software_config():
     """The ``tiny`` model (24 channels, 2 blocks) on all of MNIST-1D, ternary weights (``A`` at
     8 bits), 20 epochs."""
-    from pyaimc.nn.config import QuantConfig, preset
+    from pyaimc.experiments.config import QuantConfig, preset
 
     base = preset(PRESET)
     return dataclasses.replace(
@@ -57,9 +57,9 @@ def demo_s4d(out_dir, noise_path, draws: int = 3, threads: int = 1) -> dict:
     """
     import torch
 
-    from pyaimc.nn.datasets import load_data
-    from pyaimc.nn.deploy import deployed_accuracy
-    from pyaimc.nn.train import load_run, train
+    from pyaimc.experiments.datasets import load_data
+    from pyaimc.experiments.deploy import deployed_accuracy
+    from pyaimc.experiments.train import load_run, train
     from pyaimc.noise import NoiseModel
 
     torch.set_num_threads(threads)
@@ -87,7 +87,7 @@ def demo_s4d(out_dir, noise_path, draws: int = 3, threads: int = 1) -> dict:
     if shutil.which("ngspice") is None:
         print("    ngspice step check skipped: ngspice is not installed")
     else:
-        from pyaimc.nn.spice_step import ngspice_step_check
+        from pyaimc.experiments.spice_step import ngspice_step_check
 
         _, hw_model = load_run(out / "hw", software=True)
         check = ngspice_step_check(hw_model, nm, data.x_test[:1], seed=0)

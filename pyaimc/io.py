@@ -108,16 +108,17 @@ def write_npz(path: str | os.PathLike, **arrays: np.ndarray) -> Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 
-def read_json(path: str | os.PathLike, schema: str) -> dict:
+def read_json(path: str | os.PathLike, schema: str | tuple[str, ...]) -> dict:
     """Read a versioned JSON document and check its ``schema`` field.
 
     Parameters
     ----------
     path : path
         The file.
-    schema : str
-        Expected schema, e.g. ``"pyaimc.device/1"``. The family (before ``/``) must match and the
-        version must be one this reader knows (equal).
+    schema : str or tuple of str
+        Expected schema, e.g. ``"pyaimc.device/1"``, or the versions of one family this reader
+        knows (``("pyaimc.noise/1", "pyaimc.noise/2")``). The family (before ``/``) must match
+        and the version must be one of them.
 
     Raises
     ------
@@ -133,11 +134,12 @@ def read_json(path: str | os.PathLike, schema: str) -> dict:
     if not isinstance(doc, dict) or "schema" not in doc:
         raise SchemaError(f"{path}: no 'schema' field; expected a {schema} file")
     found = str(doc["schema"])
-    family, _, _ = schema.partition("/")
+    known = (schema,) if isinstance(schema, str) else tuple(schema)
+    family, _, _ = known[-1].partition("/")
     if found.partition("/")[0] != family:
-        raise SchemaError(f"{path}: schema is {found!r}, expected {schema!r}")
-    if found != schema:
+        raise SchemaError(f"{path}: schema is {found!r}, expected {known[-1]!r}")
+    if found not in known:
         raise SchemaError(
             f"{path}: schema version {found!r} is not supported by pyaimc {__version__} "
-            f"(it reads {schema!r})")
+            f"(it reads {', '.join(map(repr, known))})")
     return doc

@@ -9,7 +9,7 @@ import pytest
 from pyaimc.circuit.cells import LinearCells, PolynomialCells, SubcircuitCells
 from pyaimc.circuit.crossbar import AccessTransistor, Crossbar, RowDriver, TIAReadout, one_r
 from pyaimc.circuit.netlist import build_netlist, readout_current_names
-from pyaimc.circuit.ngspice import Transient, run_netlist
+from pyaimc.spice.ngspice import Transient, run_netlist
 from pyaimc.circuit.solver import solve_crossbar
 
 

@@ -5,7 +5,7 @@ import shutil
 import numpy as np
 import pytest
 
-from pyaimc.circuit.ngspice import (NgspiceConvergenceError, NgspiceError,
+from pyaimc.spice.ngspice import (NgspiceConvergenceError, NgspiceError,
                                     NgspiceNotFoundError, NgspiceTimeoutError, OperatingPoint,
                                     RawPlot, Transient, log_tail, read_raw, run_netlist,
                                     run_ngspice, write_raw)

@@ -9,7 +9,7 @@ import pytest
 from pyaimc.cli import main
 from pyaimc.circuit.crossbar import one_r
 from pyaimc.circuit.montecarlo import SerialExecutor, task_seeds
-from pyaimc.circuit.programming import WriteVerify, conductance_window, program_cells
+from pyaimc.circuit.programming import RampProgramming, conductance_window, program_cells
 from pyaimc.circuit.solver import CrossbarSolver
 from pyaimc.circuit.transfer import SCHEMA, TransferModel, column_wire_load, row_wire_load
 from pyaimc.circuit.transfer_fit import (SaturatingTIA, TransferSetup, cell_coefficients,
@@ -149,7 +149,7 @@ def test_write_verify_reaches_targets(shipped_model):
     g_min, g_max = conductance_window(shipped_model, rng)
     assert 5e-6 < g_min < 5e-5 and 1e-4 < g_max < 4e-4  # example devices: ~75 kohm, ~4.5 kohm
     targets = rng.uniform(g_min, g_max, 2000)
-    states = program_cells(shipped_model, targets, rng, WriteVerify(tolerance=0.05))
+    states = program_cells(shipped_model, targets, rng, RampProgramming(tolerance=0.05))
     g = 1.0 / shipped_model.iv_.resistance_from_state(states)
     within = np.abs(g / targets - 1) <= 0.05
     assert within.mean() > 0.95

@@ -243,7 +243,7 @@ def test_twin_sweeps_reproduce_model_statistics(ref_model):
 
 
 def test_export_commands_write_runnable_files(tmp_path):
-    from pyaimc.circuit.ngspice import OperatingPoint, run_netlist
+    from pyaimc.spice.ngspice import OperatingPoint, run_netlist
     from pyaimc.cli import main
     from pyaimc.compact.veriloga import read_devices_json
 

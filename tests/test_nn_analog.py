@@ -15,9 +15,10 @@ torch = pytest.importorskip("torch")
 from _noise_helpers import (device_model, example_noise_model, reference_currents,  # noqa: E402
                             transfer_doc)
 
-from pyaimc.nn import (AnalogConfig, AnalogLinear, analog_layers,  # noqa: E402
+from pyaimc.analog import (AnalogConfig, AnalogLinear, analog_layers,  # noqa: E402
                        convert_to_analog, program)
-from pyaimc.noise import NoiseModel, Tile, first_order_transfer  # noqa: E402
+from pyaimc.circuit.transfer import TransferModel  # noqa: E402
+from pyaimc.noise import NoiseModel, Tile  # noqa: E402
 from pyaimc.noise.model import DAC  # noqa: E402
 
 
@@ -33,9 +34,10 @@ def only(**flags) -> AnalogConfig:
 
 
 def with_transfer(nm: NoiseModel, doc: dict) -> NoiseModel:
+    doc = doc if isinstance(doc, dict) else doc.to_dict()
     rows, cols = doc["tile"]["rows"], doc["tile"]["cols"]
-    return dataclasses.replace(nm, tile=Tile(rows, cols, doc["r_wire"]), transfer=doc,
-                               dac=dataclasses.replace(nm.dac, v_max=doc["v_max"])).validate()
+    return nm.replace(tile=Tile(rows, cols, doc["r_wire"]), transfer=doc,
+                      dac=dataclasses.replace(nm.dac, v_max=doc["v_max"])).validate()
 
 
 def mlp():
@@ -99,7 +101,7 @@ def test_dac_levels_and_adc_levels():
 
 
 def test_adc_clips_and_passes_gradient_only_inside():
-    from pyaimc.nn.analog_ops import quantize_symmetric
+    from pyaimc.noise.torch_ops import quantize_symmetric
 
     x = torch.tensor([-3.0, -0.26, 0.0, 0.49, 0.51, 2.0], requires_grad=True)
     y = quantize_symmetric(x, 1.0, 3)  # 3 bits: levels k / 3, k = -3..3
@@ -269,7 +271,7 @@ def test_programmed_tile_matches_the_crossbar_solver_within_the_stated_error():
     """First-order IR drop on a 64 x 64 tile with 1 ohm wires: the transfer model's error against
     the solver is measured on one programmed tile (its 'stated error'), then held to on another;
     the ideal product misses by far more."""
-    nm = with_transfer(example_noise_model(), first_order_transfer(
+    nm = with_transfer(example_noise_model(), TransferModel.first_order(
         64, 64, 1.0, 0.2, example_noise_model().window.g_min, example_noise_model().window.g_max))
     cfg = only(programming_noise=True, dac=True, transfer=True)
     gen = torch.Generator().manual_seed(0)
@@ -329,7 +331,7 @@ def test_input_nonlinearity_matches_polynomial_cells_exactly():
 
 def test_configure_switches_the_transfer_model_on_and_off():
     nm = example_noise_model()
-    d = first_order_transfer(64, 64, 2.0, nm.dac.v_max, nm.window.g_min, nm.window.g_max)
+    d = TransferModel.first_order(64, 64, 2.0, nm.dac.v_max, nm.window.g_min, nm.window.g_max)
     layer = AnalogLinear(64, 32, noise_model=nm, config=IDEAL, seed=0).double()
     x = torch.rand(4, 64, dtype=torch.float64)
     y0 = layer(x)
@@ -347,7 +349,7 @@ def test_noise_model_and_layer_reject_a_mismatched_transfer():
     bad = dataclasses.replace(nm, transfer=d)  # tile stays 64 x 64
     with pytest.raises(ValueError, match="32 x 32 tiles"):
         AnalogLinear(10, 10, noise_model=bad)
-    bad = dataclasses.replace(nm, tile=Tile(32, 32, 1.0), transfer=d, dac=DAC(8, 0.3))
+    bad = nm.replace(tile=Tile(32, 32, 1.0), transfer=d, dac=DAC(8, 0.3))
     with pytest.raises(ValueError, match="v_max"):
         bad.validate()
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from pyaimc.nn.config import (PRESETS, ConfigError, RunConfig, config_hash, differences,
+from pyaimc.experiments.config import (PRESETS, ConfigError, RunConfig, config_hash, differences,
                               from_dict, load_config, preset, to_dict, validate)
 
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from pyaimc.nn.config import DataConfig
-from pyaimc.nn.datasets import load_data
+from pyaimc.experiments.config import DataConfig
+from pyaimc.experiments.datasets import load_data
 
 
 def test_mnist1d_standard_split():

@@ -10,13 +10,13 @@ import torch
 from _noise_helpers import example_noise_model, transfer_doc
 from conftest import need_ngspice
 from pyaimc.cli import main
-from pyaimc.nn.analog import AnalogConfig, AnalogLinear, program
-from pyaimc.nn.config import from_dict
-from pyaimc.nn.deploy import AnalogBackend, deployed_accuracy
-from pyaimc.nn.spice_step import ngspice_step_check
-from pyaimc.nn.step import RecurrentClassifier
-from pyaimc.nn.tiles import AnalogTiles, adc_range, tile_noise_model
-from pyaimc.nn.train import load_run, train
+from pyaimc.analog.linear import AnalogConfig, AnalogLinear, program
+from pyaimc.experiments.config import from_dict
+from pyaimc.experiments.deploy import AnalogBackend, deployed_accuracy
+from pyaimc.experiments.spice_step import ngspice_step_check
+from pyaimc.s4d.step import RecurrentClassifier
+from pyaimc.analog.tiles import AnalogTiles, adc_range, tile_noise_model
+from pyaimc.experiments.train import load_run, train
 from pyaimc.noise import NoiseModel, Tile
 
 torch.set_num_threads(1)
@@ -120,7 +120,7 @@ def test_deploy_cli_reports_draws_and_is_reproducible(run_dir, tmp_path, capsys)
 
 def test_one_shot_programming_costs_more_than_write_verify(run_dir):
     config, model = load_run(run_dir)
-    from pyaimc.nn.datasets import load_data
+    from pyaimc.experiments.datasets import load_data
 
     data = load_data(config.data)
     nm = example_noise_model()
@@ -140,7 +140,7 @@ def test_one_shot_programming_costs_more_than_write_verify(run_dir):
 def test_ngspice_step_agrees_without_wires(run_dir):
     need_ngspice()
     config, model = load_run(run_dir)
-    from pyaimc.nn.datasets import load_data
+    from pyaimc.experiments.datasets import load_data
 
     x = load_data(config.data).x_test[:1]
     check = ngspice_step_check(model, example_noise_model(), x, seed=0)
@@ -171,7 +171,7 @@ def fitted_64():
 def test_ngspice_step_with_wires_within_the_transfer_models_error(run_dir, fitted_64):
     need_ngspice()
     config, model = load_run(run_dir)
-    from pyaimc.nn.datasets import load_data
+    from pyaimc.experiments.datasets import load_data
 
     x = load_data(config.data).x_test[:1]
     check = ngspice_step_check(model, fitted_64, x, seed=0)
@@ -179,7 +179,7 @@ def test_ngspice_step_with_wires_within_the_transfer_models_error(run_dir, fitte
     # measured: 0.03-0.18 % per product against a stated 0.40 %. (Transfer models fitted on
     # 16 x 16 or 32 x 32 tiles, with k_col of 1.5 or 1.1, over-correct the few cells of these
     # small matrices: up to 0.7 % on the encoder against their stated 0.3-0.4 %.)
-    stated = fitted_64.transfer["fit"]["heldout_rel_rms_error"]
+    stated = fitted_64.transfer.fit["heldout_rel_rms_error"]
     assert check["transfer_heldout_rel_rms_error"] == stated
     assert check["current_rel_rms_max"] < stated
     # the ideal product (transfer model off) against the same circuit misses by far more

@@ -11,12 +11,12 @@ from torch import nn
 
 from _noise_helpers import example_noise_model
 from pyaimc.cli import main
-from pyaimc.nn.analog import AnalogConfig
-from pyaimc.nn.classifier import QuantLinear, build_model
-from pyaimc.nn.config import from_dict
-from pyaimc.nn.hardware import QuantAnalogLinear, SSMTileNoise, hardware_model, ssm_part_tiles
-from pyaimc.nn.s4d import S4D
-from pyaimc.nn.train import CheckpointMismatch, load_run, train
+from pyaimc.analog.linear import AnalogConfig
+from pyaimc.s4d.classifier import QuantLinear, build_model
+from pyaimc.experiments.config import from_dict
+from pyaimc.s4d.hardware import QuantAnalogLinear, SSMTileNoise, hardware_model, ssm_part_tiles
+from pyaimc.s4d.s4d import S4D
+from pyaimc.experiments.train import CheckpointMismatch, load_run, train
 from pyaimc.noise import NoiseModel
 
 torch.set_num_threads(1)
@@ -40,7 +40,7 @@ def one_shot_file(tmp_path_factory):
     """The same device, one-shot writes: 11-25 % spread, a harsher hardware."""
     nm = example_noise_model()
     nm = dataclasses.replace(nm, programming=dataclasses.replace(
-        nm.programming, training_method="one_shot"))
+        nm.programming, training_scheme="one_shot"))
     path = tmp_path_factory.mktemp("noise") / "one_shot.json"
     nm.save(path)
     return path
@@ -217,7 +217,7 @@ def test_cli_hardware_aware_train_end_to_end(tmp_path, noise_file, capsys):
 
 
 def test_init_from_starts_from_another_runs_weights(tmp_path, noise_file):
-    from pyaimc.nn.train import _init_from
+    from pyaimc.experiments.train import _init_from
 
     cfg = from_dict({**TINY, "train": {**TINY["train"], "epochs": 1}})
     train(cfg, tmp_path / "soft", progress=False)
@@ -252,7 +252,7 @@ def test_prune_a_trained_run_hardware_aware(tmp_path, noise_file):
 
 
 def test_model_bits_count_each_stored_value():
-    from pyaimc.nn.size import model_bits
+    from pyaimc.s4d.size import model_bits
 
     cfg = from_dict({**TINY, "model": {**TINY["model"], "d_model": 4, "d_state": 4},
                      "quant": {"dense": "ternary", "a": 8, "b": None, "c": 4, "act": 8}})
@@ -267,7 +267,7 @@ def test_model_bits_count_each_stored_value():
 
 def test_noise_digest_ignores_provenance_at_any_depth(tmp_path):
     from _noise_helpers import transfer_doc
-    from pyaimc.nn.config import noise_digest
+    from pyaimc.experiments.config import noise_digest
 
     nm = example_noise_model()
     doc = transfer_doc(64, 64, g_min=nm.window.g_min * 0.9, g_max=nm.window.g_max * 1.1,

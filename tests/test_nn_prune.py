@@ -2,11 +2,11 @@
 
 import torch
 
-from pyaimc.nn.classifier import build_model
-from pyaimc.nn.config import from_dict
-from pyaimc.nn.prune import (channel_importance, mode_energy, prune_channels, prune_model,
+from pyaimc.s4d.classifier import build_model
+from pyaimc.experiments.config import from_dict
+from pyaimc.s4d.prune import (channel_importance, mode_energy, prune_channels, prune_model,
                              prune_states, pruned_config)
-from pyaimc.nn.step import RecurrentClassifier
+from pyaimc.s4d.step import RecurrentClassifier
 
 torch.set_num_threads(1)
 

@@ -5,7 +5,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pyaimc.nn.quant import (ActQuantizer, WeightQuantizer, check_precision,
+from pyaimc.s4d.quant import (ActQuantizer, WeightQuantizer, check_precision,
                              quantize_weight_nbit, quantize_weight_ternary)
 
 torch.set_num_threads(1)

@@ -6,10 +6,10 @@ import math
 import pytest
 import torch
 
-from pyaimc.nn.classifier import build_model
-from pyaimc.nn.config import from_dict
-from pyaimc.nn.s4d import S4D, init_A
-from pyaimc.nn.step import DigitalBackend, RecurrentClassifier, export_tiles, ssm_tiles
+from pyaimc.s4d.classifier import build_model
+from pyaimc.experiments.config import from_dict
+from pyaimc.s4d.s4d import S4D, init_A
+from pyaimc.s4d.step import DigitalBackend, RecurrentClassifier, export_tiles, ssm_tiles
 
 torch.set_num_threads(1)
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from pyaimc.cli import main
-from pyaimc.nn.config import from_dict
-from pyaimc.nn.train import CheckpointMismatch, load_run, train
+from pyaimc.experiments.config import from_dict
+from pyaimc.experiments.train import CheckpointMismatch, load_run, train
 
 torch.set_num_threads(1)
 

@@ -10,9 +10,13 @@ torch = pytest.importorskip("torch")
 
 from _noise_helpers import reference_currents, transfer_doc as doc  # noqa: E402
 
-from pyaimc.nn.transfer_torch import TransferParams, tile_currents  # noqa: E402
-from pyaimc.noise.transfer_doc import (TransferError, first_order_transfer,  # noqa: E402
-                                       validate_transfer)
+from pyaimc.circuit.transfer_torch import TorchTransfer, tile_currents  # noqa: E402
+from pyaimc.circuit.transfer import TransferError, TransferModel  # noqa: E402
+
+
+def validate_transfer(doc):
+    TransferModel.from_dict(doc)
+    return doc
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -32,7 +36,7 @@ def test_ir_drop_sums_match_explicit_wire_segments():
                      for j in range(m)] for i in range(n)])
     x = rng.uniform(-0.2, 0.2, (3, n))
     expected = x @ (g / (1 + 2.0 * (row + col)))
-    got = tile_currents(torch.tensor(x), torch.tensor(g), TransferParams.from_doc(d)).numpy()
+    got = tile_currents(torch.tensor(x), torch.tensor(g), TorchTransfer.from_model(d)).numpy()
     np.testing.assert_allclose(got, expected, rtol=1e-12)
     np.testing.assert_allclose(reference_currents(x, g, d), expected, rtol=1e-12)
 
@@ -50,7 +54,7 @@ def test_torch_transfer_matches_numpy_formula(case):
     d = doc(n, m, **case)
     g = rng.uniform(d["g_min"], d["g_max"], (n, m))
     x = rng.uniform(-0.2, 0.2, (9, n))
-    got = tile_currents(torch.tensor(x), torch.tensor(g), TransferParams.from_doc(d)).numpy()
+    got = tile_currents(torch.tensor(x), torch.tensor(g), TorchTransfer.from_model(d)).numpy()
     want = reference_currents(x, g, d)
     assert np.max(np.abs(got - want)) <= 1e-12 * np.max(np.abs(want))
     if d["i_sat"] is not None:  # the saturation must have been reached for the case to count
@@ -71,5 +75,5 @@ def test_transfer_document_checks():
         validate_transfer(dict(good, ir_drop={"k_col": 1.0}))
     with pytest.raises(TransferError, match="g_min < g_max"):
         validate_transfer(dict(good, g_min=2e-4))
-    fo = first_order_transfer(32, 16, 0.5, 0.2, 1e-5, 1e-4)
+    fo = TransferModel.first_order(32, 16, 0.5, 0.2, 1e-5, 1e-4).to_dict()
     assert fo["ir_drop"] == {"k_row": 1.0, "k_col": 1.0} and fo["tile"] == {"rows": 32, "cols": 16}

@@ -42,7 +42,7 @@ def test_export_noise_with_a_transfer_document(tmp_path):
     rc, out = export(tmp_path, "--transfer", str(path))
     assert rc == 0
     nm = NoiseModel.load(out)
-    assert nm.tile.rows == 16 and nm.tile.r_wire == 0.5 and nm.transfer["r_wire"] == 0.5
+    assert nm.tile.rows == 16 and nm.tile.r_wire == 0.5 and nm.transfer.r_wire == 0.5
 
 
 @pytest.mark.parametrize("args, message", [

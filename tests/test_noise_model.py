@@ -8,12 +8,13 @@ import json
 
 import numpy as np
 import pytest
-from _noise_helpers import device_model, example_noise_model, transfer_doc
+from _noise_helpers import ROOT, device_model, example_noise_model, transfer_doc
 
+from pyaimc.circuit.transfer import TransferModel
+from pyaimc.device.schemes import OneShot, WriteVerify, calibrate_pulses, tolerance_window
 from pyaimc.io import SchemaError
-from pyaimc.noise import (NoiseModel, NoiseModelError, VerifySettings, calibrate_pulses,
-                          device_defects, export_noise_model, first_order_transfer, to_aihwkit,
-                          write_one_shot, write_verify)
+from pyaimc.noise import (NoiseModel, NoiseModelError, device_defects, export_noise_model,
+                          to_aihwkit)
 from pyaimc.noise.programming import spread_parts
 
 
@@ -27,7 +28,9 @@ def test_save_load_round_trip(tmp_path):
     assert json.dumps(a, default=lambda o: o.tolist()) == json.dumps(
         b, default=lambda o: o.tolist())
     doc = json.loads(path.read_text())
-    assert doc["schema"] == "pyaimc.noise/1"
+    assert doc["schema"] == "pyaimc.noise/2"
+    assert [doc[p]["kind"] for p in ("programming", "read_noise", "retention", "periphery")] == [
+        "table", "johnson_shot", "none", "dac_adc"]
     assert doc["provenance"]["seed"] == 0 and "example.json" in doc["provenance"]["source"]
     assert doc["device"]["provenance"]["citation"] == "pyaimc example data (synthetic)"
 
@@ -49,10 +52,37 @@ def _write(tmp_path, doc, name="bad.json"):
     return path
 
 
+def _as_version_1(doc: dict) -> dict:
+    """The document as pyaimc.noise/1 wrote it: two fixed programming fields, no kinds, the
+    converters at the top level, no retention."""
+    p = doc["programming"]
+    v1 = {k: v for k, v in doc.items() if k not in ("periphery", "retention")}
+    v1.update(schema="pyaimc.noise/1", dac=doc["periphery"]["dac"], adc=doc["periphery"]["adc"],
+              read_noise={k: v for k, v in doc["read_noise"].items() if k != "kind"},
+              programming={"levels": p["levels"], "training_method": p["training_scheme"],
+                           "n_devices": p["n_devices"], "n_repeats": p["n_repeats"],
+                           "calibration": p["calibration"], **p["schemes"]})
+    return v1
+
+
+def test_version_1_files_still_load(tmp_path):
+    nm = example_noise_model()
+    doc = json.loads(json.dumps(nm.to_dict(), default=lambda o: o.tolist()))
+    back = NoiseModel.load(_write(tmp_path, _as_version_1(doc)))
+    assert back.programming.scheme_names == ["one_shot", "write_verify"]
+    assert back.programming.training_scheme == "write_verify"
+    np.testing.assert_array_equal(back.programming.table("one_shot").std,
+                                  nm.programming.table("one_shot").std)
+    assert back.dac == nm.dac and back.adc == nm.adc and back.retention.is_identity
+    # the committed noise model of the S4D results is a version-1 file
+    shipped = NoiseModel.load(ROOT / "results" / "mnist1d_qat_noise.json")
+    assert shipped.programming.table().method == "write_verify"
+
+
 def test_other_schemas_and_versions_are_rejected(tmp_path):
     doc = example_noise_model().to_dict()
-    with pytest.raises(SchemaError, match="version 'pyaimc.noise/2' is not supported"):
-        NoiseModel.load(_write(tmp_path, dict(doc, schema="pyaimc.noise/2")))
+    with pytest.raises(SchemaError, match="version 'pyaimc.noise/3' is not supported"):
+        NoiseModel.load(_write(tmp_path, dict(doc, schema="pyaimc.noise/3")))
     with pytest.raises(SchemaError, match="schema is 'pyaimc.device/1'"):
         NoiseModel.load(_write(tmp_path, dict(doc, schema="pyaimc.device/1")))
     with pytest.raises(SchemaError, match="no 'schema' field"):
@@ -60,15 +90,19 @@ def test_other_schemas_and_versions_are_rejected(tmp_path):
 
 
 @pytest.mark.parametrize("edit, message", [
-    (lambda d: d["programming"]["write_verify"].update(std=[1e-6] * 3), "write_verify.std has 3"),
+    (lambda d: d["programming"]["schemes"]["write_verify"].update(std=[1e-6] * 3),
+     "write_verify.std has 3"),
     (lambda d: d["window"].update(g_min=3e-4), "window needs 0 < g_min < g_max"),
     (lambda d: d["programming"].update(levels=[1e-6, 5e-4]), "lie outside the window"),
-    (lambda d: d["programming"].update(training_method="twice"), "training_method"),
+    (lambda d: d["programming"].update(training_scheme="twice"), "training_scheme"),
     (lambda d: d["defects"].update(stuck_fraction=1.5), "defects.stuck_fraction"),
-    (lambda d: d["dac"].update(bits=0), "dac.bits"),
+    (lambda d: d["periphery"]["dac"].update(bits=0), "dac.bits"),
     (lambda d: d["tile"].update(rows=0), "tile needs integer rows"),
     (lambda d: d.pop("read_noise"), "missing field 'read_noise'"),
-    (lambda d: d["programming"]["one_shot"].update(std_coeffs=[]), "one_shot.std_coeffs"),
+    (lambda d: d["programming"]["schemes"]["one_shot"].update(std_coeffs=[]),
+     "one_shot.std_coeffs"),
+    (lambda d: d["retention"].update(kind="forever"), "retention.kind 'forever' is not registered"),
+    (lambda d: d["read_noise"].update(kind="pink"), "read_noise.kind 'pink'"),
 ])
 def test_inconsistent_fields_are_rejected(tmp_path, edit, message):
     doc = json.loads(json.dumps(example_noise_model().to_dict(), default=lambda o: o.tolist()))
@@ -85,13 +119,13 @@ def test_transfer_must_agree_with_tile_window_and_dac():
     d = transfer_doc(64, 64, r_wire=1.0, g_min=w.g_min, g_max=w.g_max)
     tile = dataclasses.replace(nm.tile, r_wire=1.0)
     ok = dataclasses.replace(nm, tile=tile, transfer=d).validate()
-    assert ok.transfer is d
+    assert ok.transfer.to_dict()["ir_drop"] == d["ir_drop"] and ok.transfer.r_wire == 1.0
     with pytest.raises(NoiseModelError, match="r_wire 1.0 ohm, the tile 2.0"):
         dataclasses.replace(nm, tile=dataclasses.replace(tile, r_wire=2.0), transfer=d).validate()
     with pytest.raises(NoiseModelError, match="beyond the transfer fit's range"):
         narrow = transfer_doc(64, 64, r_wire=1.0, g_min=w.g_min, g_max=0.5 * w.g_max)
         dataclasses.replace(nm, tile=tile, transfer=narrow).validate()
-    with pytest.raises(NoiseModelError, match="expected a pyaimc.transfer/1 document"):
+    with pytest.raises(NoiseModelError, match="expected .pyaimc.transfer/1"):
         dataclasses.replace(nm, tile=tile, transfer=dict(d, schema="x/1")).validate()
 
 
@@ -107,8 +141,8 @@ def test_export_with_a_transfer_document_clips_the_window_and_checks_the_tile():
         export_noise_model(model, rng, transfer=d, n_levels=4, n_devices=50, n_repeats=2)
     fo = export_noise_model(model, rng, rows=16, cols=16, r_wire=2.0, n_levels=4, n_devices=50,
                             n_repeats=2)
-    assert fo.transfer["ir_drop"] == {"k_row": 1.0, "k_col": 1.0}
-    assert fo.transfer["g_max"] == fo.window.g_max and fo.transfer["r_wire"] == 2.0
+    assert (fo.transfer.k_row, fo.transfer.k_col) == (1.0, 1.0)
+    assert fo.transfer.g_max == fo.window.g_max and fo.transfer.r_wire == 2.0
 
 
 # --------------------------------------------------------------------------- content
@@ -124,7 +158,7 @@ def test_programming_tables_of_the_example_device():
     p = nm.programming
     levels = p.levels
     assert len(levels) == 10 and levels[0] == nm.window.g_min and levels[-1] == nm.window.g_max
-    wv, os_ = p.write_verify, p.one_shot
+    wv, os_ = p.table("write_verify"), p.table("one_shot")
     tol = wv.settings["tolerance"]
     # write-verify: every finished write lies within the band; the few failures stay rare
     assert np.all(wv.failed_fraction < 0.02)
@@ -164,14 +198,15 @@ def test_write_verify_lands_within_tolerance_and_one_shot_hits_the_mean():
     rng = np.random.default_rng(11)
     cal = calibrate_pulses(model, rng, n_cells=5000)
     targets = np.repeat([40e-6, 100e-6, 160e-6], 3000)
-    settings = VerifySettings(tolerance=0.05, max_pulses=40)
-    res = write_verify(model.cells(len(targets), rng, dtype=np.float64), targets, cal, settings)
+    res = WriteVerify(cal, max_pulses=40).program(model.cells(len(targets), rng, dtype=np.float64),
+                                                  *tolerance_window(targets, 0.05))
     ok = res.success
     assert ok.mean() > 0.99
     # the verify read has noise of about 0.2 %: the true conductance may sit that far outside
     assert np.all(np.abs(res.g[ok] / targets[ok] - 1) <= 0.05 + 0.01)
     assert res.pulses.max() <= 40
-    shot = write_one_shot(model.cells(len(targets), rng, dtype=np.float64), targets, cal)
+    shot = OneShot(cal).program(model.cells(len(targets), rng, dtype=np.float64),
+                                *tolerance_window(targets, 0.05))
     for t in (40e-6, 100e-6, 160e-6):
         g = shot.g[targets == t]
         assert abs(g.mean() / t - 1) < 4 * g.std() / np.sqrt(len(g)) / t + 0.005
@@ -207,7 +242,7 @@ def test_defects_from_the_device_fit():
 def test_aihwkit_coefficients_reproduce_the_programming_error():
     nm = example_noise_model()
     a = to_aihwkit(nm)
-    t = nm.programming.write_verify
+    t = nm.programming.table("write_verify")
     levels = nm.programming.levels
     x = levels / nm.window.g_max
     # aihwkit's sigma: (g_max / g_ref) * sum c_i x**i in uS, with g_ref = g_max
@@ -231,6 +266,7 @@ def test_aihwkit_coefficients_reproduce_the_programming_error():
 
 def test_first_order_transfer_document_is_valid():
     nm = example_noise_model()
-    d = first_order_transfer(64, 64, 1.0, nm.dac.v_max, nm.window.g_min, nm.window.g_max)
+    d = TransferModel.first_order(64, 64, 1.0, nm.dac.v_max, nm.window.g_min,
+                                  nm.window.g_max).to_dict()
     ok = dataclasses.replace(nm, tile=dataclasses.replace(nm.tile, r_wire=1.0), transfer=d)
     assert ok.validate() is ok

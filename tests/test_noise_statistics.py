@@ -10,8 +10,9 @@ torch = pytest.importorskip("torch")
 
 from _noise_helpers import device_model, example_noise_model, std_error_of_std  # noqa: E402
 
-from pyaimc.nn import AnalogConfig, AnalogLinear, program  # noqa: E402
-from pyaimc.noise.programming import calibrate_pulses, programming_statistics  # noqa: E402
+from pyaimc.analog import AnalogConfig, AnalogLinear, program  # noqa: E402
+from pyaimc.device.schemes import calibrate_pulses, get_scheme  # noqa: E402
+from pyaimc.noise.programming import programming_statistics  # noqa: E402
 
 N_PER_LEVEL = 4000
 
@@ -75,8 +76,8 @@ def test_programmed_conductances_follow_the_device_model(method):
     levels = nm.programming.levels
     model = device_model()
     rng = np.random.default_rng(1234)
-    sim = programming_statistics(model, levels, rng, method, n_devices=1500, n_repeats=2,
-                                 cal=calibrate_pulses(model, rng))
+    scheme = get_scheme(method, calibration=calibrate_pulses(model, rng))
+    sim = programming_statistics(model, levels, rng, scheme, n_devices=1500, n_repeats=2)
     mean_fit = table.fit_error["mean_rel"] * levels
     std_fit = table.fit_error["std_rel"] * table.std.max()
     # the table itself came from 400 devices x 4 writes per level: its own sampling error counts
@@ -90,7 +91,7 @@ def test_programmed_conductances_follow_the_device_model(method):
     # and the scheme does what it says: write-verify is tight, one-shot is not
     rel = np.array([g.std() / lv for g, lv in zip(carriers, levels)])
     if method == "write_verify":
-        assert rel.max() < nm.programming.write_verify.settings["tolerance"]
+        assert rel.max() < nm.programming.table("write_verify").settings["tolerance"]
     else:
         assert rel.min() > 0.1
 
@@ -108,11 +109,11 @@ def test_stuck_cells_hold_their_conductance():
     assert abs(frac - 0.05) < 4 * np.sqrt(0.05 * 0.95 / len(g))
     # training draws of the pair difference include them too: with an otherwise exact write,
     # a pair is off its target when either cell is stuck
-    wv = dataclasses.replace(nm.programming.write_verify, std_coeffs=np.zeros(1),
+    wv = dataclasses.replace(nm.programming.table("write_verify"), std_coeffs=np.zeros(1),
                              mean_coeffs=np.array([nm.window.g_min,
                                                    nm.window.g_max - nm.window.g_min]))
-    exact = dataclasses.replace(nm, programming=dataclasses.replace(nm.programming,
-                                                                    write_verify=wv))
+    exact = dataclasses.replace(nm, programming=dataclasses.replace(
+        nm.programming, schemes={**nm.programming.schemes, "write_verify": wv}))
     layer.configure(noise_model=exact)
     layer.train()
     diff = layer._conductances()[1].detach().numpy()  # (out, in)

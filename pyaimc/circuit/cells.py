@@ -13,8 +13,9 @@ across it alone. Three kinds are supported:
   full switching device model from :mod:`pyaimc.compact`). Only the ngspice engine can run these.
 
 Every class exposes ``shape`` (rows, cols), ``is_linear``, ``current(v)``,
-``current_and_slope(v)`` and the two netlist hooks ``spice_definitions()`` and
-``spice_instance(...)``. Voltages broadcast against ``(..., rows, cols)``.
+``current_and_slope(v)`` and two neutral netlist descriptions, ``element(row, col)`` and
+``definitions(dialect)``, which a simulator's dialect (:mod:`pyaimc.spice.dialect`) writes in
+its syntax. Voltages broadcast against ``(..., rows, cols)``.
 """
 
 from __future__ import annotations
@@ -24,13 +25,7 @@ from typing import Mapping
 
 import numpy as np
 
-
-def spice_number(value: float) -> str:
-    """Format a float for a netlist: the shortest text that reads back to the same double."""
-    value = float(value)
-    if not np.isfinite(value):
-        raise ValueError(f"cannot write the non-finite value {value} into a netlist")
-    return repr(value)
+from pyaimc.spice.dialect import spice_number  # noqa: F401 - kept importable here
 
 
 class CellIV(abc.ABC):
@@ -64,16 +59,19 @@ class CellIV(abc.ABC):
         """dI/dV at 0 V of every cell, siemens, shape (rows, cols)."""
         return self.current_and_slope(np.zeros(self.shape))[1]
 
-    def spice_definitions(self) -> list[str]:
-        """Netlist lines the instances need once (models, ``.subckt`` blocks, ``.include``)."""
+    def definitions(self, dialect) -> list[str]:
+        """Netlist lines the instances need once (models, ``.subckt`` blocks, ``.include``), in
+        ``dialect``'s syntax."""
         return []
 
     @abc.abstractmethod
-    def spice_instance(self, name: str, node_p: str, node_n: str, row: int, col: int) -> str | None:
-        """The netlist line of cell (row, col) between ``node_p`` and ``node_n``.
+    def element(self, row: int, col: int) -> tuple | None:
+        """What cell (row, col) is, for a netlist dialect: ``("resistor", ohm)``,
+        ``("poly_current", coefficients)`` (``I = sum_k a_k v**(k+1)``, A/V**(k+1)) or
+        ``("instance", (model, {param: value}))``.
 
-        ``name`` is a unique suffix for the element name. Returns None when the cell carries no
-        current at any voltage (it is left out of the netlist, i.e. an open circuit).
+        Returns None when the cell carries no current at any voltage (it is left out of the
+        netlist, i.e. an open circuit).
         """
 
 
@@ -121,11 +119,9 @@ class LinearCells(CellIV):
     def small_signal_conductance(self) -> np.ndarray:
         return self.conductance
 
-    def spice_instance(self, name, node_p, node_n, row, col):
+    def element(self, row, col):
         g = self.conductance[row, col]
-        if g == 0.0:
-            return None
-        return f"R{name} {node_p} {node_n} {spice_number(1.0 / g)}"
+        return None if g == 0.0 else ("resistor", 1.0 / g)
 
 
 class PolynomialCells(CellIV):
@@ -202,15 +198,9 @@ class PolynomialCells(CellIV):
     def small_signal_conductance(self) -> np.ndarray:
         return self.coefficients[..., 0]
 
-    def spice_instance(self, name, node_p, node_n, row, col):
+    def element(self, row, col):
         a = self.coefficients[row, col]
-        if not a.any():
-            return None
-        v = f"V({node_p},{node_n})"
-        expr = spice_number(a[-1])
-        for coef in a[-2::-1]:
-            expr = f"{spice_number(coef)}+{v}*({expr})"
-        return f"B{name} {node_p} {node_n} I={v}*({expr})"
+        return ("poly_current", [float(c) for c in a]) if a.any() else None
 
 
 class SubcircuitCells(CellIV):
@@ -225,11 +215,15 @@ class SubcircuitCells(CellIV):
         expects. All arrays must have the same shape; values must be finite.
     definitions : str, optional
         Netlist text that defines the subcircuit (a ``.subckt`` block or an ``.include`` line).
+    dialect : str
+        The simulator whose syntax ``definitions`` is written in (default ngspice); other
+        dialects refuse it.
     """
 
     solvable = False
 
-    def __init__(self, subckt: str, params: Mapping[str, object], definitions: str = "") -> None:
+    def __init__(self, subckt: str, params: Mapping[str, object], definitions: str = "",
+                 dialect: str = "ngspice") -> None:
         if not subckt or not subckt.replace("_", "").isalnum():
             raise ValueError(f"subcircuit name must be a plain identifier, got {subckt!r}")
         if not params:
@@ -247,7 +241,8 @@ class SubcircuitCells(CellIV):
             arrays[key] = arr
         self.subckt = subckt
         self.params = arrays
-        self.definitions = definitions
+        self.definition_text = definitions
+        self.dialect = dialect
         self._shape = shape
 
     @property
@@ -259,9 +254,12 @@ class SubcircuitCells(CellIV):
             f"cells given as the ngspice subcircuit {self.subckt!r} can only be simulated with the "
             "ngspice engine")
 
-    def spice_definitions(self) -> list[str]:
-        return [self.definitions.strip("\n")] if self.definitions.strip() else []
+    def definitions(self, dialect) -> list[str]:
+        if dialect.name != self.dialect:
+            raise ValueError(f"subcircuit {self.subckt!r} is defined in {self.dialect} syntax; "
+                             f"the {dialect.name} netlist cannot use it")
+        text = self.definition_text
+        return [text.strip("\n")] if text.strip() else []
 
-    def spice_instance(self, name, node_p, node_n, row, col):
-        values = " ".join(f"{k}={spice_number(v[row, col])}" for k, v in self.params.items())
-        return f"X{name} {node_p} {node_n} {self.subckt} {values}"
+    def element(self, row, col):
+        return ("instance", (self.subckt, {k: v[row, col] for k, v in self.params.items()}))

@@ -207,12 +207,12 @@ class AccessTransistor:
                              f"or one per row ({rows},)")
         return vg
 
-    def model_card(self) -> str:
-        """The ``.model`` line for ngspice."""
-        from pyaimc.circuit.cells import spice_number as num
+    def model_card(self, dialect="ngspice") -> str:
+        """The ``.model`` line of this transistor in a simulator's dialect."""
+        from pyaimc.spice.dialect import get_dialect
 
-        return (f".model {self.model_name} nmos level=1 vto={num(self.vto)} kp={num(self.kp)} "
-                f"lambda={num(self.lambda_)} gamma=0 is=0 js=0")
+        return get_dialect(dialect).nmos_level1_card(self.model_name, self.vto, self.kp,
+                                                     self.lambda_)
 
 
 def nmos_level1(v_drain, v_source, v_gate, transistor: AccessTransistor):

@@ -1,11 +1,9 @@
-"""Programming target conductances into cells drawn from a device model (write-verify).
+"""Programming target conductances into cells drawn from a device model, for circuit studies.
 
-Kept deliberately simple (the detailed programming statistics belong to the noise model): every
-cell is SET, then RESET pulses of rising amplitude are applied to the cells still above their
-target until the read conductance is within tolerance, or the ramp reaches full RESET. The RESET
-path of the device model is monotone in the highest voltage applied, so the ramp ends on the first
-amplitude that brings a cell to its target; cells whose LRS is below the target stay in the LRS,
-cells whose HRS is above it end in the HRS.
+Kept deliberately simple (the detailed programming statistics belong to the noise model): the
+``reset_ramp`` scheme of :mod:`pyaimc.device.schemes` brings every cell to or below
+``target * (1 + tolerance)``; cells whose LRS is below the target stay in the LRS, cells whose
+HRS is above it end in the HRS.
 """
 
 from __future__ import annotations
@@ -14,13 +12,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-#: SET pulse amplitude, volt: below every U_SET the example models draw (lowest about -1.0 V).
-SET_PULSE = -1.5
+from pyaimc.device.schemes import ResetRamp, program
+
+__all__ = ["RampProgramming", "conductance_window", "program_cells"]
 
 
 @dataclass(frozen=True)
-class WriteVerify:
-    """Settings of the write-verify loop.
+class RampProgramming:
+    """Settings of the programming of a circuit study: the ``reset_ramp`` scheme and its window.
 
     Parameters
     ----------
@@ -37,15 +36,16 @@ class WriteVerify:
     tolerance: float = 0.05
     u_start: float = 0.5
     u_step: float = 0.01
-    u_set: float = SET_PULSE
+    u_set: float = -1.5
 
     def __post_init__(self) -> None:
         if not 0 < self.tolerance < 1:
-            raise ValueError(f"write-verify tolerance must be in (0, 1), got {self.tolerance}")
-        if not (0 < self.u_start and 0 < self.u_step):
-            raise ValueError(f"u_start and u_step must be > 0 V, got {self.u_start}, {self.u_step}")
-        if not self.u_set < 0:
-            raise ValueError(f"the SET pulse must be negative, got {self.u_set} V")
+            raise ValueError(f"programming tolerance must be in (0, 1), got {self.tolerance}")
+        self.scheme()  # checks the pulses
+
+    def scheme(self) -> ResetRamp:
+        """The write scheme with these pulses."""
+        return ResetRamp(self.u_start, self.u_step, self.u_set)
 
 
 def conductance_window(model, rng: np.random.Generator, n_devices: int = 2000
@@ -60,7 +60,7 @@ def conductance_window(model, rng: np.random.Generator, n_devices: int = 2000
 
 
 def program_cells(model, targets, rng: np.random.Generator,
-                  settings: WriteVerify = WriteVerify()) -> np.ndarray:
+                  settings: RampProgramming = RampProgramming()) -> np.ndarray:
     """Draw new devices and program them towards target conductances.
 
     Parameters
@@ -71,8 +71,8 @@ def program_cells(model, targets, rng: np.random.Generator,
         Target read conductances, siemens, > 0; any shape (one cell per entry).
     rng : numpy.random.Generator
         Device draws and cycle-to-cycle variation.
-    settings : WriteVerify
-        Loop settings.
+    settings : RampProgramming
+        The ramp's pulses and tolerance (the window is ``[0, target (1 + tolerance)]``).
 
     Returns
     -------
@@ -83,16 +83,6 @@ def program_cells(model, targets, rng: np.random.Generator,
     targets = np.asarray(targets, dtype=np.float64)
     if targets.size == 0 or not np.all(np.isfinite(targets)) or np.any(targets <= 0):
         raise ValueError("target conductances must be finite and > 0 S")
-    iv = model.iv_
-    cells = model.cells(targets.size, rng, dtype=np.float64)
-    cells.apply_voltage(settings.u_set)
-    flat = targets.ravel()
-    upper = flat * (1 + settings.tolerance)
-    steps = int(np.ceil((iv.u_full_reset - settings.u_start) / settings.u_step)) + 1
-    for k in range(steps):
-        todo = 1.0 / cells.resistance > upper
-        if not todo.any():
-            break
-        u = min(settings.u_start + k * settings.u_step, iv.u_full_reset)
-        cells.apply_voltage(np.where(todo, u, 0.0))
+    cells, _ = program(model, settings.scheme(), np.zeros_like(targets),
+                       targets * (1 + settings.tolerance), rng)
     return cells.state.reshape(targets.shape)

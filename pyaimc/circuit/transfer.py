@@ -20,9 +20,20 @@ from pathlib import Path
 
 import numpy as np
 
-from pyaimc.io import SchemaError, read_json, write_json
+from pyaimc.io import SchemaError, provenance, read_json, write_json
 
 SCHEMA = "pyaimc.transfer/1"
+
+
+#: where each field of :class:`TransferModel` sits in the document
+_DOC_PATHS = {"rows": "tile.rows", "cols": "tile.cols", "c2": "input_nonlinearity.c2",
+              "c3": "input_nonlinearity.c3", "k_row": "ir_drop.k_row", "k_col": "ir_drop.k_col",
+              "i_sat": "i_sat", "r_wire": "r_wire", "v_max": "v_max", "g_min": "g_min",
+              "g_max": "g_max"}
+
+
+class TransferError(SchemaError):
+    """A transfer document lacks a field or holds an impossible value (named in the message)."""
 
 
 def row_wire_load(g: np.ndarray) -> np.ndarray:
@@ -176,6 +187,17 @@ class TransferModel:
         gn = (g - self.g_min) / (self.g_max - self.g_min)
         return w1, w1 * (self.c2[0] + self.c2[1] * gn), w1 * (self.c3[0] + self.c3[1] * gn)
 
+    def cell_coefficients(self, g) -> np.ndarray:
+        """The single-cell I-V this model assumes, without wires: ``I = a0 v + a1 v**2 +
+        a2 v**3`` with ``(a0, a1, a2) = G (1, c2(gn), c3(gn))`` (A/V**k), shape ``g.shape + (3,)``.
+
+        The cells a circuit simulation of this model's crossbar uses (``PolynomialCells``).
+        """
+        g = np.asarray(g, dtype=np.float64)
+        gn = (g - self.g_min) / (self.g_max - self.g_min)
+        return np.stack([g, g * (self.c2[0] + self.c2[1] * gn),
+                         g * (self.c3[0] + self.c3[1] * gn)], axis=-1)
+
     def predict(self, g, v) -> np.ndarray:
         """Column currents of the tile, ampere.
 
@@ -226,16 +248,22 @@ class TransferModel:
             Wrong schema, a missing field or a field of the wrong kind (named in the message).
         """
         if not isinstance(doc, dict):
-            raise SchemaError(f"{where}: expected a JSON object, got {type(doc).__name__}")
+            raise TransferError(f"{where}: expected a {SCHEMA} document, got "
+                                f"{type(doc).__name__}")
         if doc.get("schema") != SCHEMA:
-            raise SchemaError(f"{where}: schema is {doc.get('schema')!r}, expected {SCHEMA!r}")
+            raise TransferError(f"{where}: schema is {doc.get('schema')!r}, expected {SCHEMA!r}")
 
         def get(*keys):
             node = doc
             for k in keys:
                 if not isinstance(node, dict) or k not in node:
-                    raise SchemaError(f"{where}: missing field {'.'.join(keys)!r}")
+                    raise TransferError(f"{where}: missing field "
+                                        f"{'.'.join(keys)!r}")
                 node = node[k]
+            if isinstance(node, bool) or (not isinstance(node, (int, float, list))
+                                          and node is not None):
+                raise TransferError(f"{where}: transfer field {'.'.join(keys)!r} must be a "
+                                    f"number, got {node!r}")
             return node
 
         fields = dict(rows=get("tile", "rows"), cols=get("tile", "cols"), r_wire=get("r_wire"),
@@ -246,7 +274,13 @@ class TransferModel:
         try:
             return cls(**fields, fit=doc.get("fit", {}), provenance=doc.get("provenance", {}))
         except (TypeError, ValueError) as err:
-            raise SchemaError(f"{where}: {err}") from None
+            # name the field as the document spells it
+            msg = str(err)
+            for name, path in _DOC_PATHS.items():
+                if msg.startswith(f"{name} ") or msg.startswith(f"tile {name} "):
+                    msg = f"field '{path}': {msg}"
+                    break
+            raise TransferError(f"{where}: {msg}") from None
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the model as versioned JSON, atomically."""
@@ -254,5 +288,53 @@ class TransferModel:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "TransferModel":
-        """Read a model written by :meth:`save` (``SchemaError`` on another schema)."""
+        """Read a model written by :meth:`save` (:class:`TransferError` on another schema or a
+        bad field)."""
         return cls.from_dict(read_json(path, SCHEMA), str(path))
+
+    @classmethod
+    def first_order(cls, rows: int, cols: int, r_wire: float, v_max: float, g_min: float,
+                    g_max: float) -> "TransferModel":
+        """The first-order IR-drop correction (``k_row = k_col = 1``), not fitted.
+
+        Linear cells, no read-out saturation; its ``fit`` field says so. The layer's agreement
+        with the crossbar solver at this geometry is measured by the test suite.
+        """
+        return cls(rows, cols, r_wire, v_max, g_min, g_max, fit={
+            "method": "first-order IR-drop theory (k_row = k_col = 1), not fitted to circuit "
+                      "simulations; linear cells, no saturation"}, provenance=provenance())
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def has_ir_drop(self) -> bool:
+        """Whether the wires change the product (``r_wire * max(k_row, k_col) > 0``)."""
+        return self.r_wire * max(self.k_row, self.k_col) > 0
+
+    @property
+    def has_nonlinearity(self) -> bool:
+        """Whether the cells add ``x**2`` and ``x**3`` terms."""
+        return any(c != 0 for c in self.c2 + self.c3)
+
+    @property
+    def is_linear(self) -> bool:
+        """True when the tile computes ``x @ G`` exactly (saturation aside)."""
+        return not (self.has_ir_drop or self.has_nonlinearity)
+
+    def to_torch(self):
+        """The same model for torch tensors (:class:`~pyaimc.circuit.transfer_torch.TorchTransfer`;
+        imports torch)."""
+        from pyaimc.circuit.transfer_torch import TorchTransfer
+
+        return TorchTransfer.from_model(self)
+
+
+def read_transfer(path: str | os.PathLike) -> TransferModel:
+    """Read and check a transfer document (schema and every field)."""
+    return TransferModel.load(path)
+
+
+def as_transfer(doc, where: str = "transfer") -> TransferModel:
+    """A :class:`TransferModel` from a model or its ``pyaimc.transfer/1`` document (checked)."""
+    if isinstance(doc, TransferModel):
+        return doc
+    return TransferModel.from_dict(doc, where)

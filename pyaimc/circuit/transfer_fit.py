@@ -23,8 +23,9 @@ from scipy import optimize
 from pyaimc.circuit.cells import PolynomialCells
 from pyaimc.circuit.crossbar import Crossbar, IdealReadout, TIAReadout
 from pyaimc.circuit.montecarlo import Executor, get_executor, task_seeds
-from pyaimc.circuit.programming import WriteVerify, conductance_window, program_cells
-from pyaimc.circuit.simulate import ENGINES, simulate
+from pyaimc.circuit.programming import RampProgramming, conductance_window, program_cells
+from pyaimc.circuit.engines import ENGINES, get_engine
+from pyaimc.circuit.simulate import simulate
 from pyaimc.circuit.transfer import TransferModel, column_wire_load, row_wire_load
 from pyaimc.io import provenance
 
@@ -104,7 +105,7 @@ class TransferSetup:
         Simulation engine.
     readout : SaturatingTIA or None
         Read-out; None for an ideal 0 V read-out.
-    programming : WriteVerify
+    programming : RampProgramming
         Write-verify settings.
     timeout : float
         ngspice time limit per run, second.
@@ -119,7 +120,7 @@ class TransferSetup:
     inputs_per_pattern: int = 32
     engine: str = "fast"
     readout: SaturatingTIA | None = None
-    programming: WriteVerify = field(default_factory=WriteVerify)
+    programming: RampProgramming = field(default_factory=RampProgramming)
     timeout: float = 600.0
 
     def __post_init__(self) -> None:
@@ -135,7 +136,7 @@ class TransferSetup:
         if not 0 < g_min < g_max < np.inf:
             raise ValueError(f"conductance window needs 0 < g_min < g_max, got {self.g_window}")
         if self.engine not in ENGINES:
-            raise ValueError(f"engine must be one of {ENGINES}, got {self.engine!r}")
+            raise ValueError(f"engine must be one of {tuple(ENGINES)}, got {self.engine!r}")
         if self.readout is not None and not isinstance(self.readout, SaturatingTIA):
             raise TypeError(f"readout must be a SaturatingTIA or None, got "
                             f"{type(self.readout).__name__}")
@@ -229,8 +230,9 @@ def simulate_pattern(task: tuple[TransferSetup, np.random.SeedSequence]) -> Patt
     conductances = 1.0 / iv.resistance_from_state(states)
     inputs = draw_inputs(rng, setup.inputs_per_pattern, setup.rows, setup.v_max)
     full = np.full((1, setup.rows), setup.v_max)
+    external = "external" in get_engine(setup.engine).capabilities
     column = simulate(setup.crossbar(coefficients), np.vstack([inputs, full]), setup.engine,
-                      **({"timeout": setup.timeout} if setup.engine == "ngspice" else {}))
+                      **({"timeout": setup.timeout} if external else {}))
     no_wires = iv.current(setup.v_max, states).sum()
     return PatternResult(conductances=conductances, states=states, inputs=inputs,
                          currents=setup.read(column[:-1]),
@@ -385,7 +387,7 @@ def fit_transfer(model, rows: int, cols: int, r_wire: float, v_max: float = 0.2,
                  engine: str = "fast", executor: Executor | None = None,
                  readout: SaturatingTIA | None = None,
                  g_window: tuple[float, float] | None = None,
-                 programming: WriteVerify = WriteVerify(), timeout: float = 600.0,
+                 programming: RampProgramming = RampProgramming(), timeout: float = 600.0,
                  progress: bool = False, source: str | None = None, seed: int | None = None,
                  return_simulations: bool = False):
     """Fit the transfer model of a ``rows x cols`` tile to Monte-Carlo circuit simulations.
@@ -421,7 +423,7 @@ def fit_transfer(model, rows: int, cols: int, r_wire: float, v_max: float = 0.2,
     g_window : (float, float), optional
         Target window ``(g_min, g_max)`` in siemens; default
         :func:`~pyaimc.circuit.programming.conductance_window` of the model.
-    programming : WriteVerify
+    programming : RampProgramming
         Write-verify settings.
     timeout : float
         ngspice limit per run, second.

@@ -28,8 +28,9 @@ def _add_crossbar(sub) -> None:
                      help="row voltages in volt: one vector (rows,) or a batch (batch, rows)")
     sim.add_argument("--r-wire", required=True, type=float, metavar="OHMS",
                      help="resistance of each row and column segment between neighbouring cells")
-    sim.add_argument("--engine", choices=("fast", "ngspice"), default="fast",
-                     help="fast nodal solver (default) or ngspice operating points")
+    sim.add_argument("--engine", default="fast", metavar="ENGINE",
+                     help="a registered engine: fast (pyaimc's nodal solver, default), ngspice "
+                          "(operating points), ...")
     sim.add_argument("-o", "--output", required=True, metavar="I.npy",
                      help="column currents in ampere, positive into the read-out: (cols,) for "
                           "one input vector, (batch, cols) for a batch")
@@ -46,11 +47,13 @@ def _crossbar_simulate(args) -> int:
     import numpy as np
 
     from pyaimc.circuit.crossbar import one_r
+    from pyaimc.circuit.engines import get_engine
     from pyaimc.circuit.errors import ConvergenceError
-    from pyaimc.circuit.ngspice import NgspiceError
+    from pyaimc.spice.ngspice import NgspiceError
     from pyaimc.circuit.simulate import simulate
     from pyaimc.io import atomic_write_bytes
 
+    engine = get_engine(args.engine)
     g = load_array(args.conductances, "conductances")
     v = load_array(args.inputs, "inputs")
     if g.ndim != 2:
@@ -69,7 +72,8 @@ def _crossbar_simulate(args) -> int:
                        f"{g.shape})") from None
     start = time.perf_counter()
     try:
-        currents = simulate(xbar, v, args.engine, timeout=args.timeout)
+        options = {"timeout": args.timeout} if "external" in engine.capabilities else {}
+        currents = simulate(xbar, v, engine, **options)
     except (NgspiceError, ConvergenceError) as err:
         raise CLIError(str(err)) from None
     elapsed = time.perf_counter() - start
@@ -100,7 +104,8 @@ def _add_crossbar_transfer(actions) -> None:
                     help="weight patterns to fit on (default 16; half as many more held out)")
     tr.add_argument("--inputs", type=int, default=32, metavar="N",
                     help="random input vectors per pattern (default 32)")
-    tr.add_argument("--engine", choices=("fast", "ngspice"), default="fast")
+    tr.add_argument("--engine", default="fast", metavar="ENGINE",
+                    help="a registered engine (default fast)")
     tr.add_argument("--tia-swing", type=float, metavar="V",
                     help="saturating TIA read-out with this output swing (default: ideal read-out)")
     tr.add_argument("--tia-feedback", type=float, default=10e3, metavar="OHMS",
@@ -119,12 +124,14 @@ def _add_crossbar_transfer(actions) -> None:
 def _crossbar_transfer(args) -> int:
     import numpy as np
 
+    from pyaimc.circuit.engines import get_engine
     from pyaimc.circuit.errors import ConvergenceError
     from pyaimc.circuit.montecarlo import get_executor
-    from pyaimc.circuit.ngspice import NgspiceError
+    from pyaimc.spice.ngspice import NgspiceError
     from pyaimc.circuit.transfer_fit import SaturatingTIA, fit_transfer
     from pyaimc.device.model import DeviceModel
 
+    get_engine(args.engine)
     rows, cols = args.tile
     if not (np.isfinite(args.r_wire) and args.r_wire >= 0):
         raise CLIError(f"--r-wire must be a finite resistance >= 0 ohm, got {args.r_wire}")

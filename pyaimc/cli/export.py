@@ -115,21 +115,21 @@ def _export_noise(args) -> int:
 
     from pyaimc.device.model import DeviceModel
     from pyaimc.io import provenance, write_json
-    from pyaimc.noise import VerifySettings, export_noise_model, read_transfer
+    from pyaimc.circuit.transfer import read_transfer
+    from pyaimc.device.schemes import get_scheme
+    from pyaimc.noise import export_noise_model
 
     model = DeviceModel.load(args.device)
     transfer = read_transfer(args.transfer) if args.transfer else None
     if args.tile:
         rows, cols = parse_tile(args.tile)
     elif transfer is not None:
-        rows, cols = int(transfer["tile"]["rows"]), int(transfer["tile"]["cols"])
+        rows, cols = transfer.rows, transfer.cols
     else:
         rows, cols = 64, 64
-    t_tile = (transfer["tile"]["rows"], transfer["tile"]["cols"]) if transfer else None
-    if transfer is not None and (rows, cols) != t_tile:
+    if transfer is not None and (rows, cols) != (transfer.rows, transfer.cols):
         raise CLIError(f"{args.transfer}: the transfer model is for "
-                       f"{transfer['tile']['rows']}x{transfer['tile']['cols']} tiles, --tile is "
-                       f"{rows}x{cols}")
+                       f"{transfer.rows}x{transfer.cols} tiles, --tile is {rows}x{cols}")
     window = None
     if (args.g_min_us is None) != (args.g_max_us is None):
         raise CLIError("give both --g-min-us and --g-max-us, or neither")
@@ -138,31 +138,37 @@ def _export_noise(args) -> int:
     for name in ("levels", "devices", "repeats"):
         if getattr(args, name) < 2:
             raise CLIError(f"--{name} must be >= 2, got {getattr(args, name)}")
-    verify = VerifySettings(tolerance=args.tolerance, max_pulses=args.max_pulses,
-                            bandwidth=args.bandwidth)
+    if not 0 < args.tolerance < 1:
+        raise CLIError(f"--tolerance must be in (0, 1), got {args.tolerance}")
+    try:
+        schemes = [get_scheme("one_shot"),
+                   get_scheme("write_verify", max_pulses=args.max_pulses,
+                              bandwidth=args.bandwidth)]
+    except ValueError as err:
+        raise CLIError(f"write-verify settings: {err}") from None
     nm = export_noise_model(
         model, np.random.default_rng(args.seed), rows=rows, cols=cols, transfer=transfer,
         r_wire=args.r_wire, window=window, n_levels=args.levels, n_devices=args.devices,
-        n_repeats=args.repeats, verify=verify, bandwidth=args.bandwidth,
-        dac_bits=args.dac_bits, adc_bits=args.adc_bits, v_max=args.v_max,
-        adc_headroom=args.adc_headroom, training_method=args.method, progress=True,
-        source=str(args.device), seed=args.seed)
+        n_repeats=args.repeats, schemes=schemes, tolerance=args.tolerance,
+        bandwidth=args.bandwidth, dac_bits=args.dac_bits, adc_bits=args.adc_bits,
+        v_max=args.v_max, adc_headroom=args.adc_headroom, training_scheme=args.method,
+        progress=True, source=str(args.device), seed=args.seed)
     nm.save(args.output)
     w, p = nm.window, nm.programming
     print(f"window {w.g_min * 1e6:.2f} .. {w.g_max * 1e6:.2f} uS ({w.rule})")
-    wv_set = p.write_verify.settings
+    wv_set = p.table("write_verify").settings
     print(f"programming, {p.n_devices} devices x {p.n_repeats} writes per level (uS; spread = "
           f"std, c2c = one device rewritten, d2d = between devices); write-verify tolerance "
           f"{wv_set['tolerance']:g}, at most {wv_set['max_pulses']} pulses")
     print(f"  {'target':>7} | {'one-shot mean':>13} {'std':>6} {'c2c':>6} {'d2d':>6} | "
           f"{'write-verify mean':>17} {'std':>6} {'c2c':>6} {'d2d':>6} {'failed':>7} {'pulses':>6}")
-    os_, wv = p.one_shot, p.write_verify
+    os_, wv = p.table("one_shot"), p.table("write_verify")
     for k, lv in enumerate(p.levels):
         print(f"  {lv * 1e6:7.2f} | {os_.mean[k] * 1e6:13.2f} {os_.std[k] * 1e6:6.2f} "
               f"{os_.c2c_std[k] * 1e6:6.2f} {os_.d2d_std[k] * 1e6:6.2f} | "
               f"{wv.mean[k] * 1e6:17.2f} {wv.std[k] * 1e6:6.2f} {wv.c2c_std[k] * 1e6:6.2f} "
               f"{wv.d2d_std[k] * 1e6:6.2f} {wv.failed_fraction[k]:7.2%} {wv.mean_pulses[k]:6.1f}")
-    for method in ("one_shot", "write_verify"):
+    for method in p.scheme_names:
         fe = p.table(method).fit_error
         print(f"  {method} polynomials (degree {fe['degree']}): mean within "
               f"{fe['mean_rel']:.2%} of the table, std within {fe['std_rel']:.2%} of its maximum")
@@ -175,9 +181,8 @@ def _export_noise(args) -> int:
     t = nm.transfer
     print(f"  tile {rows}x{cols}, transfer " + (
         "none (ideal crossbar)" if t is None else
-        f"r_wire {t['r_wire']:g} ohm, k_row {t['ir_drop']['k_row']:g}, k_col "
-        f"{t['ir_drop']['k_col']:g}, c2 {t['input_nonlinearity']['c2']}, c3 "
-        f"{t['input_nonlinearity']['c3']}, i_sat {t['i_sat']}"))
+        f"r_wire {t.r_wire:g} ohm, k_row {t.k_row:g}, k_col {t.k_col:g}, c2 {list(t.c2)}, "
+        f"c3 {list(t.c3)}, i_sat {t.i_sat}"))
     print(f"wrote {args.output}")
     if args.aihwkit:
         write_json(args.aihwkit, {"schema": "pyaimc.aihwkit-noise/1", **nm.to_aihwkit(),

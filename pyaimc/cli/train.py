@@ -35,8 +35,8 @@ def _run_train(args) -> int:
 
     import torch
 
-    from pyaimc.nn.config import load_config, preset, validate
-    from pyaimc.nn.train import train
+    from pyaimc.experiments.config import load_config, preset, validate
+    from pyaimc.experiments.train import train
 
     config = load_config(args.config) if args.config else preset(args.preset)
     if args.task is not None:
@@ -88,7 +88,7 @@ def _add_deploy(sub) -> None:
 def _run_deploy(args) -> int:
     import torch
 
-    from pyaimc.nn.deploy import deploy_run
+    from pyaimc.experiments.deploy import deploy_run
 
     if args.draws < 1:
         raise CLIError(f"--draws must be >= 1, got {args.draws}")

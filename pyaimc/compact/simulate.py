@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pyaimc.circuit.ngspice import Transient, run_netlist
+from pyaimc.spice.ngspice import Transient, run_netlist
 from pyaimc.compact.common import B_PATH, K_RESET, K_SWITCH, W_SWITCH
 from pyaimc.compact.ngspice_lib import library_text
 

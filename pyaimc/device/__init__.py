@@ -1,5 +1,5 @@
 """The stochastic ReRAM device model: marginals, device-to-device mixture, cycle-to-cycle VAR,
-I-V and switching, fidelity metrics.
+I-V and switching, write schemes (:mod:`pyaimc.device.schemes`), fidelity metrics.
 
 Typical use::
 
@@ -16,7 +16,12 @@ from pyaimc.device.iv import IVModel, adc_quantize
 from pyaimc.device.marginal import MarginalTransform
 from pyaimc.device.mixture import DeviceMixture
 from pyaimc.device.model import DeviceModel
+from pyaimc.device.schemes import (SCHEMES, OneShot, PulseCalibration, ResetRamp, WriteResult,
+                                   WriteScheme, WriteVerify, calibrate_pulses, get_scheme,
+                                   register_scheme)
 from pyaimc.device.var import VARProcess
 
 __all__ = ["CellArray", "DeviceMixture", "DeviceModel", "IVModel", "MarginalTransform",
-           "VARProcess", "adc_quantize", "simulate_sweeps", "triangular_sweep"]
+           "OneShot", "PulseCalibration", "ResetRamp", "SCHEMES", "VARProcess", "WriteResult",
+           "WriteScheme", "WriteVerify", "adc_quantize", "calibrate_pulses", "get_scheme",
+           "register_scheme", "simulate_sweeps", "triangular_sweep"]

@@ -1,4 +1,4 @@
-"""The hardware noise model: one dataclass, its JSON schema, export and import.
+"""The hardware noise model: one dataclass of plug-in parts, its JSON schema, export and import.
 
 Typical use::
 
@@ -6,22 +6,29 @@ Typical use::
     from pyaimc.noise import NoiseModel, export_noise_model
     nm = export_noise_model(DeviceModel.load("model.json"), rng, rows=64, cols=64)
     nm.save("noise.json"); nm = NoiseModel.load("noise.json")
-    nm.to_aihwkit()        # coefficients for aihwkit's inference noise models
+    nm.programming.table("write_verify")   # the programming statistics of one write scheme
+    nm.to_aihwkit()                        # coefficients for aihwkit's inference noise models
+
+Parts (programming, read noise, retention, periphery) are chosen by a ``"kind"`` key and
+registered in :mod:`pyaimc.noise.protocols`.
 """
 
 from pyaimc.noise.aihwkit import to_aihwkit
-from pyaimc.noise.export import device_defects, device_window, export_noise_model
-from pyaimc.noise.model import (ADC, DAC, SCHEMA, Defects, Mapping, NoiseModel, NoiseModelError,
-                                Programming, ProgrammingTable, ReadNoise, Tile, Window)
-from pyaimc.noise.programming import (PulseCalibration, VerifySettings, calibrate_pulses,
-                                      programming_statistics, write_one_shot, write_verify)
-from pyaimc.noise.transfer_doc import (TRANSFER_SCHEMA, TransferError, first_order_transfer,
-                                       read_transfer, validate_transfer)
+from pyaimc.noise.export import device_defects, device_window, exported_schemes, export_noise_model
+from pyaimc.noise.model import (READABLE, SCHEMA, Defects, Mapping, NoiseModel, NoiseModelError,
+                                Programming, Tile, Window)
+from pyaimc.noise.periphery import ADC, DAC, DacAdc
+from pyaimc.noise.programming import (ProgrammingTable, TableProgramming, programming_statistics,
+                                      spread_parts)
+from pyaimc.noise.protocols import (PERIPHERY_MODELS, PROGRAMMING_MODELS, READ_NOISE_MODELS,
+                                    RETENTION_MODELS, register)
+from pyaimc.noise.read_noise import ReadNoise
+from pyaimc.noise.retention import NoRetention
 
 __all__ = [
-    "ADC", "DAC", "Defects", "Mapping", "NoiseModel", "NoiseModelError", "Programming",
-    "ProgrammingTable", "PulseCalibration", "ReadNoise", "SCHEMA", "TRANSFER_SCHEMA", "Tile",
-    "TransferError", "VerifySettings", "Window", "calibrate_pulses", "device_defects",
-    "device_window", "export_noise_model", "first_order_transfer", "programming_statistics",
-    "read_transfer", "to_aihwkit", "validate_transfer", "write_one_shot", "write_verify",
+    "ADC", "DAC", "DacAdc", "Defects", "Mapping", "NoRetention", "NoiseModel", "NoiseModelError",
+    "PERIPHERY_MODELS", "PROGRAMMING_MODELS", "Programming", "ProgrammingTable",
+    "READABLE", "READ_NOISE_MODELS", "RETENTION_MODELS", "ReadNoise", "SCHEMA",
+    "TableProgramming", "Tile", "Window", "device_defects", "device_window", "exported_schemes",
+    "export_noise_model", "programming_statistics", "register", "spread_parts", "to_aihwkit",
 ]

@@ -1,20 +1,23 @@
 """Build a :class:`~pyaimc.noise.model.NoiseModel` from a fitted device model.
 
-The programming error comes from simulating writes pulse by pulse with the device model's cell
-array (:mod:`pyaimc.noise.programming`); window, defects and read noise come from the model's
-parameters and samples; DAC, ADC and tile are settings; the transfer document is passed through.
+The programming error comes from simulating the write schemes of :mod:`pyaimc.device.schemes`
+pulse by pulse with the device model's cell array (:func:`~pyaimc.noise.programming.
+programming_statistics`), one table per exported scheme; window, defects and read noise come from
+the model's parameters and samples; DAC, ADC and tile are settings; the transfer model is passed
+through.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from pyaimc.circuit.transfer import TransferModel, as_transfer
+from pyaimc.device.schemes import SCHEMES, calibrate_pulses, get_scheme
 from pyaimc.io import provenance
-from pyaimc.noise.model import (ADC, DAC, Defects, NoiseModel, Programming, ProgrammingTable,
-                                ReadNoise, Tile, Window)
-from pyaimc.noise.programming import (VerifySettings, calibrate_pulses,
-                                      programming_statistics)
-from pyaimc.noise.transfer_doc import first_order_transfer, validate_transfer
+from pyaimc.noise.model import Defects, NoiseModel, Tile, Window
+from pyaimc.noise.periphery import ADC, DAC, DacAdc
+from pyaimc.noise.programming import ProgrammingTable, TableProgramming, programming_statistics
+from pyaimc.noise.read_noise import ReadNoise
 
 #: a mixture's smallest component at or below this weight is an outlier population
 OUTLIER_WEIGHT = 0.1
@@ -88,14 +91,21 @@ def _table(stats: dict, method: str, levels: np.ndarray, window: Window, degree:
                             stats["p99_pulses"], mean_c, std_c, fit_error, settings)
 
 
+def exported_schemes(model) -> list:
+    """New instances of every registered scheme that the noise export tabulates by default
+    (``exported``) and that applies to ``model``, in registration order."""
+    schemes = [cls() for cls in SCHEMES.values() if getattr(cls, "exported", False)]
+    return [s for s in schemes if s.applies_to(model)]
+
+
 def export_noise_model(model, rng: np.random.Generator, *, rows: int = 64, cols: int = 64,
-                       transfer: dict | None = None, r_wire: float | None = None,
+                       transfer=None, r_wire: float | None = None,
                        window: tuple[float, float] | None = None, window_quantile: float = 0.05,
                        n_levels: int = 16, n_devices: int = 2000, n_repeats: int = 8,
-                       verify: VerifySettings = VerifySettings(), bandwidth: float = 1e8,
+                       schemes=None, tolerance: float = 0.05, bandwidth: float = 1e8,
                        dac_bits: int | None = 8, adc_bits: int | None = 8,
                        v_max: float | None = None, adc_headroom: float = 2.0,
-                       training_method: str = "write_verify", degree: int = 4,
+                       training_scheme: str = "write_verify", degree: int = 4,
                        progress: bool = False, source: str | None = None,
                        seed: int | None = None) -> NoiseModel:
     """Export the hardware noise model of a fitted device model.
@@ -108,12 +118,12 @@ def export_noise_model(model, rng: np.random.Generator, *, rows: int = 64, cols:
         Source of every random draw (device samples, programming simulation).
     rows, cols : int
         Tile size (inputs x outputs per tile).
-    transfer : dict, optional
-        A ``pyaimc.transfer/1`` document for this tile (its ``tile``, ``r_wire`` and ``v_max``
-        must agree with the other arguments when those are given).
+    transfer : TransferModel or dict, optional
+        The transfer model of this tile (or its ``pyaimc.transfer/1`` document); its tile,
+        ``r_wire`` and ``v_max`` must agree with the other arguments when those are given.
     r_wire : float, optional
         Wire resistance per segment, ohm. Without ``transfer`` it adds the first-order IR-drop
-        document (:func:`~pyaimc.noise.transfer_doc.first_order_transfer`); None and no
+        model (:meth:`~pyaimc.circuit.transfer.TransferModel.first_order`); None and no
         transfer: ideal crossbar.
     window : (g_min, g_max), optional
         Conductance window, S; default from :func:`device_window` (clipped to the transfer's
@@ -122,17 +132,22 @@ def export_noise_model(model, rng: np.random.Generator, *, rows: int = 64, cols:
         See :func:`device_window`.
     n_levels, n_devices, n_repeats : int
         Target levels across the window; devices per level; writes per device.
-    verify : VerifySettings
-        Write-verify tolerance, pulse budget and step rule.
+    schemes : list of WriteScheme or str, optional
+        The write schemes to tabulate (instances with their settings, or registered names);
+        default :func:`exported_schemes`. Schemes that calibrate their pulses share one
+        calibration.
+    tolerance : float
+        Relative half-width of each write's target window.
     bandwidth : float
         Read-noise bandwidth of the noise model, Hz (the verify reads of the programming
-        simulation use ``verify.bandwidth``; the command line sets both).
+        simulation use the scheme's own bandwidth; the command line sets both).
     dac_bits, adc_bits : int or None
     v_max : float, optional
         DAC full scale, V; default the transfer's ``v_max``, else the model's read voltage.
     adc_headroom : float
         ``i_max = adc_headroom * sqrt(rows) * v_max * (g_max - g_min)``.
-    training_method : {"write_verify", "one_shot"}
+    training_scheme : str
+        The scheme the training layers sample by default (one of ``schemes``).
     degree : int
         Degree of the mean and std polynomials of the normalised target.
     progress : bool
@@ -151,22 +166,33 @@ def export_noise_model(model, rng: np.random.Generator, *, rows: int = 64, cols:
                          f"{model.feature_names_}")
     if int(n_levels) < 2:
         raise ValueError(f"n_levels must be >= 2, got {n_levels}")
-    verify.validate()
+    if not 0 < tolerance < 1:
+        raise ValueError(f"write tolerance must be in (0, 1), got {tolerance}")
+    schemes = exported_schemes(model) if schemes is None else [
+        get_scheme(s) if isinstance(s, str) else s for s in schemes]
+    names = [s.name for s in schemes]
+    if not schemes or len(set(names)) != len(names):
+        raise ValueError(f"need one or more distinct write schemes, got {names}")
+    for s in schemes:
+        if not s.applies_to(model):
+            raise ValueError(f"write scheme {s.name!r} does not apply to this device model")
+    if training_scheme not in names:
+        raise ValueError(f"training scheme {training_scheme!r} is not among the exported "
+                         f"schemes {names}")
     iv = model.iv_
     notes = []
     if transfer is not None:
-        transfer = validate_transfer(transfer)
-        t_rows, t_cols = int(transfer["tile"]["rows"]), int(transfer["tile"]["cols"])
-        if (t_rows, t_cols) != (int(rows), int(cols)):
-            raise ValueError(f"the transfer document is for {t_rows} x {t_cols} tiles, the tile "
-                             f"asked for is {rows} x {cols}")
-        if r_wire is not None and not np.isclose(r_wire, transfer["r_wire"], rtol=1e-9, atol=0):
-            raise ValueError(f"r_wire {r_wire} ohm disagrees with the transfer document's "
-                             f"{transfer['r_wire']} ohm")
-        if v_max is not None and not np.isclose(v_max, transfer["v_max"], rtol=1e-9, atol=0):
-            raise ValueError(f"v_max {v_max} V disagrees with the transfer document's "
-                             f"{transfer['v_max']} V")
-        r_wire, v_max = float(transfer["r_wire"]), float(transfer["v_max"])
+        transfer = as_transfer(transfer)
+        if (transfer.rows, transfer.cols) != (int(rows), int(cols)):
+            raise ValueError(f"the transfer model is for {transfer.rows} x {transfer.cols} "
+                             f"tiles, the tile asked for is {rows} x {cols}")
+        if r_wire is not None and not np.isclose(r_wire, transfer.r_wire, rtol=1e-9, atol=0):
+            raise ValueError(f"r_wire {r_wire} ohm disagrees with the transfer model's "
+                             f"{transfer.r_wire} ohm")
+        if v_max is not None and not np.isclose(v_max, transfer.v_max, rtol=1e-9, atol=0):
+            raise ValueError(f"v_max {v_max} V disagrees with the transfer model's "
+                             f"{transfer.v_max} V")
+        r_wire, v_max = transfer.r_wire, transfer.v_max
     v_max = float(v_max if v_max is not None else iv.u_read)
 
     if window is not None:
@@ -177,42 +203,47 @@ def export_noise_model(model, rng: np.random.Generator, *, rows: int = 64, cols:
     else:
         g_min, g_max, rule = device_window(model, rng, window_quantile)
         if transfer is not None:
-            lo, hi = max(g_min, transfer["g_min"]), min(g_max, transfer["g_max"])
+            lo, hi = max(g_min, transfer.g_min), min(g_max, transfer.g_max)
             if not lo < hi:
                 raise ValueError(f"the device window [{g_min:.4g}, {g_max:.4g}] S and the "
-                                 f"transfer fit's range [{transfer['g_min']:.4g}, "
-                                 f"{transfer['g_max']:.4g}] S do not overlap")
+                                 f"transfer fit's range [{transfer.g_min:.4g}, "
+                                 f"{transfer.g_max:.4g}] S do not overlap")
             if (lo, hi) != (g_min, g_max):
-                rule += (f"; clipped to the transfer fit's range [{transfer['g_min']:.4g}, "
-                         f"{transfer['g_max']:.4g}] S")
+                rule += (f"; clipped to the transfer fit's range [{transfer.g_min:.4g}, "
+                         f"{transfer.g_max:.4g}] S")
                 notes.append("window clipped to the transfer fit's range")
             g_min, g_max = lo, hi
     win = Window(g_min, g_max, float(iv.u_read), rule)
     if transfer is None and r_wire is not None:
-        transfer = first_order_transfer(rows, cols, r_wire, v_max, g_min, g_max)
+        transfer = TransferModel.first_order(rows, cols, r_wire, v_max, g_min, g_max)
 
     defects = device_defects(model, rng, g_min, g_max)
     levels = np.linspace(g_min, g_max, int(n_levels))
-    cal = calibrate_pulses(model, rng)
+    # the schemes driven by the mean RESET path share one calibration
+    cal = None
+    for s in schemes:
+        if getattr(s, "calibration", "none needed") is None:
+            cal = cal if cal is not None else calibrate_pulses(model, rng)
+            s.calibration = cal
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=2 * int(n_repeats), desc="programming simulation", unit="write")
+        bar = tqdm(total=len(schemes) * int(n_repeats), desc="programming simulation",
+                   unit="write")
     tick = bar.update if bar is not None else None
     tables = {}
     try:
-        for method in ("one_shot", "write_verify"):
-            stats = programming_statistics(model, levels, rng, method, n_devices, n_repeats,
-                                           cal, verify, tick)
-            settings = ({"u_set_v": cal.u_set, "u_reset": "calibrated mean path"}
-                        if method == "one_shot" else {"u_set_v": cal.u_set, **verify.to_dict()})
-            tables[method] = _table(stats, method, levels, win, degree, settings)
+        for s in schemes:
+            stats = programming_statistics(model, levels, rng, s, n_devices, n_repeats,
+                                           tolerance, tick)
+            settings = {**s.to_dict(), "tolerance": tolerance}
+            tables[s.name] = _table(stats, s.name, levels, win, degree, settings)
     finally:
         if bar is not None:
             bar.close()
-    programming = Programming(levels, tables["one_shot"], tables["write_verify"],
-                              training_method, int(n_devices), int(n_repeats), cal.to_dict())
+    programming = TableProgramming(levels, tables, training_scheme, int(n_devices),
+                                   int(n_repeats), {} if cal is None else cal.to_dict())
     read = ReadNoise(bandwidth, float(iv.temperature))
     read.levels = levels
     read.sigma_i = read.sigma_current(levels, iv.u_read)
@@ -220,7 +251,7 @@ def export_noise_model(model, rng: np.random.Generator, *, rows: int = 64, cols:
     i_max = adc_headroom * np.sqrt(rows) * v_max * (g_max - g_min)
     nm = NoiseModel(
         window=win, programming=programming, defects=defects, read_noise=read,
-        dac=DAC(dac_bits, v_max), adc=ADC(adc_bits, float(i_max), float(adc_headroom)),
+        periphery=DacAdc(DAC(dac_bits, v_max), ADC(adc_bits, float(i_max), float(adc_headroom))),
         tile=Tile(int(rows), int(cols), None if r_wire is None else float(r_wire)),
         transfer=transfer,
         device={"source": source, "features": list(model.feature_names_),

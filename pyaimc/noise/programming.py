@@ -1,251 +1,230 @@
-"""Programming cells to target conductances with the device model's cell array.
+"""Programming error in the noise model: per-scheme tables of the conductance a write reaches.
 
-Two write schemes, both simulated pulse by pulse on a :class:`~pyaimc.device.cells.CellArray`
-(vectorised over all cells, every cell with its own target):
-
-* **one-shot**: a full RESET (it ends the cell's cycle, so every write starts a new one), a SET
-  pulse, then one RESET pulse whose amplitude is read off a calibration of the mean RESET path
-  (:class:`PulseCalibration`): the amplitude at which the *mean* conductance of many cells
-  written the same way equals the target. (Without the first pulse, a cell whose partial RESET
-  never started keeps its cycle, high ``U_RESET`` and all, into the next write; repeated writes
-  then drift towards such cells.)
-* **write-verify**: SET, then RESET pulses of growing amplitude, each followed by a read (with
-  the read noise of the stated bandwidth), until the read conductance is within ``tolerance``
-  (relative) of the target. A cell that overshoots (too low a conductance) is SET again and starts
-  over with a smaller step; a cell whose LRS is already below the target is fully RESET and SET
-  again (a new cycle); a cell whose full RESET still leaves it above the target starts a new
-  cycle too. After ``max_pulses`` pulses (SET, RESET and full RESET all count) the cell keeps
-  whatever it holds: a failed verify counts in the statistics.
-
-Every RESET that starts from the LRS draws the cell's next cycle (cycle-to-cycle variation), and
-every cell is a new device (device-to-device variation). :func:`programming_statistics` programs
-the same cells several times in a row to tell the two apart.
+:class:`TableProgramming` (kind ``"table"``) holds, for each exported write scheme, the mean and
+spread of the conductance reached at each target level (simulated with the device model's cell
+array by :func:`programming_statistics`, the schemes of :mod:`pyaimc.device.schemes`), split into
+cycle-to-cycle and device-to-device parts, and polynomials of the normalised target that the
+training layers sample from.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-SET, RESET, FULL_RESET = 0, 1, 2
+from pyaimc.device.schemes import new_cells, tolerance_window
+from pyaimc.noise.protocols import PROGRAMMING_MODELS, register
 
 
-def _cells(model, n: int, rng: np.random.Generator):
-    """A float64 cell array whose block count (and so whose random streams) does not depend on
-    the machine's core count: the same seed gives the same file everywhere."""
-    return model.cells(n, rng, dtype=np.float64, n_threads=1 if n < 65536 else 4)
+def _poly(coeffs, x):
+    return np.polynomial.polynomial.polyval(np.asarray(x, dtype=np.float64), np.asarray(coeffs))
 
 
 @dataclass
-class PulseCalibration:
-    """Pulse voltages and the mean RESET path of a device model.
+class ProgrammingTable:
+    """Achieved conductance per target level for one write scheme (arrays over the levels).
 
     Attributes
     ----------
-    u_set : float
-        SET pulse, V (negative; below every cycle's ``U_SET`` of the calibration sample).
-    u_full_reset : float
-        A RESET pulse that reaches the cycle's HRS, V.
-    u_reset : ndarray (k,)
-        RESET amplitudes of the calibration, V, increasing.
-    g_mean : ndarray (k,)
-        Mean conductance (S, noise-free read at ``u_read``) of SET cells after one RESET
-        pulse of each amplitude; strictly decreasing.
+    method : str
+        The write scheme (a name of :data:`pyaimc.device.schemes.SCHEMES`).
+    mean, std : ndarray, S
+        Mean and standard deviation of the conductance reached (all devices and repeats).
+    c2c_std, d2d_std : ndarray, S
+        Cycle-to-cycle part (one device re-programmed) and device-to-device part (spread of the
+        device means) of ``std``.
+    failed_fraction : ndarray
+        Writes that ended outside their target window.
+    mean_pulses, p99_pulses : ndarray
+        Pulses per write.
+    mean_coeffs, std_coeffs : ndarray
+        Polynomials (ascending powers) of the normalised target ``gn = (g_T - g_min) /
+        (g_max - g_min)`` giving mean and std in S: the training-time sampler.
+    fit_error : dict
+        Largest deviation of the polynomials from the table, relative to ``mean`` and to
+        ``max(std)``.
+    settings : dict
+        Pulses and loop settings used.
     """
 
-    u_set: float
-    u_full_reset: float
-    u_reset: np.ndarray
-    g_mean: np.ndarray
+    method: str
+    mean: np.ndarray
+    std: np.ndarray
+    c2c_std: np.ndarray
+    d2d_std: np.ndarray
+    failed_fraction: np.ndarray
+    mean_pulses: np.ndarray
+    p99_pulses: np.ndarray
+    mean_coeffs: np.ndarray
+    std_coeffs: np.ndarray
+    fit_error: dict = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)
 
-    def amplitude(self, g) -> np.ndarray:
-        """RESET amplitude (V) at which the mean path reaches conductance ``g`` (S).
+    ARRAYS = ("mean", "std", "c2c_std", "d2d_std", "failed_fraction", "mean_pulses", "p99_pulses")
 
-        Targets above the mean SET conductance give the smallest calibrated amplitude (below
-        most cycles' ``U_RESET``: no RESET), targets below the mean full-RESET conductance give
-        the full-RESET voltage.
-        """
-        # g_mean decreases with u: interpolate on the reversed (increasing) arrays
-        return np.interp(g, self.g_mean[::-1], self.u_reset[::-1])
+    def __post_init__(self) -> None:
+        for name in self.ARRAYS + ("mean_coeffs", "std_coeffs"):
+            setattr(self, name, np.atleast_1d(np.asarray(getattr(self, name), dtype=np.float64)))
+
+    def mean_at(self, g_target, window) -> np.ndarray:
+        """Mean conductance reached for target ``g_target`` (S), from the polynomial."""
+        return _poly(self.mean_coeffs, window.normalise(g_target))
+
+    def std_at(self, g_target, window) -> np.ndarray:
+        """Standard deviation (S) for target ``g_target`` (S), from the polynomial (>= 0)."""
+        return np.maximum(_poly(self.std_coeffs, window.normalise(g_target)), 0.0)
 
     def to_dict(self) -> dict:
-        return {"u_set": self.u_set, "u_full_reset": self.u_full_reset,
-                "u_reset": self.u_reset, "g_mean": self.g_mean}
+        d = {name: getattr(self, name) for name in ("method",) + self.ARRAYS}
+        d.update(mean_coeffs=self.mean_coeffs, std_coeffs=self.std_coeffs,
+                 coeff_variable="gn = (g_target - g_min) / (g_max - g_min); ascending powers; S",
+                 fit_error=self.fit_error, settings=self.settings)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ProgrammingTable":
+        keys = ("method",) + cls.ARRAYS + ("mean_coeffs", "std_coeffs")
+        return cls(**{k: d[k] for k in keys}, fit_error=d.get("fit_error", {}),
+                   settings=d.get("settings", {}))
+
+    @classmethod
+    def exact(cls, method: str, levels, g_min: float, g_max: float) -> "ProgrammingTable":
+        """A table of writes that hit every target exactly (the ideal preset)."""
+        levels = np.asarray(levels, dtype=np.float64)
+        zero = np.zeros_like(levels)
+        return cls(method, levels, zero, zero, zero, zero, zero, zero, [g_min, g_max - g_min],
+                   [0.0], {"mean_rel": 0.0, "std_rel": 0.0}, {"preset": "ideal"})
 
 
-def calibrate_pulses(model, rng: np.random.Generator, n_cells: int = 20000,
-                     n_points: int = 64, set_margin: float = 0.2) -> PulseCalibration:
-    """Find the SET pulse and the mean RESET path of ``model``.
-
-    Parameters
-    ----------
-    model : DeviceModel
-    rng : numpy.random.Generator
-    n_cells : int
-        Cells averaged per amplitude.
-    n_points : int
-        RESET amplitudes, from below the 0.1 % quantile of ``U_RESET`` to the full-RESET voltage.
-    set_margin : float
-        The SET pulse lies this far (V) below the lowest ``U_SET`` of ``n_cells`` sampled cycles.
-
-    Returns
-    -------
-    PulseCalibration
-
-    Notes
-    -----
-    Each amplitude is applied as the one-shot write applies it: full RESET, SET, RESET pulse.
-    """
-    iv = model.iv_
-    feats = model.sample(n_cells, 1, rng)
-    u_set_cycles = feats.get("U_SET", np.full((n_cells, 1), iv.default_u_set))
-    u_reset_cycles = feats.get("U_RESET", np.full((n_cells, 1), iv.default_u_reset))
-    u_set = float(np.min(u_set_cycles)) - set_margin
-    u_lo = max(1e-3, float(np.quantile(u_reset_cycles, 1e-3)) - 0.05)
-    u_full = float(iv.u_full_reset)
-    grid = np.linspace(u_lo, u_full, n_points)
-    cells = _cells(model, n_cells, rng)
-    g = np.empty(n_points)
-    for k, u in enumerate(grid):
-        cells.apply_voltage(u_full)
-        cells.apply_voltage(u_set)
-        cells.apply_voltage(u)
-        g[k] = np.mean(1.0 / cells.resistance)
-    cells.close()
-    # the mean path is monotone in expectation; sampling noise may break that by a hair
-    g = np.minimum.accumulate(g)
-    keep = np.concatenate([[True], np.diff(g) < 0])
-    return PulseCalibration(u_set, u_full, grid[keep], g[keep])
-
-
+@register(PROGRAMMING_MODELS)
 @dataclass
-class WriteResult:
-    """Outcome of programming every cell once.
+class TableProgramming:
+    """Programming error of several write schemes over the same target levels (kind ``"table"``).
 
     Attributes
     ----------
-    g : ndarray (n,)
-        Conductance reached, S (noise-free read at ``u_read``).
-    pulses : ndarray (n,) of int
-        Pulses applied (SET and RESET alike).
-    success : ndarray (n,) of bool
-        Within tolerance of the target at the last verify read (one-shot: always True).
+    levels : ndarray (k,)
+        Target conductances, S, across the window.
+    schemes : dict of str -> ProgrammingTable
+        One table per write scheme, by scheme name.
+    training_scheme : str
+        The scheme the training layers sample by default.
+    n_devices, n_repeats : int
+        Devices simulated per level; writes per device.
+    calibration : dict
+        Pulses of the schemes (for the cycling model: SET pulse, full-RESET pulse and the mean
+        RESET path, V and S).
     """
 
-    g: np.ndarray
-    pulses: np.ndarray
-    success: np.ndarray
+    kind = "table"
 
+    levels: np.ndarray
+    schemes: dict
+    training_scheme: str = "write_verify"
+    n_devices: int = 0
+    n_repeats: int = 0
+    calibration: dict = field(default_factory=dict)
 
-def write_one_shot(cells, targets: np.ndarray, cal: PulseCalibration) -> WriteResult:
-    """Full RESET, SET, then one RESET pulse of the calibrated amplitude for each target (S)."""
-    targets = np.asarray(targets, dtype=np.float64)
-    cells.apply_voltage(cal.u_full_reset)
-    cells.apply_voltage(cal.u_set)
-    cells.apply_voltage(cal.amplitude(targets))
-    n = len(targets)
-    return WriteResult(1.0 / cells.resistance, np.full(n, 3), np.ones(n, dtype=bool))
+    def __post_init__(self) -> None:
+        self.levels = np.atleast_1d(np.asarray(self.levels, dtype=np.float64))
 
+    @property
+    def scheme_names(self) -> list[str]:
+        return list(self.schemes)
 
-@dataclass
-class VerifySettings:
-    """Write-verify loop settings.
+    @property
+    def training_method(self) -> str:
+        """Alias of :attr:`training_scheme` (its name before schemes were registered)."""
+        return self.training_scheme
 
-    Attributes
-    ----------
-    tolerance : float
-        Accepted relative deviation of the read conductance from the target.
-    max_pulses : int
-        Most pulses per write (SET, RESET and full RESET all count).
-    start_margin : float
-        The first RESET pulse aims at ``target * (1 + start_margin)`` on the mean path, so most
-        cells approach their target from above.
-    gain : float
-        Fraction of the mean-path amplitude difference between the read and the target conductance
-        added to the amplitude after a read above the tolerance band; halved after each overshoot.
-    step_min, step_max : float
-        Bounds of the amplitude step, V.
-    bandwidth : float
-        Bandwidth of the verify reads, Hz (Johnson and shot noise).
-    """
+    def table(self, scheme: str | None = None) -> ProgrammingTable:
+        """The table of ``scheme`` (default: the training scheme)."""
+        scheme = scheme or self.training_scheme
+        if scheme not in self.schemes:
+            raise ValueError(f"the noise model has no programming table for scheme {scheme!r} "
+                             f"(it has {', '.join(self.schemes)})")
+        return self.schemes[scheme]
 
-    tolerance: float = 0.05
-    max_pulses: int = 40
-    start_margin: float = 0.15
-    gain: float = 0.5
-    step_min: float = 0.005
-    step_max: float = 0.1
-    bandwidth: float = 1e8
+    # ------------------------------------------------------------------ the protocol
+    def moments(self, g_target, window, scheme: str | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and standard deviation (S) of the conductance reached for ``g_target`` (S)."""
+        t = self.table(scheme)
+        return t.mean_at(g_target, window), t.std_at(g_target, window)
 
-    def validate(self) -> None:
-        if not 0 < self.tolerance < 1:
-            raise ValueError(f"write-verify tolerance must be in (0, 1), got {self.tolerance}")
-        if int(self.max_pulses) < 2:
-            raise ValueError(f"write-verify max_pulses must be >= 2, got {self.max_pulses}")
-        if not (0 < self.step_min <= self.step_max):
-            raise ValueError("need 0 < step_min <= step_max (V)")
-        if not self.bandwidth > 0:
-            raise ValueError(f"verify read bandwidth must be > 0 Hz, got {self.bandwidth}")
+    def sample(self, g_target, window, rng: np.random.Generator,
+               scheme: str | None = None) -> np.ndarray:
+        """One programmed conductance per target (S; clipped at 0), numpy."""
+        mean, std = self.moments(g_target, window, scheme)
+        return np.maximum(mean + std * rng.standard_normal(np.shape(mean)), 0.0)
 
+    def torch_sampler(self, window, defects, scheme: str | None = None, stuck: bool = True):
+        """The training layers' sampler of this scheme (:class:`~pyaimc.noise.torch_ops.
+        PolynomialSampler`; imports torch)."""
+        from pyaimc.noise.torch_ops import PolynomialSampler
+
+        t = self.table(scheme)
+        return PolynomialSampler(t.method, t.mean_coeffs, t.std_coeffs, window.g_min,
+                                 window.g_max - window.g_min,
+                                 defects.stuck_fraction if stuck else 0.0, defects.stuck_g)
+
+    # ------------------------------------------------------------------ files
     def to_dict(self) -> dict:
-        return {"tolerance": self.tolerance, "max_pulses": int(self.max_pulses),
-                "start_margin": self.start_margin, "gain": self.gain,
-                "step_min_v": self.step_min, "step_max_v": self.step_max,
-                "verify_bandwidth_hz": self.bandwidth}
+        return {"kind": self.kind, "levels": self.levels, "training_scheme": self.training_scheme,
+                "n_devices": self.n_devices, "n_repeats": self.n_repeats,
+                "schemes": {name: t.to_dict() for name, t in self.schemes.items()},
+                "calibration": self.calibration}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TableProgramming":
+        if "schemes" in d:
+            schemes = {name: ProgrammingTable.from_dict(t) for name, t in d["schemes"].items()}
+            training = d["training_scheme"]
+        else:  # pyaimc.noise/1: two fixed fields
+            schemes = {name: ProgrammingTable.from_dict(d[name])
+                       for name in ("one_shot", "write_verify")}
+            training = d["training_method"]
+        return cls(d["levels"], schemes, training, int(d.get("n_devices", 0)),
+                   int(d.get("n_repeats", 0)), d.get("calibration", {}))
+
+    def validate(self, fail, window) -> None:
+        """Check the tables against the levels and the window; ``fail(msg)`` raises."""
+        lv = self.levels
+        if lv.ndim != 1 or len(lv) < 2 or not np.all(np.diff(lv) > 0):
+            fail("programming.levels must be at least 2 increasing conductances")
+        span = window.g_max - window.g_min
+        if lv[0] < window.g_min - 1e-9 * span or lv[-1] > window.g_max + 1e-9 * span:
+            fail(f"programming.levels [{lv[0]:.4g}, {lv[-1]:.4g}] S lie outside the window "
+                 f"[{window.g_min:.4g}, {window.g_max:.4g}] S")
+        if not self.schemes:
+            fail("programming.schemes is empty")
+        if self.training_scheme not in self.schemes:
+            fail(f"programming.training_scheme {self.training_scheme!r} has no table (schemes: "
+                 f"{', '.join(self.schemes)})")
+        for name, t in self.schemes.items():
+            if t.method != name:
+                fail(f"programming.schemes.{name}.method says {t.method!r}")
+            for arr_name in ProgrammingTable.ARRAYS:
+                arr = getattr(t, arr_name)
+                if arr.shape != lv.shape:
+                    fail(f"programming.schemes.{name}.{arr_name} has {arr.size} values for "
+                         f"{lv.size} levels")
+                if not np.all(np.isfinite(arr)):
+                    fail(f"programming.schemes.{name}.{arr_name} holds non-finite values")
+            if np.any(t.std < 0) or np.any(t.c2c_std < 0) or np.any(t.d2d_std < 0):
+                fail(f"programming.schemes.{name}: standard deviations must be >= 0")
+            if np.any((t.failed_fraction < 0) | (t.failed_fraction > 1)):
+                fail(f"programming.schemes.{name}.failed_fraction must lie in [0, 1]")
+            for c_name in ("mean_coeffs", "std_coeffs"):
+                c = getattr(t, c_name)
+                if c.ndim != 1 or c.size < 1 or not np.all(np.isfinite(c)):
+                    fail(f"programming.schemes.{name}.{c_name} must be a non-empty list of "
+                         f"numbers")
 
 
-def write_verify(cells, targets: np.ndarray, cal: PulseCalibration,
-                 settings: VerifySettings = VerifySettings()) -> WriteResult:
-    """Program every cell to its target conductance (S) with a write-verify loop.
-
-    See the module docstring for the loop; ``settings`` gives its tolerance and pulse budget.
-    """
-    settings.validate()
-    targets = np.asarray(targets, dtype=np.float64)
-    n = len(targets)
-    u_read = cells.model.iv_.u_read
-    lo_band = targets * (1 - settings.tolerance)
-    hi_band = targets * (1 + settings.tolerance)
-    u_target = cal.amplitude(targets)
-    u_start = cal.amplitude(targets * (1 + settings.start_margin))
-    u_amp = u_start.copy()
-    gain = np.full(n, settings.gain)
-    action = np.full(n, SET, dtype=np.int8)
-    pulses = np.zeros(n, dtype=np.int64)
-    done = np.zeros(n, dtype=bool)
-    volts = np.zeros(n)
-    for _ in range(int(settings.max_pulses)):
-        active = ~done
-        if not active.any():
-            break
-        volts[:] = 0.0  # 0 V switches nothing: finished cells are left alone
-        volts[active & (action == SET)] = cal.u_set
-        pick = active & (action == RESET)
-        volts[pick] = u_amp[pick]
-        volts[active & (action == FULL_RESET)] = cal.u_full_reset
-        cells.apply_voltage(volts)
-        pulses[active] += 1
-        g = cells.read(u_read, bandwidth=settings.bandwidth).astype(np.float64) / u_read
-        high, low = g > hi_band, g < lo_band
-        done |= active & ~high & ~low
-        todo = active & ~done
-        was = action.copy()
-        # after a SET: RESET from the start amplitude, or a new cycle if the LRS is too low
-        after = todo & (was == SET)
-        np.copyto(action, RESET, where=after & high)
-        np.copyto(u_amp, u_start, where=after & high)
-        np.copyto(action, FULL_RESET, where=after & low)
-        # after a RESET: step up, or start over (overshoot, or the HRS is above the target)
-        after = todo & (was == RESET)
-        up = after & high & (u_amp < cal.u_full_reset)
-        step = np.clip(gain * (u_target - cal.amplitude(g)), settings.step_min, settings.step_max)
-        np.copyto(u_amp, np.minimum(u_amp + step, cal.u_full_reset), where=up)
-        np.copyto(action, SET, where=after & ~up)
-        np.copyto(gain, gain * 0.5, where=after & low)
-        np.copyto(action, SET, where=todo & (was == FULL_RESET))
-    return WriteResult(1.0 / cells.resistance, pulses, done)
-
+# -------------------------------------------------------------------------------------------
+# the simulation behind the tables
 
 def spread_parts(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Cycle-to-cycle and device-to-device parts of the spread of repeated writes.
@@ -267,10 +246,8 @@ def spread_parts(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.sqrt(within), np.sqrt(np.clip(between, 0.0, None))
 
 
-def programming_statistics(model, levels: np.ndarray, rng: np.random.Generator,
-                           method: str = "write_verify", n_devices: int = 1000,
-                           n_repeats: int = 8, cal: PulseCalibration | None = None,
-                           settings: VerifySettings = VerifySettings(),
+def programming_statistics(model, levels: np.ndarray, rng: np.random.Generator, scheme,
+                           n_devices: int = 1000, n_repeats: int = 8, tolerance: float = 0.05,
                            progress=None) -> dict:
     """Program ``n_devices`` new devices per target level ``n_repeats`` times each.
 
@@ -278,15 +255,15 @@ def programming_statistics(model, levels: np.ndarray, rng: np.random.Generator,
     ----------
     model : DeviceModel
     levels : ndarray (k,)
-        Target conductances, S.
+        Target conductances, S; each write's window is ``level * (1 -+ tolerance)``.
     rng : numpy.random.Generator
-    method : {"write_verify", "one_shot"}
+    scheme : WriteScheme
+        A scheme of :mod:`pyaimc.device.schemes`, prepared (calibrated) against ``model`` here
+        when it is not yet.
     n_devices, n_repeats : int
         Devices per level; writes of each device (consecutive cycles).
-    cal : PulseCalibration, optional
-        From :func:`calibrate_pulses` (computed with ``rng`` when omitted).
-    settings : VerifySettings
-        Write-verify settings (ignored by one-shot).
+    tolerance : float
+        Relative half-width of the target windows.
     progress : callable, optional
         Called once per completed repeat (e.g. a tqdm ``update``).
 
@@ -296,7 +273,8 @@ def programming_statistics(model, levels: np.ndarray, rng: np.random.Generator,
         ``mean``, ``std`` (all writes, S), ``c2c_std`` (spread of one device re-programmed
         ``n_repeats`` times, root mean within-device variance, S), ``d2d_std`` (spread of the
         device means with the within-device part of their variance removed, S),
-        ``failed_fraction``, ``mean_pulses``, ``p99_pulses``; and ``g`` (k, n_devices, n_repeats).
+        ``failed_fraction``, ``mean_pulses``, ``p99_pulses``, ``energy_mean`` (J, NaN where the
+        scheme gives no energy); and ``g`` (k, n_devices, n_repeats).
 
     Notes
     -----
@@ -304,24 +282,26 @@ def programming_statistics(model, levels: np.ndarray, rng: np.random.Generator,
     cycles of each device, so slow cycle-to-cycle drift (the VAR's persistence) shows partly in
     ``d2d_std``.
     """
-    if method not in ("write_verify", "one_shot"):
-        raise ValueError(f"method must be 'write_verify' or 'one_shot', got {method!r}")
     if int(n_devices) < 2 or int(n_repeats) < 2:
         raise ValueError("need at least 2 devices and 2 repeats per level to split the spread")
+    if not 0 < tolerance < 1:
+        raise ValueError(f"tolerance must be in (0, 1), got {tolerance}")
     levels = np.asarray(levels, dtype=np.float64)
-    cal = cal if cal is not None else calibrate_pulses(model, rng)
+    scheme.prepare(model, rng)
     k, d, r = len(levels), int(n_devices), int(n_repeats)
-    targets = np.repeat(levels, d)
-    cells = _cells(model, k * d, rng)
+    g_lo, g_hi = tolerance_window(np.repeat(levels, d), tolerance)
+    cells = new_cells(model, k * d, rng)
     g = np.empty((k, d, r))
     pulses = np.empty((k, d, r), dtype=np.int64)
     ok = np.empty((k, d, r), dtype=bool)
+    energy = np.full((k, d, r), np.nan)
     for j in range(r):
-        res = (write_one_shot(cells, targets, cal) if method == "one_shot"
-               else write_verify(cells, targets, cal, settings))
+        res = scheme.program(cells, g_lo, g_hi, rng)
         g[:, :, j] = res.g.reshape(k, d)
         pulses[:, :, j] = res.pulses.reshape(k, d)
         ok[:, :, j] = res.success.reshape(k, d)
+        if res.energy is not None:
+            energy[:, :, j] = res.energy.reshape(k, d)
         if progress is not None:
             progress()
     cells.close()
@@ -335,5 +315,6 @@ def programming_statistics(model, levels: np.ndarray, rng: np.random.Generator,
         "failed_fraction": 1.0 - ok.reshape(k, d * r).mean(axis=1),
         "mean_pulses": pulses.reshape(k, d * r).mean(axis=1),
         "p99_pulses": np.quantile(pulses.reshape(k, d * r), 0.99, axis=1),
+        "energy_mean": energy.reshape(k, d * r).mean(axis=1),
         "g": g,
     }

@@ -1,19 +1,21 @@
-"""One recurrent step through ngspice crossbar netlists, against the behavioral tiles.
+"""One recurrent step through circuit simulations (ngspice by default), against the behavioral
+tiles.
 
-The check: program a network on :class:`~pyaimc.nn.deploy.AnalogBackend`, run a test sequence
+The check: program a network on :class:`~pyaimc.s4d.step.AnalogBackend`, run a test sequence
 for a few steps on it, then run one more step in which every matrix-vector product takes its
-column currents from ngspice: for each matrix of the group, each tile and each polarity a 1R
-crossbar netlist (:class:`~pyaimc.circuit.Crossbar`) is built with the programmed conductances
-at the tile's place (rows ``0 .. in-1`` of a ``rows``-row tile, as :mod:`pyaimc.nn.tiles` maps
-it; the empty cells are open), driven with the same DAC voltages, and solved by ngspice's
-operating point. Plus and minus tiles are separate arrays of the same geometry (the
+column currents from a circuit engine (:mod:`pyaimc.circuit.engines`; ngspice by default): for
+each matrix of the group, each tile and each polarity a 1R crossbar
+(:class:`~pyaimc.circuit.Crossbar`) is built with the programmed conductances at the tile's
+place (rows ``0 .. in-1`` of a ``rows``-row tile, as :mod:`pyaimc.analog.tiles` maps it; the
+empty cells are open), driven with the same DAC voltages, and solved by the engine. Plus and minus tiles are separate arrays of the same geometry (the
 differential pair of the transfer model). Everything after the currents (digitisation,
 scales, the digital periphery) is the behavioral backend's own code.
 
 The circuit is the noise model's crossbar: its wire resistance per segment (``tile.r_wire``, 0
 when not stated) and linear cells (``LinearCells``), or, when its transfer model has an input
 non-linearity, cells with the I-V that model describes,
-``I = G v (1 + c2(gn) v + c3(gn) v**2)`` (``PolynomialCells``). The behavioral side is whatever
+``I = G v (1 + c2(gn) v + c3(gn) v**2)`` (``PolynomialCells`` of
+:meth:`~pyaimc.circuit.transfer.TransferModel.cell_coefficients`). The behavioral side is whatever
 the analog config switches on (``transfer=False``: the ideal product against the same circuit).
 Read noise and the ADC are off in the check (the same code on both sides, and rounding would
 hide the comparison); the DAC is on.
@@ -28,12 +30,12 @@ import time
 import numpy as np
 import torch
 
-from pyaimc.nn.analog import AnalogConfig
-from pyaimc.nn.deploy import AnalogBackend
-from pyaimc.nn.step import MatvecBackend, RecurrentClassifier
-from pyaimc.nn.tiles import AnalogTiles
-from pyaimc.nn.transfer_torch import TransferParams
+from pyaimc.analog.config import AnalogConfig
+from pyaimc.analog.tiles import AnalogTiles
+from pyaimc.circuit import Crossbar, LinearCells, PolynomialCells
+from pyaimc.circuit.engines import get_engine
 from pyaimc.noise.model import NoiseModel
+from pyaimc.s4d.step import AnalogBackend, MatvecBackend, RecurrentClassifier
 
 
 def _rel_rms(a: np.ndarray, ref: np.ndarray) -> float:
@@ -46,28 +48,32 @@ def _rel_max(a: np.ndarray, ref: np.ndarray) -> float:
     return float(np.abs(a - ref).max()) / denom if denom > 0 else 0.0
 
 
-class NgspiceBackend(MatvecBackend):
-    """Column currents from ngspice for tiles already programmed in ``behavioral``.
+class CircuitBackend(MatvecBackend):
+    """Column currents from a circuit engine for tiles already programmed in ``behavioral``.
 
     ``program`` only checks that the matrix is the one ``behavioral`` holds (no new draw);
-    ``matvec`` returns the outputs from the ngspice currents and records, per product, the
-    currents of both engines for the same voltages.
+    ``matvec`` returns the outputs from the circuit currents and records, per product, the
+    currents of both for the same voltages.
 
     Parameters
     ----------
     behavioral : AnalogBackend
         Programmed; its read noise and ADC should be off for a clean comparison.
     timeout : float
-        Per netlist, s.
+        Per simulator run, s (engines that run a simulator process).
+    engine : str
+        A registered engine (default ``"ngspice"``).
     """
 
-    def __init__(self, behavioral: AnalogBackend, timeout: float = 60.0):
+    def __init__(self, behavioral: AnalogBackend, timeout: float = 60.0,
+                 engine: str = "ngspice"):
         self.behavioral = behavioral
         self.timeout = timeout
+        self.engine = get_engine(engine)
         nm = behavioral.noise_model
         self.r_wire = float(nm.tile.r_wire or 0.0)
-        tp = TransferParams.from_doc(nm.transfer) if nm.transfer else None
-        self.cell_law = tp if (tp is not None and tp.has_nonlinearity) else None
+        tm = nm.transfer
+        self.cell_law = tm if (tm is not None and tm.has_nonlinearity) else None
         self.records: dict[str, dict] = {}
         self.netlists = 0
 
@@ -88,11 +94,8 @@ class NgspiceBackend(MatvecBackend):
 
     # ------------------------------------------------------------------ circuits
     def circuit_currents(self, tiles: AnalogTiles, v: torch.Tensor) -> torch.Tensor:
-        """``I+ - I-`` (batch, G, n_row_tiles, O) from ngspice for voltages ``v``."""
-        from pyaimc.circuit import Crossbar, readout_current_names
-        from pyaimc.circuit.netlist import build_netlist
-        from pyaimc.circuit.ngspice import run_netlist
-
+        """``I+ - I-`` (batch, G, n_row_tiles, O) from the engine for voltages ``v``."""
+        options = {"timeout": self.timeout} if "external" in self.engine.capabilities else {}
         lay = tiles.layout
         g = lay.pad(torch.stack([tiles.g_pos, tiles.g_neg])).double().numpy()  # (2, G, O, I)
         vv = v.double().numpy()
@@ -113,26 +116,22 @@ class NgspiceBackend(MatvecBackend):
                             block[:lay.r] = g[p, gi, cols, t * lay.r:(t + 1) * lay.r].T
                             xbar = Crossbar(self._cells(block), r_row=self.r_wire,
                                             r_col=self.r_wire)
-                            vectors = run_netlist(build_netlist(xbar, rows_v),
-                                                  timeout=self.timeout)
+                            out[p, b, gi, t, cols] = self.engine.column_currents(
+                                xbar, rows_v, **options)[0]
                             self.netlists += 1
-                            out[p, b, gi, t, cols] = [vectors[n][0]
-                                                      for n in readout_current_names(xbar)]
         tp = tiles.transfer
         if tp is not None and tp.i_sat is not None:
             out = np.clip(out, -tp.i_sat, tp.i_sat)  # the read-out's saturation, as modelled
         return torch.from_numpy(out[0] - out[1]).to(tiles.weight.dtype)
 
     def _cells(self, block: np.ndarray):
-        from pyaimc.circuit import LinearCells, PolynomialCells
-
-        tp = self.cell_law
-        if tp is None:
+        if self.cell_law is None:
             return LinearCells(block)
-        gn = (block - tp.g_min) / (tp.g_max - tp.g_min)
-        a = np.stack([block, block * (tp.c2[0] + tp.c2[1] * gn),
-                      block * (tp.c3[0] + tp.c3[1] * gn)], axis=-1)
-        return PolynomialCells(a)
+        return PolynomialCells(self.cell_law.cell_coefficients(block))
+
+
+#: the backend under its earlier name (ngspice is its default engine)
+NgspiceBackend = CircuitBackend
 
 
 def ngspice_step_check(model, noise_model: NoiseModel, x: torch.Tensor, step: int | None = None,
@@ -185,7 +184,7 @@ def ngspice_step_check(model, noise_model: NoiseModel, x: torch.Tensor, step: in
     products = {name: {"rel_rms": _rel_rms(r["ngspice"], r["behavioral"]),
                        "rel_max": _rel_max(r["ngspice"], r["behavioral"])}
                 for name, r in spice.records.items()}
-    fit = (noise_model.transfer or {}).get("fit", {})
+    fit = noise_model.transfer.fit if noise_model.transfer is not None else {}
     return {
         "step": step,
         "r_wire": spice.r_wire,

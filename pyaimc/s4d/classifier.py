@@ -13,9 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pyaimc.nn.config import ModelConfig, QuantConfig, RunConfig
-from pyaimc.nn.quant import ActQuantizer, Precision, WeightQuantizer
-from pyaimc.nn.s4d import S4D
+from pyaimc.s4d.config import ModelConfig, QuantConfig
+from pyaimc.s4d.quant import ActQuantizer, Precision, WeightQuantizer
+from pyaimc.s4d.s4d import S4D
 
 LinearFactory = Callable[[int, int, str], nn.Module]
 
@@ -105,7 +105,7 @@ class S4DClassifier(nn.Module):
         return self.decoder(x.mean(dim=1))
 
 
-def build_model(config: RunConfig, d_input: int, n_classes: int, seed: int | None = None,
+def build_model(config, d_input: int, n_classes: int, seed: int | None = None,
                 linear_factory: LinearFactory | None = None) -> S4DClassifier:
     """The classifier described by ``config``, initialized from ``seed`` (default ``config.seed``).
 

@@ -14,8 +14,8 @@ import math
 
 from torch import nn
 
-from pyaimc.nn.config import QuantConfig
-from pyaimc.nn.quant import Precision
+from pyaimc.s4d.config import QuantConfig
+from pyaimc.s4d.quant import Precision
 
 FLOAT_BITS = 32
 
@@ -30,7 +30,7 @@ def bits_per_value(precision: Precision) -> float:
 
 
 def model_bits(model: nn.Module, quant: QuantConfig) -> dict:
-    """Bits of a :class:`~pyaimc.nn.classifier.S4DClassifier` as deployed.
+    """Bits of a :class:`~pyaimc.s4d.classifier.S4DClassifier` as deployed.
 
     Returns
     -------

@@ -29,12 +29,16 @@ output ``y_k = C x_k + D u_k``.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pyaimc.nn.classifier import S4DBlock, S4DClassifier
-from pyaimc.nn.s4d import S4D
+from pyaimc.analog.config import AnalogConfig
+from pyaimc.analog.tiles import AnalogTiles
+
+from pyaimc.s4d.classifier import S4DBlock, S4DClassifier
+from pyaimc.s4d.s4d import S4D
 
 
 class MatvecBackend:
@@ -63,6 +67,38 @@ class DigitalBackend(MatvecBackend):
 
     def matvec(self, name: str, x: torch.Tensor) -> torch.Tensor:
         return torch.einsum("goi,bgi->bgo", self.weights[name], x)
+
+
+class AnalogBackend(MatvecBackend):
+    """Products on programmed analog tiles (one programmed instance of the whole network).
+
+    Parameters
+    ----------
+    noise_model : NoiseModel
+    config : AnalogConfig, optional
+        Which non-idealities apply (default all of the noise model's).
+    rng : numpy.random.Generator, optional
+        Seeds the programming draw of each matrix (in the order they are programmed) and the
+        read noise. Same seed, same programmed chip and same reads. Default seed 0.
+    """
+
+    def __init__(self, noise_model, config: AnalogConfig | None = None,
+                 rng: np.random.Generator | None = None):
+        self.noise_model = noise_model
+        self.config = config if config is not None else AnalogConfig()
+        self.rng = rng if rng is not None else np.random.default_rng(0)
+        self.read_generator = torch.Generator().manual_seed(self._seed())
+        self.tiles: dict[str, AnalogTiles] = {}
+
+    def _seed(self) -> int:
+        return int(self.rng.integers(0, 2**62))
+
+    def program(self, name: str, weight: torch.Tensor) -> None:
+        gen = torch.Generator().manual_seed(self._seed())
+        self.tiles[name] = AnalogTiles(weight, self.noise_model, self.config).program(gen)
+
+    def matvec(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        return self.tiles[name](x, self.read_generator).to(x.dtype)
 
 
 def ssm_tiles(ssm: S4D) -> dict[str, torch.Tensor]:

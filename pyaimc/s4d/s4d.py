@@ -19,7 +19,7 @@ import math
 import torch
 from torch import nn
 
-from pyaimc.nn.quant import ActQuantizer, Precision, WeightQuantizer
+from pyaimc.s4d.quant import ActQuantizer, Precision, WeightQuantizer
 
 INITS = ("lin", "inv")
 DISCRETIZATIONS = ("zoh", "bilinear")

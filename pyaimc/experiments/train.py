@@ -6,16 +6,15 @@ run is finished, ``metrics.json`` (schema ``pyaimc.run/1``). Calling :func:`trai
 same directory resumes from the checkpoint; an interrupted and resumed run ends with the same
 weights as an uninterrupted one (same machine, same thread count).
 
-With ``noise`` set in the configuration the run is hardware-aware (:mod:`pyaimc.nn.hardware`):
+With ``noise`` set in the configuration the run is hardware-aware (:mod:`pyaimc.s4d.hardware`):
 dense layers are analog layers of the noise model, the S4D matrices get its programming error,
 a fresh draw per mini-batch; the noise generators' states travel in the checkpoint. At the end
-the model is deployed on the same noise model (:mod:`pyaimc.nn.deploy`) and ``metrics.json``'s
+the model is deployed on the same noise model (:mod:`pyaimc.experiments.deploy`) and ``metrics.json``'s
 ``hardware`` entry holds the deployed test accuracy over a few programming draws.
 """
 
 from __future__ import annotations
 
-import io
 import math
 import time
 from pathlib import Path
@@ -25,23 +24,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pyaimc.io import atomic_write_bytes, provenance, read_json, write_json
-from pyaimc.nn.classifier import LinearFactory, S4DClassifier, build_model
-from pyaimc.nn.config import (CONFIG_SCHEMA, ConfigError, RunConfig, config_hash, differences,
-                              from_dict, noise_digest, to_dict, validate)
-from pyaimc.nn.datasets import SequenceData, load_data
-from pyaimc.nn.hardware import (analog_linear_factory, attach_ssm_noise, generator_states,
-                                load_noise_model, load_weights, set_generator_states)
-from pyaimc.nn.prune import prune_model, pruned_config, prunes
-from pyaimc.nn.step import RecurrentClassifier
+from pyaimc.experiments.config import (CONFIG_SCHEMA, ConfigError, RunConfig, config_hash,
+                                       noise_digest, to_dict, validate)
+from pyaimc.experiments.datasets import SequenceData, load_data
+from pyaimc.experiments.deploy import deployed_accuracy
+from pyaimc.experiments.runs import (CHECKPOINT_SCHEMA, CheckpointMismatch, evaluate,
+                                     load_checkpoint, load_run, save_checkpoint)
+from pyaimc.io import provenance, write_json
+from pyaimc.s4d.classifier import LinearFactory, S4DClassifier, build_model
+from pyaimc.s4d.hardware import (analog_linear_factory, attach_ssm_noise, generator_states,
+                                 load_noise_model, load_weights, set_generator_states)
+from pyaimc.s4d.prune import prune_model, pruned_config, prunes
+from pyaimc.s4d.step import RecurrentClassifier
+
+__all__ = ["CHECKPOINT_SCHEMA", "CheckpointMismatch", "RUN_SCHEMA", "evaluate", "load_run",
+           "software_model", "train"]
 
 RUN_SCHEMA = "pyaimc.run/1"
-CHECKPOINT_SCHEMA = "pyaimc.checkpoint/1"
 _SSM_DYNAMICS = ("log_dt", "log_A_real", "A_imag", "B")
-
-
-class CheckpointMismatch(ConfigError):
-    """A checkpoint was written by another configuration; the message lists the differences."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -120,61 +120,6 @@ def _train_epoch(model, data: SequenceData, config: RunConfig, optimizer, schedu
     return {"train_loss": total_loss / len(order), "train_accuracy": correct / len(order)}
 
 
-@torch.no_grad()
-def evaluate(model: Callable, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> dict:
-    """Mean cross-entropy and accuracy of ``model`` (an eval-mode module or any callable)."""
-    if isinstance(model, nn.Module):
-        model.eval()
-    loss, correct = 0.0, 0
-    for start in range(0, len(y), batch_size):
-        logits = model(x[start:start + batch_size])
-        yb = y[start:start + batch_size]
-        loss += F.cross_entropy(logits, yb, reduction="sum").item()
-        correct += (logits.argmax(-1) == yb).sum().item()
-    return {"loss": loss / max(1, len(y)), "accuracy": correct / max(1, len(y))}
-
-
-# ---------------------------------------------------------------------------------------------
-# checkpoints
-
-def _save_checkpoint(path: Path, state: dict) -> None:
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
-
-
-def _load_checkpoint(path: Path, config: RunConfig, check_noise: bool = True) -> dict:
-    """The checkpoint at ``path`` if it was written by ``config``.
-
-    ``check_noise`` False compares the configuration's keys only, not the noise model's
-    content (for loading the trained weights without the training noise model at hand).
-    """
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such checkpoint")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if state.get("schema") != CHECKPOINT_SCHEMA:
-        raise CheckpointMismatch(f"{path}: not a {CHECKPOINT_SCHEMA} checkpoint")
-    if check_noise:
-        diffs = []
-        if state["config_hash"] != config_hash(config):
-            # the hash covers the noise model's content, not its path
-            diffs = [d for d in differences(state["config"], to_dict(config))
-                     if not d.startswith("noise:")]
-            digest = None if config.noise is None else noise_digest(config.noise)
-            if state.get("noise_digest") != digest:
-                diffs.append(f"noise model: {state['config'].get('noise')!r} (content sha256 "
-                             f"{state.get('noise_digest')}) != {config.noise!r} (content "
-                             f"sha256 {digest})")
-            diffs = diffs or ["configuration hash"]
-    else:
-        diffs = differences(state["config"], to_dict(config))
-    if diffs:
-        raise CheckpointMismatch(
-            f"{path}: checkpoint of another configuration ({'; '.join(diffs)}, checkpoint "
-            f"value first); resume with the same configuration or use another run directory")
-    return state
-
-
 def _init_from(model: S4DClassifier, run_dir: str) -> None:
     """Load the final weights of the run in ``run_dir`` (its software view) into ``model``."""
     try:
@@ -195,44 +140,6 @@ def _phases(config: RunConfig) -> list[tuple[str, int]]:
     return phases
 
 
-def load_run(run_dir: str | Path, linear_factory: LinearFactory | None = None, *,
-             software: bool = False):
-    """The configuration and trained (possibly pruned) model of a run directory.
-
-    Parameters
-    ----------
-    run_dir : path
-    linear_factory : callable, optional
-        Factory of the dense layers (default: as the run was trained).
-    software : bool
-        Load the weights into the software model (fake-quantized layers, no noise modules)
-        even when the run was hardware-aware; its noise model is then not needed.
-
-    Returns
-    -------
-    config : RunConfig
-    model : S4DClassifier
-        In eval mode, weights of the last checkpoint.
-    """
-    run_dir = Path(run_dir)
-    config = from_dict(read_json(run_dir / "config.json", CONFIG_SCHEMA))
-    hardware = config.noise is not None and not software
-    state = _load_checkpoint(run_dir / "checkpoint.pt", config, check_noise=hardware)
-    arch = pruned_config(config) if state["phase"] == "finetune" else config
-    if hardware:
-        noise_model = load_noise_model(config.noise)
-        factory = linear_factory or analog_linear_factory(config.quant, noise_model, config.seed)
-        model = build_model(arch, state["d_input"], state["n_classes"], seed=config.seed,
-                            linear_factory=factory)
-        attach_ssm_noise(model, noise_model, config.seed)
-        model.load_state_dict(state["model"])
-    else:
-        model = build_model(arch, state["d_input"], state["n_classes"], seed=config.seed,
-                            linear_factory=linear_factory)
-        load_weights(model, state["model"])
-    return config, model.eval()
-
-
 # ---------------------------------------------------------------------------------------------
 # the run
 
@@ -248,9 +155,9 @@ def train(config: RunConfig, run_dir: str | Path, *, linear_factory: LinearFacto
         Created if needed. An existing ``checkpoint.pt`` of the same configuration is resumed;
         one of another configuration raises :class:`CheckpointMismatch`.
     linear_factory : callable, optional
-        Factory of the dense layers (see :func:`pyaimc.nn.classifier.build_model`). Default:
+        Factory of the dense layers (see :func:`pyaimc.s4d.classifier.build_model`). Default:
         fake-quantized layers, or with ``config.noise`` set the analog layers of that noise
-        model (:func:`pyaimc.nn.hardware.analog_linear_factory`).
+        model (:func:`pyaimc.s4d.hardware.analog_linear_factory`).
     progress : bool
         Show a tqdm progress bar (on stderr).
     on_epoch_end : callable, optional
@@ -275,7 +182,7 @@ def train(config: RunConfig, run_dir: str | Path, *, linear_factory: LinearFacto
     ckpt_path = run_dir / "checkpoint.pt"
     data = load_data(config.data)
     steps_per_epoch = math.ceil(len(data.y_train) / config.train.batch_size)
-    state = _load_checkpoint(ckpt_path, config) if ckpt_path.exists() else None
+    state = load_checkpoint(ckpt_path, config) if ckpt_path.exists() else None
     write_json(run_dir / "config.json", {"schema": CONFIG_SCHEMA, **to_dict(config)})
 
     def build(arch: RunConfig) -> S4DClassifier:
@@ -310,7 +217,7 @@ def train(config: RunConfig, run_dir: str | Path, *, linear_factory: LinearFacto
             set_generator_states(model, state.get("noise_rng", {}))
 
         def save(phase: str, epoch: int) -> None:
-            _save_checkpoint(ckpt_path, {
+            save_checkpoint(ckpt_path, {
                 "schema": CHECKPOINT_SCHEMA, "config_hash": config_hash(config),
                 "config": to_dict(config), "phase": phase, "epoch": epoch,
                 "d_input": data.d_input, "n_classes": data.n_classes,
@@ -378,8 +285,6 @@ def _final_metrics(model: S4DClassifier, data: SequenceData, config: RunConfig,
                    ) -> dict:
     hardware = None
     if noise_model is not None:
-        from pyaimc.nn.deploy import deployed_accuracy
-
         # software figures of a hardware-aware run: its weights without the analog layers
         model = software_model(model, config, data)
         hardware = deployed_accuracy(model, data.x_test, data.y_test, noise_model,

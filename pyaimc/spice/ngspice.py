@@ -26,7 +26,7 @@ from typing import Sequence
 
 import numpy as np
 
-from pyaimc.circuit.cells import spice_number
+from pyaimc.spice.dialect import spice_number
 
 #: Default wall-clock limit for one ngspice run, seconds.
 DEFAULT_TIMEOUT = 600.0

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from pyaimc.nn.config import DataConfig
+from pyaimc.experiments.config import DataConfig
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,11 @@
 """Deployment on simulated hardware: program every tile from a noise model, run step by step.
 
-:class:`AnalogBackend` is a :class:`~pyaimc.nn.step.MatvecBackend` whose products run on
-:class:`~pyaimc.nn.tiles.AnalogTiles`: each matrix the recurrent step uses (encoder, the S4D
-``A``, ``B``, ``C`` tiles, GLU, decoder) is programmed once per backend (a draw of the noise
-model's programming error per target conductance, stuck cells, then the transfer model of the
-tile) and every product adds the DAC, read noise and ADC. One backend is one programmed chip;
-:func:`deployed_accuracy` programs ``draws`` of them and reports the spread.
+:class:`~pyaimc.s4d.step.AnalogBackend` is a :class:`~pyaimc.s4d.step.MatvecBackend` whose
+products run on :class:`~pyaimc.analog.tiles.AnalogTiles`: each matrix the recurrent step uses
+(encoder, the S4D ``A``, ``B``, ``C`` tiles, GLU, decoder) is programmed once per backend (a draw
+of the noise model's programming error per target conductance, stuck cells, then the transfer
+model of the tile) and every product adds the DAC, read noise and ADC. One backend is one
+programmed chip; :func:`deployed_accuracy` programs ``draws`` of them and reports the spread.
 """
 
 from __future__ import annotations
@@ -17,45 +17,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pyaimc.analog.config import AnalogConfig
+from pyaimc.experiments.config import noise_digest
+from pyaimc.experiments.datasets import load_data
+from pyaimc.experiments.runs import evaluate, load_run
 from pyaimc.io import provenance, write_json
-from pyaimc.nn.analog import AnalogConfig
-from pyaimc.nn.step import MatvecBackend, RecurrentClassifier
-from pyaimc.nn.tiles import AnalogTiles
 from pyaimc.noise.model import NoiseModel
+from pyaimc.s4d.step import AnalogBackend, RecurrentClassifier
+
+__all__ = ["AnalogBackend", "DEPLOY_SCHEMA", "deploy_run", "deployed_accuracy"]
 
 DEPLOY_SCHEMA = "pyaimc.deploy/1"
-
-
-class AnalogBackend(MatvecBackend):
-    """Products on programmed analog tiles (one programmed instance of the whole network).
-
-    Parameters
-    ----------
-    noise_model : NoiseModel
-    config : AnalogConfig, optional
-        Which non-idealities apply (default all of the noise model's).
-    rng : numpy.random.Generator, optional
-        Seeds the programming draw of each matrix (in the order they are programmed) and the
-        read noise. Same seed, same programmed chip and same reads. Default seed 0.
-    """
-
-    def __init__(self, noise_model: NoiseModel, config: AnalogConfig | None = None,
-                 rng: np.random.Generator | None = None):
-        self.noise_model = noise_model
-        self.config = config if config is not None else AnalogConfig()
-        self.rng = rng if rng is not None else np.random.default_rng(0)
-        self.read_generator = torch.Generator().manual_seed(self._seed())
-        self.tiles: dict[str, AnalogTiles] = {}
-
-    def _seed(self) -> int:
-        return int(self.rng.integers(0, 2**62))
-
-    def program(self, name: str, weight: torch.Tensor) -> None:
-        gen = torch.Generator().manual_seed(self._seed())
-        self.tiles[name] = AnalogTiles(weight, self.noise_model, self.config).program(gen)
-
-    def matvec(self, name: str, x: torch.Tensor) -> torch.Tensor:
-        return self.tiles[name](x, self.read_generator).to(x.dtype)
 
 
 def deployed_accuracy(model, x: torch.Tensor, y: torch.Tensor, noise_model: NoiseModel,
@@ -84,8 +56,6 @@ def deployed_accuracy(model, x: torch.Tensor, y: torch.Tensor, noise_model: Nois
         ``accuracies``, ``losses``, ``draws``, ``seed``, ``analog`` (the config), ``seconds``.
     """
     from tqdm import tqdm
-
-    from pyaimc.nn.train import evaluate
 
     if draws < 1:
         raise ValueError(f"draws must be >= 1, got {draws}")
@@ -122,17 +92,13 @@ def deploy_run(run_dir, noise_path, draws: int = 5, seed: int = 0, method: str |
         Write scheme (default the noise model's training method).
     ngspice_step : bool
         Also run one recurrent step of one test sequence with every product's currents from
-        ngspice netlists (:func:`pyaimc.nn.spice_step.ngspice_step_check`).
+        ngspice netlists (:func:`pyaimc.experiments.spice_step.ngspice_step_check`).
 
     Returns
     -------
     dict
         The content of ``deploy.json`` (``"schema": "pyaimc.deploy/1"``).
     """
-    from pyaimc.nn.config import noise_digest
-    from pyaimc.nn.datasets import load_data
-    from pyaimc.nn.train import evaluate, load_run
-
     run_dir = Path(run_dir)
     config, model = load_run(run_dir, software=True)
     noise_model = NoiseModel.load(noise_path)
@@ -144,7 +110,7 @@ def deploy_run(run_dir, noise_path, draws: int = 5, seed: int = 0, method: str |
                                  analog, progress=progress)
     check = None
     if ngspice_step:
-        from pyaimc.nn.spice_step import ngspice_step_check
+        from pyaimc.experiments.spice_step import ngspice_step_check
 
         check = ngspice_step_check(model, noise_model, data.x_test[:1], seed=seed)
     doc = {

@@ -1,16 +1,16 @@
 """Hardware-aware training of the S4D classifier with a hardware noise model.
 
 Two kinds of crossbar products are made noisy in training, both the way deployment
-(:mod:`pyaimc.nn.deploy`) maps them onto tiles:
+(:mod:`pyaimc.experiments.deploy`) maps them onto tiles:
 
 * **Dense layers** (encoder, GLU, decoder) become :class:`QuantAnalogLinear`: the preset's
-  weight quantizer first, then :class:`~pyaimc.nn.analog.AnalogLinear` on the quantized weight
+  weight quantizer first, then :class:`~pyaimc.analog.linear.AnalogLinear` on the quantized weight
   (differential-pair mapping, programming error drawn per mini-batch with straight-through
   gradients, DAC, transfer model, read noise, ADC). The order is the hardware's: the quantized
   levels are what is written, the write misses them. The preset's activation quantizer stays in
   front (the digital value the DAC then converts).
 * **S4D matrices** ``Abar``, ``Bbar``, ``C``: :class:`SSMTileNoise` after the part's quantizer
-  in ``S4D.quant``. It cuts the part into the tiles of :mod:`pyaimc.nn.step` (2x2 rotation
+  in ``S4D.quant``. It cuts the part into the tiles of :mod:`pyaimc.s4d.step` (2x2 rotation
   blocks for ``A``, a column per channel for ``B``, a row per channel for ``C``), maps each tile
   as deployment does (per output row scale, differential pairs), draws programmed conductances
   per mini-batch (straight-through), applies the transfer model's IR drop to them and returns
@@ -31,15 +31,16 @@ import hashlib
 import torch
 from torch import nn
 
-from pyaimc.nn.analog import AnalogConfig, AnalogLinear
-from pyaimc.nn.analog_ops import ConductanceSampler, pair_cells, pair_difference
-from pyaimc.nn.classifier import LinearFactory, S4DClassifier
-from pyaimc.nn.config import ConfigError, QuantConfig, RunConfig
-from pyaimc.nn.quant import ActQuantizer, Precision, WeightQuantizer
-from pyaimc.nn.tiles import TileLayout, tile_noise_model, transfer_params, transfer_terms
+from pyaimc.analog.config import AnalogConfig
+from pyaimc.analog.core import TileCore
+from pyaimc.analog.linear import AnalogLinear
+from pyaimc.analog.ops import pair_cells, pair_difference
+from pyaimc.s4d.classifier import LinearFactory, S4DClassifier, build_model
+from pyaimc.s4d.config import ConfigError, QuantConfig
+from pyaimc.s4d.quant import ActQuantizer, Precision, WeightQuantizer
+from pyaimc.analog.tiles import TileLayout, tile_noise_model, transfer_terms
 from pyaimc.noise.model import NoiseModel
 
-_TINY = 1e-12
 #: state_dict entries that only hardware-aware layers have (the programmed instance)
 ANALOG_ONLY_KEYS = ("programmed_g_pos", "programmed_g_neg", "programmed_scale", "is_programmed")
 
@@ -73,7 +74,7 @@ class QuantAnalogLinear(AnalogLinear):
         Activation precision in front of the DAC.
     noise_model : NoiseModel
         Used with the ADC range of a layer of ``in_features`` inputs
-        (:func:`pyaimc.nn.tiles.tile_noise_model`), as deployment reads it out.
+        (:func:`pyaimc.analog.tiles.tile_noise_model`), as deployment reads it out.
     config : AnalogConfig, optional
     seed : int, optional
     """
@@ -102,7 +103,7 @@ def analog_linear_factory(quant: QuantConfig, noise_model: NoiseModel, seed: int
     """Factory of :class:`QuantAnalogLinear` layers at the ``dense`` and ``act`` precisions.
 
     Each layer's noise generator is seeded from ``seed`` and its name. The weights are
-    initialised exactly as :class:`~pyaimc.nn.classifier.QuantLinear`'s (same draws from the
+    initialised exactly as :class:`~pyaimc.s4d.classifier.QuantLinear`'s (same draws from the
     global generator), so a hardware-aware run starts from the software run's weights.
     """
     def make(in_features: int, out_features: int, name: str) -> nn.Module:
@@ -143,7 +144,7 @@ def programmed_matrices(w: torch.Tensor, noise_model: NoiseModel, sampler, gener
     back. Straight-through: the gradient is that of ``w`` (through the IR drop when present).
     """
     G, out_f, in_f = w.shape
-    scale = w.detach().abs().amax(dim=-1).clamp_min(_TINY).reshape(-1)
+    scale = TileCore.scales(w).reshape(-1)
     w2 = w.reshape(-1, in_f)
     window = noise_model.window
     span = window.g_max - window.g_min
@@ -181,10 +182,8 @@ class SSMTileNoise(nn.Module):
         self.config = config if config is not None else AnalogConfig()
         self.seed = int(seed)
         self._generator = None
-        cfg = self.config
-        self.sampler = (ConductanceSampler(noise_model, cfg.programming_method, cfg.stuck_cells)
-                        if cfg.programming_noise else None)
-        self.transfer = transfer_params(noise_model, cfg)
+        core = TileCore(noise_model, self.config)
+        self.sampler, self.transfer = core.sampler, core.transfer
 
     def generator(self) -> torch.Generator:
         """The module's generator (created from ``seed`` on first use)."""
@@ -268,11 +267,9 @@ def load_weights(target: nn.Module, source_state: dict[str, torch.Tensor]) -> nn
     return target
 
 
-def hardware_model(config: RunConfig, d_input: int, n_classes: int, noise_model: NoiseModel,
+def hardware_model(config, d_input: int, n_classes: int, noise_model: NoiseModel,
                    analog: AnalogConfig | None = None) -> S4DClassifier:
     """The hardware-aware classifier of ``config`` (see the module docstring)."""
-    from pyaimc.nn.classifier import build_model
-
     factory = analog_linear_factory(config.quant, noise_model, config.seed, analog)
     model = build_model(config, d_input, n_classes, linear_factory=factory)
     return attach_ssm_noise(model, noise_model, config.seed, analog)

@@ -18,17 +18,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
-from pyaimc.nn.quant import Precision, check_precision
-from pyaimc.nn.s4d import DISCRETIZATIONS, INITS
+from pyaimc.s4d.config import NORMS, ConfigError, ModelConfig, QuantConfig
+from pyaimc.s4d.quant import Precision, check_precision
+from pyaimc.s4d.s4d import DISCRETIZATIONS, INITS
+
+__all__ = ["CONFIG_SCHEMA", "ConfigError", "DataConfig", "ModelConfig", "PruneConfig",
+           "QuantConfig", "RunConfig", "TrainConfig", "config_hash", "differences",
+           "from_dict", "load_config", "noise_digest", "preset", "to_dict", "validate"]
 
 CONFIG_SCHEMA = "pyaimc.train-config/1"
 TASKS = ("mnist1d", "digits")
 DIGITS_LAYOUTS = ("rows", "pixels")
-NORMS = ("layer", "batch")
-
-
-class ConfigError(ValueError):
-    """A configuration key is unknown or its value impossible; the message names the key."""
 
 
 @dataclass(frozen=True)
@@ -45,40 +45,6 @@ class DataConfig:
     val_fraction: float = 0.0
     train_size: Optional[int] = None
     test_size: Optional[int] = None
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """Sequence classifier: encoder, ``n_layers`` S4D blocks, mean pooling, decoder.
-
-    The step sizes ``dt`` start log-uniform in ``[dt_min, dt_max]``. The defaults suit short
-    sequences (tens of steps): time constants ``1 / (dt |Re a|)`` from 2 to 200 steps.
-    """
-    d_model: int = 64
-    d_state: int = 64
-    n_layers: int = 4
-    init: str = "lin"
-    discretization: str = "zoh"
-    dt_min: float = 1e-2
-    dt_max: float = 1.0
-    dropout: float = 0.1
-    norm: str = "layer"
-    prenorm: bool = False
-
-
-@dataclass(frozen=True)
-class QuantConfig:
-    """Precision per part: ``None`` (float), bits (2..16) or ``"ternary"`` for weights.
-
-    ``a``, ``b``, ``c``: the discrete SSM matrices; ``dense``: encoder, GLU and decoder weights;
-    ``act``: DAC inputs of every matrix-vector product; ``state``: the recurrent state.
-    """
-    a: Precision = None
-    b: Precision = None
-    c: Precision = None
-    dense: Precision = None
-    act: Optional[int] = None
-    state: Optional[int] = None
 
 
 @dataclass(frozen=True)

@@ -21,15 +21,15 @@ from dataclasses import replace
 import torch
 from torch import nn
 
-from pyaimc.nn.classifier import S4DClassifier
-from pyaimc.nn.config import RunConfig
-from pyaimc.nn.s4d import S4D
+from pyaimc.s4d.classifier import S4DClassifier
+
+from pyaimc.s4d.s4d import S4D
 
 _SSM_MODE_PARAMS = ("log_A_real", "A_imag", "B", "C")
 _SSM_CHANNEL_PARAMS = ("log_dt", "log_A_real", "A_imag", "B", "C", "D")
 
 
-def pruned_config(config: RunConfig) -> RunConfig:
+def pruned_config(config):
     """``config`` with the model sizes after pruning (unchanged when nothing is pruned)."""
     p = config.prune
     model = replace(config.model, d_state=p.d_state or config.model.d_state,
@@ -37,7 +37,7 @@ def pruned_config(config: RunConfig) -> RunConfig:
     return replace(config, model=model)
 
 
-def prunes(config: RunConfig) -> bool:
+def prunes(config) -> bool:
     """Whether ``config`` asks for any pruning."""
     return config.prune.d_state is not None or config.prune.d_model is not None
 
@@ -120,7 +120,7 @@ def prune_channels(model: S4DClassifier, d_model: int) -> S4DClassifier:
     return model
 
 
-def prune_model(model: S4DClassifier, config: RunConfig) -> S4DClassifier:
+def prune_model(model: S4DClassifier, config) -> S4DClassifier:
     """Apply the state and channel pruning asked for by ``config.prune`` (in place)."""
     if config.prune.d_state is not None:
         prune_states(model, config.prune.d_state)

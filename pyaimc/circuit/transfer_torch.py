@@ -1,5 +1,8 @@
 """The crossbar transfer model (docs/transfer_format.md, ``pyaimc.transfer/1``) in torch.
 
+The same formula as :class:`~pyaimc.circuit.transfer.TransferModel` (the reference, numpy), for
+the analog layers: ``TransferModel.to_torch()`` gives a :class:`TorchTransfer`.
+
 For a tile of ``N`` rows x ``M`` columns with conductances ``G`` (S) and row voltages ``x`` (V)::
 
     I_j = clip( sum_i W1_ij x_i + W2_ij x_i**2 + W3_ij x_i**3, -i_sat, +i_sat )
@@ -20,8 +23,8 @@ import torch
 
 
 @dataclass(frozen=True)
-class TransferParams:
-    """Constants of one transfer document.
+class TorchTransfer:
+    """Constants of one transfer model, for the torch functions of this module.
 
     Attributes
     ----------
@@ -54,13 +57,13 @@ class TransferParams:
     v_max: float
 
     @classmethod
-    def from_doc(cls, doc: dict) -> "TransferParams":
-        nl = doc["input_nonlinearity"]
-        return cls(int(doc["tile"]["rows"]), int(doc["tile"]["cols"]), float(doc["r_wire"]),
-                   float(doc["ir_drop"]["k_row"]), float(doc["ir_drop"]["k_col"]),
-                   tuple(float(c) for c in nl["c2"]), tuple(float(c) for c in nl["c3"]),
-                   None if doc["i_sat"] is None else float(doc["i_sat"]),
-                   float(doc["g_min"]), float(doc["g_max"]), float(doc["v_max"]))
+    def from_model(cls, m) -> "TorchTransfer":
+        """From a :class:`~pyaimc.circuit.transfer.TransferModel` (or its document)."""
+        from pyaimc.circuit.transfer import as_transfer
+
+        m = as_transfer(m)
+        return cls(m.rows, m.cols, m.r_wire, m.k_row, m.k_col, tuple(m.c2), tuple(m.c3),
+                   m.i_sat, m.g_min, m.g_max, m.v_max)
 
     @property
     def has_ir_drop(self) -> bool:
@@ -87,7 +90,7 @@ def min_matrices(rows: int, cols: int, dtype=torch.float32, device=None
     return mmin, nmin
 
 
-def effective_conductance(g: torch.Tensor, p: TransferParams, mmin: torch.Tensor,
+def effective_conductance(g: torch.Tensor, p: TorchTransfer, mmin: torch.Tensor,
                           nmin: torch.Tensor) -> torch.Tensor:
     """``W1`` of tiles ``g`` laid out as (..., rows, cols) or (..., rows, tiles * cols).
 
@@ -101,7 +104,7 @@ def effective_conductance(g: torch.Tensor, p: TransferParams, mmin: torch.Tensor
     return g / (1.0 + p.r_wire * (p.k_row * row_term + p.k_col * col_term))
 
 
-def tile_weights(g: torch.Tensor, p: TransferParams, mmin: torch.Tensor, nmin: torch.Tensor
+def tile_weights(g: torch.Tensor, p: TorchTransfer, mmin: torch.Tensor, nmin: torch.Tensor
                  ) -> list[torch.Tensor]:
     """``[W1]`` or ``[W1, W2, W3]`` (when the document has an input non-linearity)."""
     w1 = effective_conductance(g, p, mmin, nmin)
@@ -111,7 +114,7 @@ def tile_weights(g: torch.Tensor, p: TransferParams, mmin: torch.Tensor, nmin: t
     return [w1, w1 * (p.c2[0] + p.c2[1] * gn), w1 * (p.c3[0] + p.c3[1] * gn)]
 
 
-def _wire_sums_wl(g: torch.Tensor, p: TransferParams, mmin: torch.Tensor, nmin: torch.Tensor,
+def _wire_sums_wl(g: torch.Tensor, p: TorchTransfer, mmin: torch.Tensor, nmin: torch.Tensor,
                   ) -> torch.Tensor:
     """``k_row * (G @ Mmin) + k_col * (Nmin @ G)`` of tiles in the weight layout (S).
 
@@ -145,7 +148,7 @@ class _IRDrop(torch.autograd.Function):
         return t.sub_(back, alpha=p.r_wire), None, None, None
 
 
-def effective_conductance_wl(g: torch.Tensor, p: TransferParams, mmin: torch.Tensor,
+def effective_conductance_wl(g: torch.Tensor, p: TorchTransfer, mmin: torch.Tensor,
                              nmin: torch.Tensor) -> torch.Tensor:
     """``W1`` of tiles held in the weight layout (..., out, in), ``out`` a multiple of
     ``p.cols`` and ``in`` of ``p.rows`` (column tiles of outputs, row tiles of inputs).
@@ -160,7 +163,7 @@ def effective_conductance_wl(g: torch.Tensor, p: TransferParams, mmin: torch.Ten
     return _IRDrop.apply(g, p, mmin, nmin)
 
 
-def tile_weights_wl(g: torch.Tensor, p: TransferParams, mmin: torch.Tensor,
+def tile_weights_wl(g: torch.Tensor, p: TorchTransfer, mmin: torch.Tensor,
                     nmin: torch.Tensor) -> list[torch.Tensor]:
     """``[W1]`` or ``[W1, W2, W3]`` of tiles in the weight layout (see
     :func:`effective_conductance_wl`)."""
@@ -178,7 +181,7 @@ def input_powers(x: torch.Tensor, n_terms: int) -> torch.Tensor:
     return torch.cat([x, x * x, x * x * x][:n_terms], dim=-1)
 
 
-def tile_currents(x: torch.Tensor, g: torch.Tensor, p: TransferParams | None) -> torch.Tensor:
+def tile_currents(x: torch.Tensor, g: torch.Tensor, p: TorchTransfer | None) -> torch.Tensor:
     """Column currents (A) of tiles ``g`` (..., rows, cols) for row voltages ``x``
     (..., batch, rows).
 

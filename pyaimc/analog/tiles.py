@@ -1,10 +1,11 @@
-"""Groups of matrices on crossbar tiles: programmed once, read many times (deployment).
+"""Groups of matrices on crossbar tiles: programmed once, read many times (deployment), a thin
+layer over the tile core (:mod:`pyaimc.analog.core`).
 
 A deployed S4D network holds matrices of very different shapes: the dense layers (one matrix
 each) and the S4D tiles (thousands of 2x2 blocks, one ``N x 1`` column and one ``1 x N`` row per
-channel; see :mod:`pyaimc.nn.step`). :class:`AnalogTiles` takes a group of ``G`` matrices
-``(G, out, in)`` and computes every product as :class:`~pyaimc.nn.analog.AnalogLinear` does
-after :func:`~pyaimc.nn.analog.program`, for all ``G`` matrices at once.
+channel; see :mod:`pyaimc.s4d.step`). :class:`AnalogTiles` takes a group of ``G`` matrices
+``(G, out, in)`` and computes every product as :class:`~pyaimc.analog.linear.AnalogLinear` does
+after :func:`~pyaimc.analog.linear.program`, for all ``G`` matrices at once.
 
 Mapping of one matrix (the noise model's, as in ``AnalogLinear``):
 
@@ -35,27 +36,18 @@ import math
 
 import torch
 
-from pyaimc.nn.analog import AnalogConfig
-from pyaimc.nn.analog_ops import ConductanceSampler, ReadNoiseTorch
-from pyaimc.nn.transfer_torch import TransferParams, min_matrices, tile_weights_wl
+from pyaimc.analog.config import AnalogConfig
+from pyaimc.analog.core import TileCore, adc_range, transfer_for
+from pyaimc.circuit.transfer_torch import TorchTransfer, min_matrices, tile_weights_wl
 from pyaimc.noise.model import NoiseModel
 
-_TINY = 1e-12
-
-
-def adc_range(noise_model: NoiseModel, rows_used: int) -> float:
-    """ADC full scale (A) of a tile of which ``rows_used`` rows carry cells.
-
-    The export's rule ``i_max ~ sqrt(rows)`` applied to the rows in use.
-    """
-    rows = noise_model.tile.rows
-    return noise_model.adc.i_max * math.sqrt(min(int(rows_used), rows) / rows)
+__all__ = ["AnalogTiles", "TileLayout", "adc_range", "tile_noise_model", "transfer_params",
+           "transfer_terms"]
 
 
 def tile_noise_model(noise_model: NoiseModel, in_features: int) -> NoiseModel:
     """``noise_model`` with the ADC range of a layer of ``in_features`` inputs (see module)."""
-    adc = dataclasses.replace(noise_model.adc, i_max=adc_range(noise_model, in_features))
-    return dataclasses.replace(noise_model, adc=adc)
+    return noise_model.with_adc_range(adc_range(noise_model, in_features))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,7 +87,7 @@ class TileLayout:
         """``(..., O, n_row_tiles * r)`` -> ``(..., O, n_row_tiles, r)``."""
         return m.reshape(*m.shape[:-1], self.n_row_tiles, self.r)
 
-    def transfer(self, p: TransferParams) -> tuple[TransferParams, torch.Tensor, torch.Tensor]:
+    def transfer(self, p: TorchTransfer) -> tuple[TorchTransfer, torch.Tensor, torch.Tensor]:
         """Transfer constants for the used part of a tile: ``Mmin`` and ``Nmin`` of the physical
         tile restricted to the used columns and rows (the empty cells carry no current, so they
         drop out of the wire sums)."""
@@ -119,24 +111,11 @@ def _product(v: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def _quantize_(x: torch.Tensor, full_scale: float, bits: int | None) -> torch.Tensor:
-    """Clip to ``+-full_scale`` and round to ``2**(bits-1) - 1`` levels per sign, in place
-    (no gradient: deployment)."""
-    if bits is None:
-        return x
-    step = full_scale / (2 ** (bits - 1) - 1)
-    return x.clamp_(-full_scale, full_scale).mul_(1.0 / step).round_().mul_(step)
+#: the tile core's transfer set-up (kept under its earlier name)
+transfer_params = transfer_for
 
 
-def transfer_params(noise_model: NoiseModel, config: AnalogConfig) -> TransferParams | None:
-    """The noise model's transfer constants, or None for an ideal crossbar (or when off)."""
-    if not (config.transfer and noise_model.transfer):
-        return None
-    p = TransferParams.from_doc(noise_model.transfer)
-    return None if (p.is_linear and p.i_sat is None) else p
-
-
-def transfer_terms(g: torch.Tensor, p: TransferParams, layout: TileLayout) -> list[torch.Tensor]:
+def transfer_terms(g: torch.Tensor, p: TorchTransfer, layout: TileLayout) -> list[torch.Tensor]:
     """``[W1]`` or ``[W1, W2, W3]`` of conductances ``g`` (..., out, in) padded to whole tiles."""
     pt, mmin, nmin = layout.transfer(p)
     return tile_weights_wl(g, pt, mmin.to(g.dtype), nmin.to(g.dtype))
@@ -168,34 +147,25 @@ class AnalogTiles:
         self.weight = weight.detach()
         self.groups, self.out_features, self.in_features = self.weight.shape
         self.layout = TileLayout.of(self.out_features, self.in_features, noise_model)
-        w = noise_model.window
-        self.g_min, self.span = w.g_min, w.g_max - w.g_min
-        self.v_max = noise_model.dac.v_max
-        self.i_max = adc_range(noise_model, self.layout.r)
-        w_abs = self.weight.abs()
-        self.scale = w_abs.amax(dim=-1).clamp_min(_TINY)                   # (G, out)
-        self.transfer = transfer_params(noise_model, self.config)
-        self.read = ReadNoiseTorch(noise_model)
+        core = self.core = TileCore(noise_model, self.config, self.layout.r)
+        self.g_min, self.span, self.v_max, self.i_max = core.g_min, core.span, core.v_max, \
+            core.i_max
+        self.scale = core.scales(self.weight)                                # (G, out)
+        self.transfer, self.read = core.transfer, core.read
         self.g_pos = self.g_neg = None
 
     # ------------------------------------------------------------------ programming
     def targets(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Target conductances ``g+``, ``g-`` (G, out, in), S."""
-        wn = self.weight / self.scale.unsqueeze(-1)
-        return (self.g_min + self.span * wn.clamp(min=0.0),
-                self.g_min + self.span * (-wn).clamp(min=0.0))
+        return self.core.targets(self.weight, self.scale)
 
     @torch.no_grad()
     def program(self, generator: torch.Generator) -> "AnalogTiles":
         """Draw the programmed conductances from the noise model's programming statistics
         (per target conductance, stuck cells included; the targets when programming noise is
-        off) and keep them."""
-        if not self.config.programming_noise:
-            return self.set_conductances(*self.targets())
-        sampler = ConductanceSampler(self.noise_model, self.config.programming_method,
-                                     self.config.stuck_cells)
-        wn = self.weight / self.scale.unsqueeze(-1)
-        return self.set_conductances(*sampler.sample_cells(wn, generator))
+        off), drifted to the config's ``t_inference``, and keep them."""
+        return self.set_conductances(*self.core.program(self.weight, generator, None,
+                                                        self.scale))
 
     @torch.no_grad()
     def set_conductances(self, g_pos: torch.Tensor, g_neg: torch.Tensor) -> "AnalogTiles":
@@ -225,15 +195,7 @@ class AnalogTiles:
     def voltages(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Row voltages (batch, G, n_row_tiles, r; V) after scaling and the DAC, and the input
         scales (batch, G, 1)."""
-        cfg = self.config
-        if cfg.input_scaling == "abs_max":
-            x_scale = x.abs().amax(dim=-1, keepdim=True).clamp_min_(_TINY)
-            v = x * (self.v_max / x_scale)
-        else:
-            x_scale = torch.full_like(x[..., :1], cfg.input_range)
-            v = (x * (self.v_max / cfg.input_range)).clamp_(-self.v_max, self.v_max)
-        if cfg.dac:
-            v = _quantize_(v, self.v_max, self.noise_model.dac.bits)
+        v, x_scale = self.core.input_voltages(x, grad=False)
         pad = self.layout.n_row_tiles * self.layout.r - self.in_features
         if pad:
             v = torch.nn.functional.pad(v, (0, pad))
@@ -256,17 +218,14 @@ class AnalogTiles:
                  generator: torch.Generator | None) -> torch.Tensor:
         """Read noise, ADC, the digital sum over row tiles and the scales: outputs
         (batch, G, out) from column-pair currents ``i`` (batch, G, n_row_tiles, O)."""
-        cfg = self.config
-        if cfg.read_noise and self.read.active:
+        if self.core.reads_noise:
             sigma = _product(self.read.per_volt_weight(v), self._g_sum).clamp_min_(0.0).sqrt_()
             z = torch.randn(sigma.shape, generator=generator, dtype=sigma.dtype)
             i = i + sigma.mul_(z)
-        if cfg.adc:
-            i = _quantize_(i if i.is_contiguous() else i.clone(), self.i_max,
-                           self.noise_model.adc.bits)
+        i = self.core.adc(i if i.is_contiguous() else i.clone(), grad=False)
         i = i.squeeze(2) if i.shape[2] == 1 else i.sum(dim=2)
         i = i[..., :self.out_features]
-        return (i * (self.scale / (self.span * self.v_max))).mul_(x_scale)
+        return (i * (self.scale / (self.span * self.v_max))).mul_(x_scale)  # output_gain
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None

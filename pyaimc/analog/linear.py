@@ -1,5 +1,5 @@
 """Behavioural analog layer for hardware-aware training: ``AnalogLinear``, ``convert_to_analog``
-and ``program``.
+and ``program``: a thin layer over the tile core (:mod:`pyaimc.analog.core`).
 
 The verbs: convert a model (every ``nn.Linear`` becomes an :class:`AnalogLinear`), train it (each
 mini-batch sees a fresh draw of programming noise, gradients reach the clean weights straight
@@ -22,79 +22,19 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
-from pyaimc.nn.analog_ops import (ConductanceSampler, ReadNoiseTorch, Scratch, inputs_of,
-                                  pair_cells, pair_difference, quantize_symmetric, row_tiles,
-                                  tile_product)
-from pyaimc.nn.transfer_torch import TransferParams, input_powers, min_matrices, tile_weights_wl
+from pyaimc.analog.config import AnalogConfig
+from pyaimc.analog.core import TileCore
+from pyaimc.analog.ops import (Scratch, inputs_of, pair_cells, pair_difference, row_tiles,
+                               tile_product)
+from pyaimc.circuit.transfer_torch import input_powers, min_matrices, tile_weights_wl
 from pyaimc.noise.model import NoiseModel
 
-_TINY = 1e-12
-
-
-@dataclass
-class AnalogConfig:
-    """Which non-idealities the layer applies (all from its noise model).
-
-    Attributes
-    ----------
-    programming_noise : bool
-        Sample programming error (training: per mini-batch; :func:`program`: once).
-    programming_method : {"write_verify", "one_shot"} or None
-        Write scheme whose statistics are sampled; None: the noise model's training method.
-    stuck_cells : bool
-        Include the noise model's stuck cells in programming.
-    read_noise : bool
-        Johnson and shot noise on every product.
-    dac, adc : bool
-        Quantise inputs and column currents with the noise model's DAC and ADC.
-    transfer : bool
-        Apply the noise model's crossbar transfer model (IR drop, non-linearity, saturation).
-    input_scaling : {"abs_max", "fixed"}
-        ``"abs_max"``: each input vector is scaled so its largest magnitude is ``v_max``
-        (digital scale, multiplied back after the ADC); ``"fixed"``: inputs are divided by
-        ``input_range`` and clipped to [-1, 1].
-    input_range : float
-        For ``"fixed"`` scaling.
-    """
-
-    programming_noise: bool = True
-    programming_method: str | None = None
-    stuck_cells: bool = True
-    read_noise: bool = True
-    dac: bool = True
-    adc: bool = True
-    transfer: bool = True
-    input_scaling: str = "abs_max"
-    input_range: float = 1.0
-
-    def __post_init__(self) -> None:
-        if self.input_scaling not in ("abs_max", "fixed"):
-            raise ValueError(f"input_scaling must be 'abs_max' or 'fixed', got "
-                             f"{self.input_scaling!r}")
-        if not self.input_range > 0:
-            raise ValueError(f"input_range must be > 0, got {self.input_range}")
-
-    @classmethod
-    def hardware(cls) -> "AnalogConfig":
-        """Every non-ideality of the noise model (the default)."""
-        return cls()
-
-    @classmethod
-    def ideal(cls) -> "AnalogConfig":
-        """None: the layer computes ``x @ w.T + b`` through the conductance mapping."""
-        return cls(programming_noise=False, stuck_cells=False, read_noise=False, dac=False,
-                   adc=False, transfer=False)
-
-    @classmethod
-    def noise_only(cls) -> "AnalogConfig":
-        """Programming and read noise, but exact converters and an ideal crossbar."""
-        return cls(dac=False, adc=False, transfer=False)
+__all__ = ["AnalogConfig", "AnalogLinear", "analog_layers", "convert_to_analog", "program"]
 
 
 class AnalogLinear(nn.Module):
@@ -156,14 +96,11 @@ class AnalogLinear(nn.Module):
 
     def _setup(self) -> None:
         """Derived constants of the noise model and config."""
-        nm, cfg = self.noise_model, self.config
-        self.rows, self.cols = nm.tile.rows, nm.tile.cols
-        self.g_min, self.g_max = nm.window.g_min, nm.window.g_max
-        self.v_max = nm.dac.v_max
-        self.sampler = ConductanceSampler(nm, cfg.programming_method, cfg.stuck_cells)
-        self.read = ReadNoiseTorch(nm)
-        tp = TransferParams.from_doc(nm.transfer) if (cfg.transfer and nm.transfer) else None
-        self.transfer = None if tp is None or (tp.is_linear and tp.i_sat is None) else tp
+        core = self.core = TileCore(self.noise_model, self.config)
+        self.rows, self.cols = core.rows, core.cols
+        self.g_min, self.g_max = core.g_min, core.g_max
+        self.v_max = core.v_max
+        self.sampler, self.read, self.transfer = core.sampler, core.read, core.transfer
         for name in ("mmin", "nmin"):  # plain attributes of an earlier setup make way
             self.__dict__.pop(name, None)
         if self.transfer is not None and self.transfer.has_ir_drop:
@@ -219,33 +156,27 @@ class AnalogLinear(nn.Module):
     def _scale(self, w: torch.Tensor | None = None) -> torch.Tensor:
         """Output channel scales ``max_i |w_oi|`` (out,) of ``w`` (default the mapped weight),
         detached."""
-        w = (self.mapped_weight() if w is None else w).detach()
-        # two plain reductions: several times faster than vector_norm(inf) or abs().amax()
-        return torch.maximum(w.amax(dim=1), -w.amin(dim=1)).clamp_min(_TINY)
+        return TileCore.scales(self.mapped_weight() if w is None else w)
 
     def target_conductances(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Target conductances ``g+``, ``g-`` (out, in; S, differentiable in the weight) and
         the output channel scales (out,; detached)."""
         w = self.mapped_weight()
         scale = self._scale(w)
-        wn = w / scale[:, None]
-        span = self.g_max - self.g_min
-        return (self.g_min + span * wn.clamp(min=0.0), self.g_min + span * (-wn).clamp(min=0.0),
-                scale)
+        return (*self.core.targets(w, scale), scale)
 
     @torch.no_grad()
     def program_(self, generator: torch.Generator | None = None,
                  method: str | None = None) -> "AnalogLinear":
-        """Draw one programmed instance of the weights and keep it (see :func:`program`)."""
+        """Draw one programmed instance of the weights and keep it (see :func:`program`).
+
+        The conductances are those at the config's ``t_inference`` after programming (the noise
+        model's retention part).
+        """
         gen = generator if generator is not None else self.generator()
         w = self.mapped_weight()
         scale = self._scale(w)
-        sampler = None
-        if self.config.programming_noise:
-            sampler = self.sampler if method is None else ConductanceSampler(
-                self.noise_model, method, self.config.stuck_cells)
-        g_pos, g_neg = pair_cells(w, scale, sampler, gen, self.g_min,
-                                  self.g_max - self.g_min)
+        g_pos, g_neg = self.core.program(w, gen, method, scale)
         self.programmed_g_pos.copy_(g_pos)
         self.programmed_g_neg.copy_(g_neg)
         self.programmed_scale.copy_(scale)
@@ -278,7 +209,7 @@ class AnalogLinear(nn.Module):
         scale = self._scale(w)
         sampler = self.sampler if self.training and self.config.programming_noise else None
         read = None
-        if self.config.read_noise and self.read.active:
+        if self.core.reads_noise:
             with torch.no_grad():
                 # the read noise sees the target conductances (programming error changes it by
                 # a few per cent): g_min on both cells plus span * |w| / scale on one
@@ -293,17 +224,7 @@ class AnalogLinear(nn.Module):
     # ------------------------------------------------------------------ forward
     def input_voltages(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Row voltages (batch, in; V) after scaling and the DAC; input scales (batch, 1)."""
-        cfg = self.config
-        if cfg.input_scaling == "abs_max":
-            x_scale = x.detach().abs().amax(dim=1, keepdim=True).clamp_min(_TINY)
-            xn = x / x_scale
-        else:
-            x_scale = torch.full((x.shape[0], 1), cfg.input_range, dtype=x.dtype, device=x.device)
-            xn = (x / cfg.input_range).clamp(-1.0, 1.0)
-        v = xn * self.v_max
-        if cfg.dac:
-            v = quantize_symmetric(v, self.v_max, self.noise_model.dac.bits, inplace=True)
-        return v, x_scale
+        return self.core.input_voltages(x)
 
     def tile_currents(self, v: torch.Tensor) -> torch.Tensor:
         """Column-pair currents ``I+ - I-`` (row_tiles, batch, outputs; A) for row voltages ``v``
@@ -361,14 +282,11 @@ class AnalogLinear(nn.Module):
         cells, diff, read, scale = self._conductances()
         v, x_scale = self.input_voltages(x2)
         i = self._currents(v, cells, diff)
-        if self.config.read_noise and self.read.active:
+        if self.core.reads_noise:
             # in place: the product's backward does not need its output
             i = i.add_(self._read_noise(v.detach(), read))
-        adc = self.noise_model.adc
-        if self.config.adc:
-            i = quantize_symmetric(i, adc.i_max, adc.bits, inplace=True)
-        i = i.sum(dim=0)
-        y = i * (scale * (1.0 / ((self.g_max - self.g_min) * self.v_max))) * x_scale
+        i = self.core.adc(i).sum(dim=0)
+        y = i * (scale * self.core.output_gain()) * x_scale
         if self.bias is not None:
             y = y + self.bias
         return y.reshape(*lead, self.out_features)
