@@ -20,8 +20,6 @@ import argparse
 import time
 from pathlib import Path
 
-from pyaimc.cli import main as pyaimc
-
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "calibration_data" / "example"
 
@@ -41,11 +39,21 @@ def _done(t0: float) -> None:
 
 
 def stage_fit(out: Path) -> None:
+    import numpy as np
+
+    from pyaimc.device.fitting import fit_from_files, fit_summary, report_summary
+    from pyaimc.device.report import write_report
+
     t0 = _stage("1. fit the device model to the example data, with the fidelity report")
-    rc = pyaimc(["fit", str(EXAMPLE / "features.npz"), "--sweeps", str(EXAMPLE / "sweeps.npz"),
-                 "-o", str(out / MODEL), "--report", str(out / "fidelity"), "--seed", "0"])
-    if rc:
-        raise SystemExit(rc)
+    rng = np.random.default_rng(0)
+    model, data, sweeps = fit_from_files(EXAMPLE / "features.npz", sweeps=EXAMPLE / "sweeps.npz",
+                                         seed=0, rng=rng)
+    model.save(out / MODEL)
+    print("\n".join(fit_summary(model, str(EXAMPLE / "features.npz"))))
+    metrics = write_report(model, data, out / "fidelity", rng, seed=0, progress=True,
+                           sweeps=sweeps)
+    print("\n".join(report_summary(metrics)))
+    print(f"    wrote {out / MODEL} and the fidelity report in {out / 'fidelity'}")
     _done(t0)
 
 
@@ -81,7 +89,7 @@ def stage_noise(out: Path, transfer: Path) -> None:
     from examples.demo_noise import run_demo
 
     t0 = _stage("4. hardware noise model and AnalogLinear training")
-    run_demo((out / NOISE).parent, transfer=str(transfer), export_args=["--tile", "32x32"])
+    run_demo((out / NOISE).parent, transfer=str(transfer))
     print(f"    wrote {out / NOISE}, noise_aihwkit.json, noise_demo.json")
     _done(t0)
 

@@ -71,28 +71,33 @@ def _accuracy(model, x, y) -> float:
 
 
 def run_demo(out_dir, transfer: str | None = None, epochs: int = 10, seed: int = 0,
-             n_programs: int = 5, export_args: list | None = None) -> dict:
+             n_programs: int = 5, export_options: dict | None = None) -> dict:
     """Run the demo; returns (and writes) the figures.
 
     Parameters
     ----------
     out_dir : path
     transfer : path, optional
-        A ``pyaimc.transfer/1`` document for 64 x 64 tiles.
+        A ``pyaimc.transfer/1`` document; the noise model takes its tile (default: an ideal
+        64 x 64 tile).
     epochs : int
         Training epochs of each model.
     seed : int
     n_programs : int
         Programming draws the analog accuracies are averaged over.
-    export_args : list of str, optional
-        Extra ``pyaimc export noise`` arguments (e.g. smaller simulations in tests).
+    export_options : dict, optional
+        Further arguments of :func:`pyaimc.noise.export_noise_model` (e.g. smaller simulations
+        in tests: ``n_levels``, ``n_devices``, ``n_repeats``).
     """
     import torch
 
-    from pyaimc.cli import main as pyaimc
-    from pyaimc.io import provenance, write_json
     from pyaimc.analog import AnalogConfig, convert_to_analog, program
-    from pyaimc.noise import NoiseModel
+    from pyaimc.circuit.transfer import read_transfer
+    from pyaimc.device import DeviceModel
+    from pyaimc.io import provenance, write_json
+    from pyaimc.noise import export_noise_model
+    from pyaimc.noise.aihwkit import write_aihwkit
+    from pyaimc.noise.summary import noise_summary
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -101,12 +106,13 @@ def run_demo(out_dir, transfer: str | None = None, epochs: int = 10, seed: int =
     try:
         t0 = time.perf_counter()
         noise_path = out / "noise.json"
-        argv = ["export", "noise", "--device", str(EXAMPLE_MODEL), "--tile", "64x64",
-                "-o", str(noise_path), "--aihwkit", str(out / "noise_aihwkit.json"),
-                "--seed", str(seed)] + (["--transfer", str(transfer)] if transfer else [])
-        if pyaimc(argv + list(export_args or [])):
-            raise RuntimeError("pyaimc export noise failed")
-        nm = NoiseModel.load(noise_path)
+        nm = export_noise_model(
+            DeviceModel.load(EXAMPLE_MODEL), np.random.default_rng(seed),
+            transfer=read_transfer(transfer) if transfer else None, progress=True,
+            source=str(EXAMPLE_MODEL), seed=seed, **(export_options or {}))
+        nm.save(noise_path)
+        print("\n".join(noise_summary(nm)))
+        write_aihwkit(out / "noise_aihwkit.json", nm, source=str(noise_path), seed=seed)
         t_export = time.perf_counter() - t0
 
         t0 = time.perf_counter()

@@ -62,13 +62,13 @@ def test_export_noise_bad_transfer_files(tmp_path, capsys):
     path = tmp_path / "transfer.json"
     path.write_text(json.dumps(doc))
     assert export(tmp_path, "--transfer", str(path), "--tile", "64x64")[0] == 2
-    assert "transfer model is for 16x16 tiles, --tile is 64x64" in capsys.readouterr().err
+    assert "transfer model is for 16 x 16 tiles, the tile asked for is 64 x 64" in capsys.readouterr().err
     path.write_text(json.dumps(dict(doc, schema="pyaimc.transfer/9")))
     assert export(tmp_path, "--transfer", str(path))[0] == 2
     assert "schema version 'pyaimc.transfer/9' is not supported" in capsys.readouterr().err
     path.write_text(json.dumps(dict(doc, ir_drop={"k_row": 1.0})))
     assert export(tmp_path, "--transfer", str(path))[0] == 2
-    assert "no field 'ir_drop.k_col'" in capsys.readouterr().err
+    assert "missing field 'ir_drop.k_col'" in capsys.readouterr().err
     assert export(tmp_path, "--transfer", str(tmp_path / "missing.json"))[0] == 2
     assert "no such file" in capsys.readouterr().err
 
@@ -77,7 +77,8 @@ def test_demo_runs_small(tmp_path):
     pytest.importorskip("torch")
     from examples.demo_noise import run_demo
 
-    res = run_demo(tmp_path, epochs=2, n_programs=2, export_args=SMALL)
+    res = run_demo(tmp_path, epochs=2, n_programs=2,
+                   export_options={"n_levels": 4, "n_devices": 40, "n_repeats": 2})
     acc = res["test_accuracy"]
     assert acc["software"] > 0.8  # 2 epochs of digits
     for m in ("write_verify", "one_shot"):

@@ -138,7 +138,8 @@ def test_export_with_a_transfer_document_clips_the_window_and_checks_the_tile():
     assert nm.window.g_max == pytest.approx(1.5e-4) and "clipped" in nm.window.rule
     assert nm.dac.v_max == 0.25 and nm.tile.r_wire == 0.5
     with pytest.raises(ValueError, match="32 x 32 tiles, the tile asked for is 64 x 64"):
-        export_noise_model(model, rng, transfer=d, n_levels=4, n_devices=50, n_repeats=2)
+        export_noise_model(model, rng, rows=64, cols=64, transfer=d, n_levels=4, n_devices=50,
+                           n_repeats=2)
     fo = export_noise_model(model, rng, rows=16, cols=16, r_wire=2.0, n_levels=4, n_devices=50,
                             n_repeats=2)
     assert (fo.transfer.k_row, fo.transfer.k_col) == (1.0, 1.0)

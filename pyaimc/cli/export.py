@@ -113,23 +113,16 @@ def _add_export_noise(actions) -> None:
 def _export_noise(args) -> int:
     import numpy as np
 
-    from pyaimc.device.model import DeviceModel
-    from pyaimc.io import provenance, write_json
     from pyaimc.circuit.transfer import read_transfer
+    from pyaimc.device.model import DeviceModel
     from pyaimc.device.schemes import get_scheme
     from pyaimc.noise import export_noise_model
+    from pyaimc.noise.aihwkit import write_aihwkit
+    from pyaimc.noise.summary import noise_summary
 
-    model = DeviceModel.load(args.device)
-    transfer = read_transfer(args.transfer) if args.transfer else None
+    rows = cols = None
     if args.tile:
         rows, cols = parse_tile(args.tile)
-    elif transfer is not None:
-        rows, cols = transfer.rows, transfer.cols
-    else:
-        rows, cols = 64, 64
-    if transfer is not None and (rows, cols) != (transfer.rows, transfer.cols):
-        raise CLIError(f"{args.transfer}: the transfer model is for "
-                       f"{transfer.rows}x{transfer.cols} tiles, --tile is {rows}x{cols}")
     window = None
     if (args.g_min_us is None) != (args.g_max_us is None):
         raise CLIError("give both --g-min-us and --g-max-us, or neither")
@@ -146,47 +139,23 @@ def _export_noise(args) -> int:
                               bandwidth=args.bandwidth)]
     except ValueError as err:
         raise CLIError(f"write-verify settings: {err}") from None
-    nm = export_noise_model(
-        model, np.random.default_rng(args.seed), rows=rows, cols=cols, transfer=transfer,
-        r_wire=args.r_wire, window=window, n_levels=args.levels, n_devices=args.devices,
-        n_repeats=args.repeats, schemes=schemes, tolerance=args.tolerance,
-        bandwidth=args.bandwidth, dac_bits=args.dac_bits, adc_bits=args.adc_bits,
-        v_max=args.v_max, adc_headroom=args.adc_headroom, training_scheme=args.method,
-        progress=True, source=str(args.device), seed=args.seed)
+    model = DeviceModel.load(args.device)
+    transfer = read_transfer(args.transfer) if args.transfer else None
+    try:
+        nm = export_noise_model(
+            model, np.random.default_rng(args.seed), rows=rows, cols=cols, transfer=transfer,
+            r_wire=args.r_wire, window=window, n_levels=args.levels, n_devices=args.devices,
+            n_repeats=args.repeats, schemes=schemes, tolerance=args.tolerance,
+            bandwidth=args.bandwidth, dac_bits=args.dac_bits, adc_bits=args.adc_bits,
+            v_max=args.v_max, adc_headroom=args.adc_headroom, training_scheme=args.method,
+            progress=True, source=str(args.device), seed=args.seed)
+    except ValueError as err:
+        where = f"{args.transfer}: " if args.transfer and "transfer" in str(err) else ""
+        raise CLIError(f"{where}{err}") from None
     nm.save(args.output)
-    w, p = nm.window, nm.programming
-    print(f"window {w.g_min * 1e6:.2f} .. {w.g_max * 1e6:.2f} uS ({w.rule})")
-    wv_set = p.table("write_verify").settings
-    print(f"programming, {p.n_devices} devices x {p.n_repeats} writes per level (uS; spread = "
-          f"std, c2c = one device rewritten, d2d = between devices); write-verify tolerance "
-          f"{wv_set['tolerance']:g}, at most {wv_set['max_pulses']} pulses")
-    print(f"  {'target':>7} | {'one-shot mean':>13} {'std':>6} {'c2c':>6} {'d2d':>6} | "
-          f"{'write-verify mean':>17} {'std':>6} {'c2c':>6} {'d2d':>6} {'failed':>7} {'pulses':>6}")
-    os_, wv = p.table("one_shot"), p.table("write_verify")
-    for k, lv in enumerate(p.levels):
-        print(f"  {lv * 1e6:7.2f} | {os_.mean[k] * 1e6:13.2f} {os_.std[k] * 1e6:6.2f} "
-              f"{os_.c2c_std[k] * 1e6:6.2f} {os_.d2d_std[k] * 1e6:6.2f} | "
-              f"{wv.mean[k] * 1e6:17.2f} {wv.std[k] * 1e6:6.2f} {wv.c2c_std[k] * 1e6:6.2f} "
-              f"{wv.d2d_std[k] * 1e6:6.2f} {wv.failed_fraction[k]:7.2%} {wv.mean_pulses[k]:6.1f}")
-    for method in p.scheme_names:
-        fe = p.table(method).fit_error
-        print(f"  {method} polynomials (degree {fe['degree']}): mean within "
-              f"{fe['mean_rel']:.2%} of the table, std within {fe['std_rel']:.2%} of its maximum")
-    d = nm.defects
-    print(f"  stuck {d.stuck_fraction:.4f}, outlier population {d.outlier_fraction:.4f}, "
-          f"narrow window {d.narrow_window_fraction:.4f}")
-    print(f"  read noise at {nm.read_noise.bandwidth:.3g} Hz: {nm.read_noise.relative.min():.2e} "
-          f".. {nm.read_noise.relative.max():.2e} of the cell current; DAC {nm.dac.bits} bit "
-          f"+-{nm.dac.v_max} V, ADC {nm.adc.bits} bit +-{nm.adc.i_max * 1e6:.1f} uA")
-    t = nm.transfer
-    print(f"  tile {rows}x{cols}, transfer " + (
-        "none (ideal crossbar)" if t is None else
-        f"r_wire {t.r_wire:g} ohm, k_row {t.k_row:g}, k_col {t.k_col:g}, c2 {list(t.c2)}, "
-        f"c3 {list(t.c3)}, i_sat {t.i_sat}"))
+    print("\n".join(noise_summary(nm)))
     print(f"wrote {args.output}")
     if args.aihwkit:
-        write_json(args.aihwkit, {"schema": "pyaimc.aihwkit-noise/1", **nm.to_aihwkit(),
-                                  "provenance": provenance(source=str(args.output),
-                                                           seed=args.seed)})
+        write_aihwkit(args.aihwkit, nm, source=str(args.output), seed=args.seed)
         print(f"wrote {args.aihwkit}")
     return 0

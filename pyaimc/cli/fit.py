@@ -37,51 +37,22 @@ def _add_fit(sub) -> None:
 def _run_fit(args) -> int:
     import numpy as np
 
-    from pyaimc.data import load
-    from pyaimc.data.sweeps import extract_features, is_sweep_file, load_sweeps
-    from pyaimc.device.iv_fit import fit_iv
-    from pyaimc.device.model import DeviceModel
+    from pyaimc.device.fitting import fit_from_files, fit_summary, report_summary
 
-    sweeps = None
-    if args.format == "sweeps" or (args.format is None and str(args.data).endswith(".npz")
-                                   and is_sweep_file(args.data)):
-        u, i = load_sweeps(args.data)
-        sweeps = extract_features(u, i, source=str(args.data))
-        data = sweeps.data
-    else:
-        data = load(args.data, args.format)
-    if args.sweeps:
-        u, i = load_sweeps(args.sweeps)
-        sweeps = extract_features(u, i, source=str(args.sweeps))
-    iv = fit_iv(sweeps) if sweeps is not None else None
-    info = {"sweeps": str(args.sweeps or (args.data if sweeps is not None else "")) or None}
-    if args.citation:
-        info["citation"] = args.citation
     rng = np.random.default_rng(args.seed)
-    model = DeviceModel(max_var_order=args.max_var_order, max_components=args.max_components,
-                        exclude_stuck=not args.keep_stuck)
-    model.fit(data, iv=iv, rng=rng, source_info={**info, "seed": args.seed})
+    model, data, sweeps = fit_from_files(
+        args.data, format=args.format, sweeps=args.sweeps, seed=args.seed,
+        max_var_order=args.max_var_order, max_components=args.max_components,
+        keep_stuck=args.keep_stuck, citation=args.citation, rng=rng)
     model.save(args.output)
-    fi = model.fit_info_
-    print(f"fitted {args.data}: {fi['n_devices']} devices x {fi['n_cycles']} cycles, "
-          f"features {', '.join(model.feature_names_)}")
-    for ex in fi["excluded"]:
-        print(f"  excluded cell {ex['cell']} (file row {ex['file_row']}): {ex['reason']}")
-    print(f"  cycle-to-cycle VAR order {fi['var_order']} (spectral radius "
-          f"{fi['var_spectral_radius']:.3f}); {fi['n_components']} device population(s), "
-          f"weights {', '.join(f'{w:.3f}' for w in fi['component_weights'])}")
-    print(f"  I-V: {model.iv_.source}")
+    print("\n".join(fit_summary(model, str(args.data))))
     print(f"wrote {args.output}")
     if args.report:
         from pyaimc.device.report import write_report
 
         m = write_report(model, data, args.report, rng, seed=args.seed, progress=True,
                          sweeps=sweeps)
-        for n, p in m["per_feature"].items():
-            print(f"  {n:8s} KS {p['ks']:.4f}  ACF err {p['acf_error']:.4f}  "
-                  f"d2d ratio {p['d2d_ratio']:.3f}  within ratio {p['within_ratio']:.3f}")
-        print(f"  cross-correlation error {m['xcorr_error']:.4f}; smallest component "
-              f"{m['mixture']['smallest_component_fraction']:.3f}")
+        print("\n".join(report_summary(m)))
         print(f"wrote report to {args.report}")
     return 0
 

@@ -25,7 +25,9 @@ from pyaimc.compact.common import (B_PATH, K_RESET, K_SWITCH, MAX_DEGREE, TABLE_
                                    fmt)
 from pyaimc.io import atomic_write_text, provenance, write_json
 
-VERILOGA_DIR = Path(__file__).resolve().parents[2] / "veriloga"
+#: the hand-written module and its static includes, shipped inside the package (package data;
+#: the repository's top-level ``veriloga/`` links here)
+VERILOGA_DIR = Path(__file__).resolve().parents[1] / "veriloga"
 MODULE_FILE = "pyaimc_reram.va"
 MAX_ORDER = 10        #: largest VAR order the module takes
 MAX_FEATURES = 4      #: features of a cycle

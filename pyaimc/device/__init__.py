@@ -15,13 +15,13 @@ from pyaimc.device.cells import CellArray, simulate_sweeps, triangular_sweep
 from pyaimc.device.iv import IVModel, adc_quantize
 from pyaimc.device.marginal import MarginalTransform
 from pyaimc.device.mixture import DeviceMixture
-from pyaimc.device.model import DeviceModel
+from pyaimc.device.model import DeviceModel, shipped_model, shipped_model_names
 from pyaimc.device.schemes import (SCHEMES, OneShot, PulseCalibration, ResetRamp, WriteResult,
                                    WriteScheme, WriteVerify, calibrate_pulses, get_scheme,
                                    register_scheme)
 from pyaimc.device.var import VARProcess
 
-__all__ = ["CellArray", "DeviceMixture", "DeviceModel", "IVModel", "MarginalTransform",
+__all__ = ["CellArray", "DeviceMixture", "DeviceModel", "shipped_model", "shipped_model_names", "IVModel", "MarginalTransform",
            "OneShot", "PulseCalibration", "ResetRamp", "SCHEMES", "VARProcess", "WriteResult",
            "WriteScheme", "WriteVerify", "adc_quantize", "calibrate_pulses", "get_scheme",
            "register_scheme", "simulate_sweeps", "triangular_sweep"]

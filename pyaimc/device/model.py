@@ -312,8 +312,16 @@ class DeviceModel:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "DeviceModel":
-        """Read a model written by :meth:`save`."""
-        return cls.from_dict(read_json(path, SCHEMA), str(path))
+        """Read a model written by :meth:`save`.
+
+        ``path`` may also name a model shipped with pyaimc (``"example"``,
+        ``"radar_cycling-4-24-20"``, ...; see :func:`shipped_model_names`) when no such file
+        exists.
+        """
+        p = Path(path)
+        if not p.exists() and p.suffix == "" and len(p.parts) == 1:
+            p = shipped_model(str(path)) if str(path) in shipped_model_names() else p
+        return cls.from_dict(read_json(p, SCHEMA), str(path))
 
 
 def _exclude_constant_cells(data: CycleData) -> CycleData:
@@ -329,3 +337,28 @@ def _exclude_constant_cells(data: CycleData) -> CycleData:
         keep[i] = not bad
         reasons.append("" if not bad else f"constant or fewer than 3 values: {', '.join(bad)}")
     return data if keep.all() else data.select_cells(keep, reasons)
+
+
+#: the fitted models shipped inside the package (``make calibration`` refits them)
+SHIPPED_MODELS = Path(__file__).resolve().parents[1] / "models"
+
+
+def shipped_model(name: str) -> Path:
+    """Path of a fitted model shipped with pyaimc (``"example"``, ``"synaptogen_ref"``,
+    ``"radar_cycling-4-24-20"``, ...); :func:`shipped_model_names` lists them.
+
+    Raises
+    ------
+    FileNotFoundError
+        Naming the shipped models when ``name`` is none of them.
+    """
+    path = SHIPPED_MODELS / f"{name}.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"no shipped model {name!r}; shipped: "
+                                f"{', '.join(shipped_model_names())}")
+    return path
+
+
+def shipped_model_names() -> list[str]:
+    """Names of the fitted models shipped with pyaimc."""
+    return sorted(p.stem for p in SHIPPED_MODELS.glob("*.json"))

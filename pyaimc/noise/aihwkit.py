@@ -106,3 +106,12 @@ def to_aihwkit(model, method: str | None = None, degree: int = 3) -> dict:
                   f"rpu_config.forward.w_noise = {w_noise:.3g} with "
                   f"WeightNoiseType.ADDITIVE_CONSTANT"),
     }
+
+
+def write_aihwkit(path, model, source: str | None = None, seed: int | None = None,
+                  method: str | None = None):
+    """Write :func:`to_aihwkit` of ``model`` as ``pyaimc.aihwkit-noise/1`` JSON (atomically)."""
+    from pyaimc.io import provenance, write_json
+
+    return write_json(path, {"schema": "pyaimc.aihwkit-noise/1", **to_aihwkit(model, method),
+                             "provenance": provenance(source=source, seed=seed)})

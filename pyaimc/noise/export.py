@@ -98,7 +98,8 @@ def exported_schemes(model) -> list:
     return [s for s in schemes if s.applies_to(model)]
 
 
-def export_noise_model(model, rng: np.random.Generator, *, rows: int = 64, cols: int = 64,
+def export_noise_model(model, rng: np.random.Generator, *, rows: int | None = None,
+                       cols: int | None = None,
                        transfer=None, r_wire: float | None = None,
                        window: tuple[float, float] | None = None, window_quantile: float = 0.05,
                        n_levels: int = 16, n_devices: int = 2000, n_repeats: int = 8,
@@ -116,8 +117,8 @@ def export_noise_model(model, rng: np.random.Generator, *, rows: int = 64, cols:
         Fitted, with ``R_HRS`` and ``R_LRS`` features.
     rng : numpy.random.Generator
         Source of every random draw (device samples, programming simulation).
-    rows, cols : int
-        Tile size (inputs x outputs per tile).
+    rows, cols : int, optional
+        Tile size (inputs x outputs per tile); default the transfer model's, else 64 x 64.
     transfer : TransferModel or dict, optional
         The transfer model of this tile (or its ``pyaimc.transfer/1`` document); its tile,
         ``r_wire`` and ``v_max`` must agree with the other arguments when those are given.
@@ -183,6 +184,11 @@ def export_noise_model(model, rng: np.random.Generator, *, rows: int = 64, cols:
     notes = []
     if transfer is not None:
         transfer = as_transfer(transfer)
+    if (rows is None) != (cols is None):
+        raise ValueError("give both rows and cols of the tile, or neither")
+    if rows is None:
+        rows, cols = (transfer.rows, transfer.cols) if transfer is not None else (64, 64)
+    if transfer is not None:
         if (transfer.rows, transfer.cols) != (int(rows), int(cols)):
             raise ValueError(f"the transfer model is for {transfer.rows} x {transfer.cols} "
                              f"tiles, the tile asked for is {rows} x {cols}")

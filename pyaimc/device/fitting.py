@@ -1,0 +1,117 @@
+"""Fit a device model from files: the one function behind ``pyaimc fit`` and the demos.
+
+It reads the calibration data (format detected, or given), raw I-V sweeps when there are any
+(a sweep file as the data itself, or ``sweeps`` beside cycling data), fits the I-V envelopes from
+the sweeps and the stochastic model from the per-cycle features, and records where it all came
+from in the model's provenance.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from pyaimc.data import load
+from pyaimc.data.sweeps import extract_features, is_sweep_file, load_sweeps
+from pyaimc.device.iv_fit import fit_iv
+from pyaimc.device.model import DeviceModel
+
+
+def load_calibration(data: str | os.PathLike, format: str | None = None,
+                     sweeps: str | os.PathLike | None = None):
+    """Per-cycle features and, where there are raw sweeps, their extraction.
+
+    Parameters
+    ----------
+    data : path
+        Calibration data in any supported format; a sweep ``.npz`` (``U``, ``I``) is recognised
+        and its features extracted.
+    format : str, optional
+        ``npz``, ``radar``, ``long-csv`` or ``sweeps`` (detected when omitted).
+    sweeps : path, optional
+        Raw sweeps of the same technology beside cycling data (for the I-V fit).
+
+    Returns
+    -------
+    data : CycleData
+    sweep_features : SweepFeatures or None
+    """
+    sweep_features = None
+    if format == "sweeps" or (format is None and str(data).endswith(".npz")
+                              and is_sweep_file(data)):
+        u, i = load_sweeps(data)
+        sweep_features = extract_features(u, i, source=str(data))
+        cycles = sweep_features.data
+    else:
+        cycles = load(data, format)
+    if sweeps:
+        u, i = load_sweeps(sweeps)
+        sweep_features = extract_features(u, i, source=str(sweeps))
+    return cycles, sweep_features
+
+
+def fit_from_files(data: str | os.PathLike, *, format: str | None = None,
+                   sweeps: str | os.PathLike | None = None, seed: int = 0,
+                   max_var_order: int = 10, max_components: int = 6, keep_stuck: bool = False,
+                   citation: str | None = None, rng: np.random.Generator | None = None):
+    """Fit a :class:`DeviceModel` to calibration files.
+
+    Parameters
+    ----------
+    data, format, sweeps
+        See :func:`load_calibration`.
+    seed : int
+        Seed of the fit's random draws (recorded).
+    max_var_order, max_components : int
+        Largest cycle-to-cycle VAR order and mixture size BIC may choose.
+    keep_stuck : bool
+        Keep cells that do not switch (excluded and listed by default).
+    citation : str, optional
+        Citation of the data, recorded in the provenance.
+    rng : numpy.random.Generator, optional
+        The fit's generator (default ``default_rng(seed)``); pass one to continue its stream
+        afterwards (the command line draws the fidelity report's sample from it).
+
+    Returns
+    -------
+    model : DeviceModel
+        Fitted.
+    data : CycleData
+        What it was fitted to (for a fidelity report).
+    sweep_features : SweepFeatures or None
+    """
+    cycles, sweep_features = load_calibration(data, format, sweeps)
+    iv = fit_iv(sweep_features) if sweep_features is not None else None
+    info = {"sweeps": str(sweeps or (data if sweep_features is not None else "")) or None}
+    if citation:
+        info["citation"] = citation
+    model = DeviceModel(max_var_order=max_var_order, max_components=max_components,
+                        exclude_stuck=not keep_stuck)
+    model.fit(cycles, iv=iv, rng=rng if rng is not None else np.random.default_rng(seed),
+              source_info={**info, "seed": seed})
+    return model, cycles, sweep_features
+
+
+def fit_summary(model: DeviceModel, source: str = "") -> list[str]:
+    """What a fit found, as lines for a person: size, excluded cells, VAR, populations, I-V."""
+    fi = model.fit_info_
+    lines = [f"fitted {source}: {fi['n_devices']} devices x {fi['n_cycles']} cycles, features "
+             f"{', '.join(model.feature_names_)}"]
+    for ex in fi["excluded"]:
+        lines.append(f"  excluded cell {ex['cell']} (file row {ex['file_row']}): {ex['reason']}")
+    lines.append(f"  cycle-to-cycle VAR order {fi['var_order']} (spectral radius "
+                 f"{fi['var_spectral_radius']:.3f}); {fi['n_components']} device population(s), "
+                 f"weights {', '.join(f'{w:.3f}' for w in fi['component_weights'])}")
+    lines.append(f"  I-V: {model.iv_.source}")
+    return lines
+
+
+def report_summary(metrics: dict) -> list[str]:
+    """The fidelity report's figures (:func:`pyaimc.device.report.write_report`) as lines."""
+    lines = [f"  {n:8s} KS {p['ks']:.4f}  ACF err {p['acf_error']:.4f}  d2d ratio "
+             f"{p['d2d_ratio']:.3f}  within ratio {p['within_ratio']:.3f}"
+             for n, p in metrics["per_feature"].items()]
+    lines.append(f"  cross-correlation error {metrics['xcorr_error']:.4f}; smallest component "
+                 f"{metrics['mixture']['smallest_component_fraction']:.3f}")
+    return lines
