@@ -14,9 +14,10 @@ from typing import Any, Mapping
 import numpy as np
 
 from pyaimc import __version__
+from pyaimc.errors import InputError
 
 
-class SchemaError(ValueError):
+class SchemaError(InputError):
     """A file does not carry the schema (or version) the reader expects."""
 
 
@@ -68,24 +69,210 @@ def _to_jsonable(obj: Any) -> Any:
     raise TypeError(f"cannot write {type(obj).__name__} to JSON")
 
 
+#: marks pyaimc's temporary files and folders: ``.<name>.pyaimc-<pid>-<random>.tmp``
+TMP_MARK = ".pyaimc-"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_stale(path: str | os.PathLike) -> list[Path]:
+    """Remove temporary files and folders that a killed pyaimc process left beside ``path``.
+
+    Writes go through ``.<name>.pyaimc-<pid>-<random>.tmp`` and a rename; ``kill -9`` cannot be
+    caught, so such a file can stay behind. Any whose process no longer runs is removed here
+    (every atomic write calls this for its target). Returns what was removed.
+    """
+    path = Path(path)
+    removed = []
+    try:
+        candidates = list(path.parent.glob(f".{glob_escape(path.name)}{TMP_MARK}*.tmp"))
+    except OSError:
+        return removed
+    for tmp in candidates:
+        try:
+            pid = int(tmp.name[len(path.name) + 1 + len(TMP_MARK):].split("-", 1)[0])
+        except ValueError:
+            continue
+        if pid == os.getpid() or _pid_alive(pid):
+            continue
+        try:
+            if tmp.is_dir():
+                import shutil
+
+                shutil.rmtree(tmp)
+            else:
+                tmp.unlink()
+            removed.append(tmp)
+        except OSError:
+            pass
+    return removed
+
+
+def glob_escape(name: str) -> str:
+    """``name`` with glob metacharacters escaped."""
+    import glob
+
+    return glob.escape(name)
+
+
+def temp_sibling(path: str | os.PathLike, directory: bool = False) -> Path:
+    """A new temporary file (or folder) beside ``path``, named so :func:`clean_stale` finds it."""
+    path = Path(path)
+    prefix = f".{path.name}{TMP_MARK}{os.getpid()}-"
+    if directory:
+        return Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=path.parent))
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    # mkstemp creates 0600; give the file the permissions a plain open() would
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    return Path(tmp)
+
+
+def check_output(path: str | os.PathLike, what: str = "output", directory: bool = False) -> Path:
+    """Check before any work that ``path`` can be written as a file (or a folder).
+
+    Raises
+    ------
+    OutputError
+        When a folder is in the way of a file (or a file of a folder), or the nearest existing
+        parent folder is not writable; the message names the path and the option's ``what``.
+    """
+    from pyaimc.errors import OutputError
+
+    path = Path(path)
+    if directory and path.exists() and not path.is_dir():
+        raise OutputError(f"{path}: is a file; {what} must be a folder")
+    if not directory and path.is_dir():
+        raise OutputError(f"{path}: is a folder; {what} must be a file name")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise OutputError(f"{path}: {parent} is not a folder ({what})")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"{path}: cannot write in {parent} (permission denied; {what})")
+    try:  # the only sure test (root, read-only mounts, /proc): create a file there
+        fd, probe = tempfile.mkstemp(prefix=f".pyaimc-probe-{os.getpid()}-", dir=parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise OutputError(f"{path}: cannot write in {parent} ({(err.strerror or str(err)).lower()}"
+                          f"; {what})") from None
+    target = path if path.exists() else None
+    if target is not None and not directory and not os.access(target, os.W_OK):
+        raise OutputError(f"{path}: not writable (permission denied; {what})")
+    return path
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary file and a rename (never a half file)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    if path.is_dir():
+        from pyaimc.errors import OutputError
+
+        raise OutputError(f"{path}: is a folder; expected a file name to write")
+    _make_parent(path)
+    clean_stale(path)
+    tmp = str(temp_sibling(path))
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with open(tmp, "wb") as fh:
             fh.write(data)
-        # mkstemp creates 0600; give the file the permissions a plain open() would
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
     return path
+
+
+def _make_parent(path: Path) -> None:
+    from pyaimc.errors import OutputError
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputError(f"{path}: cannot create its folder ({(err.strerror or str(err)).lower()})"
+                          ) from None
+
+
+class OutputSet:
+    """All outputs of one command, written as a set: everything or nothing.
+
+    Files are written to temporary siblings (:meth:`file`) and folders are built in temporary
+    folders (:meth:`folder`); leaving the ``with`` block normally moves each into place, an
+    exception (including SIGTERM turned into :class:`~pyaimc.errors.Terminated`) removes them all
+    and leaves the targets as they were.
+
+    Example::
+
+        with OutputSet() as out:
+            model.save(out.file("model.json"))
+            write_report(model, data, out.folder("report"), rng)
+    """
+
+    def __init__(self) -> None:
+        self._staged: list[tuple[Path, Path, bool]] = []
+
+    def file(self, path: str | os.PathLike) -> Path:
+        """A temporary path to write the output file ``path`` to."""
+        path = Path(path)
+        check_output(path)
+        _make_parent(path)
+        clean_stale(path)
+        tmp = temp_sibling(path)
+        self._staged.append((tmp, path, False))
+        return tmp
+
+    def folder(self, path: str | os.PathLike) -> Path:
+        """A temporary folder to build the output folder ``path`` in (its files replace those of
+        an existing folder of that name; other files there are kept)."""
+        path = Path(path)
+        check_output(path, directory=True)
+        _make_parent(path)
+        clean_stale(path)
+        tmp = temp_sibling(path, directory=True)
+        self._staged.append((tmp, path, True))
+        return tmp
+
+    def __enter__(self) -> "OutputSet":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        import shutil
+
+        if exc_type is None:
+            for tmp, target, is_dir in self._staged:
+                if not is_dir:
+                    os.replace(tmp, target)
+                elif not target.exists():
+                    os.replace(tmp, target)
+                else:
+                    for item in sorted(tmp.rglob("*")):
+                        dest = target / item.relative_to(tmp)
+                        if item.is_dir():
+                            dest.mkdir(parents=True, exist_ok=True)
+                        else:
+                            dest.parent.mkdir(parents=True, exist_ok=True)
+                            os.replace(item, dest)
+                    shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            for tmp, _, is_dir in self._staged:
+                if is_dir:
+                    shutil.rmtree(tmp, ignore_errors=True)
+                elif tmp.exists():
+                    tmp.unlink()
+        self._staged.clear()
+        return False
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

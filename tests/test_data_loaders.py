@@ -179,10 +179,10 @@ def test_fuzz_long_csv_never_crashes_unexpectedly(tmp_path, rows, header):
 def test_fuzz_radar_round_trip(tmp_path, data):
     n_cells = data.draw(st.integers(1, 4))
     n_cyc = data.draw(st.integers(1, 6))
-    vals = data.draw(st.lists(st.floats(1.0, 1e7), min_size=2 * n_cells * n_cyc,
+    vals = data.draw(st.lists(st.floats(10.0, 1e7), min_size=2 * n_cells * n_cyc,
                               max_size=2 * n_cells * n_cyc))
     arr = np.round(np.array(vals).reshape(n_cells, n_cyc, 2), 3)
-    arr[arr <= 0] = 1.0
+    arr[arr < 10] = 10.0  # the plausible range starts at 10 ohm
     p = write(tmp_path, "r.tsv", radar_text(arr[:, :, 0], arr[:, :, 1]))
     d = load_radar(p)
     np.testing.assert_allclose(d.values, arr, rtol=1e-9)

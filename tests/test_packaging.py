@@ -16,7 +16,7 @@ PACKAGE = ROOT / "pyaimc"
 
 #: the layers of ../shared/DESIGN.md, lowest first; a module may import its own layer and those
 #: below (compact and circuit share a layer and do not import each other)
-LAYERS = [("io",), ("data",), ("device",), ("spice",), ("compact", "circuit"), ("noise",),
+LAYERS = [("errors",), ("io",), ("data",), ("device",), ("spice",), ("compact", "circuit"), ("noise",),
           ("analog",), ("s4d",), ("experiments",), ("apps",), ("cli",)]
 RANK = {name: k for k, names in enumerate(LAYERS) for name in names}
 

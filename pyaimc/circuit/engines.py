@@ -21,12 +21,14 @@ Capabilities name what an engine can simulate: ``"1r"``, ``"1t1r"``, ``"polynomi
 from __future__ import annotations
 
 import os
+import time
 
 import numpy as np
 
 from pyaimc.circuit.crossbar import Crossbar
 from pyaimc.circuit.netlist import build_netlist, readout_current_names
 from pyaimc.circuit.solver import CrossbarSolver
+from pyaimc.errors import BudgetError
 from pyaimc.spice.ngspice import DEFAULT_TIMEOUT, OperatingPoint, find_ngspice, run_netlist
 
 #: registered engines, by name
@@ -102,28 +104,54 @@ class FastEngine(Engine):
         return CrossbarSolver(crossbar, **options).solve(v_rows).column_currents
 
 
+#: default size limit of a circuit-simulator run, cells (ngspice needs minutes at 128 x 128)
+MAX_CELLS = 256 * 256
+#: default time budget of one call of a simulator engine over a whole batch, s
+BUDGET = 3600.0
+
+
+def check_budget(crossbar: Crossbar, max_cells: int | None, engine: str) -> None:
+    """Refuse a crossbar larger than ``max_cells`` before a simulator starts on it."""
+    cells = crossbar.rows * crossbar.cols
+    if max_cells is not None and cells > max_cells:
+        raise BudgetError(f"{crossbar.rows} x {crossbar.cols} = {cells} cells is more than the "
+                          f"{engine} engine's size limit of {max_cells} (raise it with "
+                          f"--max-cells, or use the fast engine)")
+
+
 class NgspiceEngine(Engine):
-    """ngspice operating points, one run per input vector (options ``timeout`` per run, s, and
-    ``executable``)."""
+    """ngspice operating points, one run per input vector.
+
+    Options: ``timeout`` per run (s), ``budget`` for the whole batch (s; the runs stop with a
+    :class:`~pyaimc.errors.BudgetError` when it is spent), ``max_cells`` (size limit, checked
+    before the first run), ``executable``.
+    """
 
     name = "ngspice"
     capabilities = frozenset({"1r", "1t1r", "polynomial_cells", "subcircuit_cells",
                               "transient", "external"})
 
     def column_currents(self, crossbar, v_rows, *, timeout: float = DEFAULT_TIMEOUT,
+                        budget: float = BUDGET, max_cells: int | None = MAX_CELLS,
                         executable: str | os.PathLike | None = None, **options):
         if options:
             raise ValueError(f"options {sorted(options)} do not apply to the ngspice engine")
         self.check(crossbar)
+        check_budget(crossbar, max_cells, self.name)
         v = crossbar.row_voltages(v_rows)
         find_ngspice(executable)
         names = readout_current_names(crossbar)
         out = np.empty((v.shape[0], crossbar.cols))
+        deadline = time.monotonic() + float(budget)
         for k, vector in enumerate(v):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise BudgetError(f"ngspice: the time budget of {budget:g} s is spent after {k} "
+                                  f"of {len(v)} input vectors (raise --budget)")
             # One process per vector: ngspice re-orders its matrix on every operating point
             # anyway (measured: 4 operating points in one run cost 4 x one run at 64 x 64).
             netlist = build_netlist(crossbar, vector, analysis=OperatingPoint(), save=names)
-            vectors = run_netlist(netlist, timeout=timeout, executable=executable)
+            vectors = run_netlist(netlist, timeout=min(timeout, left), executable=executable)
             out[k] = [vectors[name][0] for name in names]
         return out
 

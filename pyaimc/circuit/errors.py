@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pyaimc.errors import FailedError, InputError
 
-class ConvergenceError(RuntimeError):
+
+class ConvergenceError(FailedError):
     """A solver stopped before reaching its stated tolerance; the message gives how far it got."""
 
 
-class NotApplicableError(ValueError):
+class NotApplicableError(InputError):
     """The chosen solver method cannot handle this crossbar (the message says why)."""

@@ -49,11 +49,19 @@ class Executor:
     def close(self) -> None:
         """Release workers or connections (idempotent)."""
 
+    def abort(self) -> None:
+        """Stop at once: cancel what has not run and end running workers (after an error or a
+        signal); default :meth:`close`."""
+        self.close()
+
     def __enter__(self) -> "Executor":
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
 
 
 class SerialExecutor(Executor):
@@ -90,6 +98,23 @@ class LocalExecutor(Executor):
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+
+    def abort(self) -> None:
+        if self._pool is None:
+            return
+        # a failed or interrupted sweep must not leave workers computing (or orphaned): end
+        # them, then reap them
+        workers = list(getattr(self._pool, "_processes", {}).values())
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        for proc in workers:
+            if proc.is_alive():
+                proc.terminate()
+        for proc in workers:
+            proc.join(timeout=5)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(timeout=5)
+        self._pool = None
 
     def __repr__(self) -> str:
         return f"LocalExecutor(max_workers={self.max_workers})"

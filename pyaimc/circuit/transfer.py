@@ -273,7 +273,7 @@ class TransferModel:
                       i_sat=get("i_sat"))
         try:
             return cls(**fields, fit=doc.get("fit", {}), provenance=doc.get("provenance", {}))
-        except (TypeError, ValueError) as err:
+        except (TypeError, ValueError, OverflowError) as err:
             # name the field as the document spells it
             msg = str(err)
             for name, path in _DOC_PATHS.items():

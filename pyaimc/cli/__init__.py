@@ -3,6 +3,10 @@
 One module per job registers its sub-commands (``register(subparsers)``); the modules import
 their level lazily inside the handlers so ``pyaimc --help`` stays fast. A new command is a new
 module here and one entry in :data:`COMMAND_MODULES`.
+
+Errors follow :mod:`pyaimc.errors`: one line on stderr naming what is wrong, an exit code by
+kind, no traceback unless ``--debug``; SIGTERM is handled like Ctrl-C (child processes ended,
+temporary files removed).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import sys
 
 from pyaimc import __version__
 from pyaimc.cli._common import CLIError
+from pyaimc.errors import TerminateAsInterrupt, exit_code, message
 
 #: sub-command modules, in the order ``pyaimc --help`` lists them
 COMMAND_MODULES = ("fit", "crossbar", "export", "train")
@@ -25,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="pyaimc",
         description="Circuit-level co-simulation of analog in-memory computing on ReRAM crossbars.")
     parser.add_argument("--version", action="version", version=f"pyaimc {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of an error (default: one line)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMAND_MODULES:
@@ -33,13 +40,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command; returns the exit code (see :mod:`pyaimc.errors`)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.handler(args) or 0)
-    except (CLIError, FileNotFoundError, ValueError) as err:
-        print(f"pyaimc {args.command}: error: {err}", file=sys.stderr)
-        return 2
+        with TerminateAsInterrupt():
+            return int(args.handler(args) or 0)
+    except (Exception, KeyboardInterrupt) as err:  # noqa: BLE001 - the policy's one place
+        if args.debug:
+            import traceback
+
+            traceback.print_exc()
+        print(f"pyaimc {args.command}: error: {message(err)}", file=sys.stderr)
+        return exit_code(err)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -4,22 +4,31 @@ from __future__ import annotations
 
 import argparse
 
+from pyaimc.errors import InputError
 
-class CLIError(Exception):
+
+class CLIError(InputError):
     """An error reported to the user as one line, exit status 2."""
 
 
 def load_array(path: str, what: str):
+    """A real numeric array from a ``.npy`` file (float64), or one line saying why not."""
     import numpy as np
 
+    from pyaimc.data.loaders import existing_file
+
     try:
-        arr = np.load(path, allow_pickle=False)
+        existing_file(path)
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: no such file ({what})") from None
-    except (ValueError, OSError) as err:
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
         raise CLIError(f"{path}: not a readable .npy array ({what}): {err}") from None
-    if not isinstance(arr, np.ndarray) or not (np.issubdtype(arr.dtype, np.integer)
-                                               or np.issubdtype(arr.dtype, np.floating)):
+    if not isinstance(arr, np.ndarray):
+        arr.close()
+        raise CLIError(f"{path}: an .npz archive; {what} must be one .npy array (numpy.save)")
+    if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
         raise CLIError(f"{path}: {what} must be a real numeric array, got dtype {arr.dtype}")
     return arr.astype(np.float64)
 

@@ -35,32 +35,44 @@ def _add_crossbar(sub) -> None:
                      help="column currents in ampere, positive into the read-out: (cols,) for "
                           "one input vector, (batch, cols) for a batch")
     sim.add_argument("--timeout", type=float, default=600.0, metavar="SECONDS",
-                     help="time limit per ngspice run (default 600)")
+                     help="time limit per simulator run (default 600)")
+    sim.add_argument("--budget", type=float, default=3600.0, metavar="SECONDS",
+                     help="time limit of a simulator engine for the whole batch (default 3600)")
+    sim.add_argument("--max-cells", type=int, default=65536, metavar="N",
+                     help="largest crossbar a simulator engine takes, cells (default 65536)")
+    sim.add_argument("--accept-implausible", action="store_true",
+                     help="take conductances above 1 S and row voltages beyond 20 V as given")
     sim.set_defaults(handler=_crossbar_simulate)
     _add_crossbar_transfer(actions)
 
 
 def _crossbar_simulate(args) -> int:
     import io
+    import math
     import time
 
     import numpy as np
 
     from pyaimc.circuit.crossbar import one_r
     from pyaimc.circuit.engines import get_engine
-    from pyaimc.circuit.errors import ConvergenceError
-    from pyaimc.spice.ngspice import NgspiceError
     from pyaimc.circuit.simulate import simulate
-    from pyaimc.io import atomic_write_bytes
+    from pyaimc.data import plausibility
+    from pyaimc.io import atomic_write_bytes, check_output
 
     engine = get_engine(args.engine)
+    if not (math.isfinite(args.r_wire) and args.r_wire >= 0):
+        raise CLIError(f"--r-wire must be a finite resistance >= 0 ohm, got {args.r_wire}")
+    for name, value in (("--timeout", args.timeout), ("--budget", args.budget)):
+        if not (math.isfinite(value) and value > 0):
+            raise CLIError(f"{name} must be a number of seconds > 0, got {value}")
+    if args.max_cells < 1:
+        raise CLIError(f"--max-cells must be >= 1, got {args.max_cells}")
+    check_output(args.output, "-o")
     g = load_array(args.conductances, "conductances")
     v = load_array(args.inputs, "inputs")
     if g.ndim != 2:
         raise CLIError(f"{args.conductances}: conductances must be rows x cols, got shape "
                        f"{g.shape}")
-    if not (np.isfinite(args.r_wire) and args.r_wire >= 0):
-        raise CLIError(f"--r-wire must be a finite resistance >= 0 ohm, got {args.r_wire}")
     try:
         xbar = one_r(g, args.r_wire)
     except ValueError as err:
@@ -70,12 +82,13 @@ def _crossbar_simulate(args) -> int:
     except ValueError as err:
         raise CLIError(f"{args.inputs}: {err} (conductances {args.conductances}: "
                        f"{g.shape})") from None
+    if not args.accept_implausible:
+        plausibility.check(g, "G", args.conductances, lambda k: f"cell {k}")
+        plausibility.check(v, "V", args.inputs, lambda k: f"entry {k}")
     start = time.perf_counter()
-    try:
-        options = {"timeout": args.timeout} if "external" in engine.capabilities else {}
-        currents = simulate(xbar, v, engine, **options)
-    except (NgspiceError, ConvergenceError) as err:
-        raise CLIError(str(err)) from None
+    options = ({"timeout": args.timeout, "budget": args.budget, "max_cells": args.max_cells}
+               if "external" in engine.capabilities else {})
+    currents = simulate(xbar, v, engine, **options)
     elapsed = time.perf_counter() - start
     buf = io.BytesIO()
     np.save(buf, currents)
@@ -125,11 +138,11 @@ def _crossbar_transfer(args) -> int:
     import numpy as np
 
     from pyaimc.circuit.engines import get_engine
-    from pyaimc.circuit.errors import ConvergenceError
     from pyaimc.circuit.montecarlo import get_executor
-    from pyaimc.spice.ngspice import NgspiceError
     from pyaimc.circuit.transfer_fit import SaturatingTIA, fit_transfer
     from pyaimc.device.model import DeviceModel
+
+    from pyaimc.io import OutputSet, check_output
 
     get_engine(args.engine)
     rows, cols = args.tile
@@ -141,32 +154,37 @@ def _crossbar_transfer(args) -> int:
         raise CLIError(f"--patterns and --inputs must be >= 1, got {args.patterns}, {args.inputs}")
     if args.workers is not None and args.workers < 1:
         raise CLIError(f"--workers must be >= 1, got {args.workers}")
+    if args.tia_swing is not None and not (np.isfinite(args.tia_swing) and args.tia_swing > 0):
+        raise CLIError(f"--tia-swing must be a voltage > 0, got {args.tia_swing}")
+    if not (np.isfinite(args.tia_feedback) and args.tia_feedback > 0):
+        raise CLIError(f"--tia-feedback must be a resistance > 0 ohm, got {args.tia_feedback}")
+    check_output(args.output, "-o")
+    if args.report:
+        check_output(args.report, "--report", directory=True)
     model = DeviceModel.load(args.device)
     readout = None
     if args.tia_swing is not None:
         readout = SaturatingTIA(r_feedback=args.tia_feedback, v_swing=args.tia_swing)
     rng = np.random.default_rng(args.seed)
-    try:
-        with get_executor(args.scheduler, args.workers) as executor:
-            fit = fit_transfer(model, rows, cols, args.r_wire, args.v_max, args.patterns, rng,
-                               inputs_per_pattern=args.inputs, engine=args.engine,
-                               executor=executor, readout=readout, progress=True,
-                               source=args.device, seed=args.seed, return_simulations=True)
-            fit.model.save(args.output)
-            f = fit.model.fit
-            print(f"wrote {args.output}: {rows}x{cols} tile, r_wire {args.r_wire:g} ohm, IR-drop "
-                  f"loss {f['ir_drop_loss_mean']:.1%}; k_row {fit.model.k_row:.4f}, k_col "
-                  f"{fit.model.k_col:.4f}, c2 {fit.model.c2[0]:.4g} {fit.model.c2[1]:+.4g} gn, "
-                  f"c3 {fit.model.c3[0]:.4g} {fit.model.c3[1]:+.4g} gn, i_sat {fit.model.i_sat}")
-            print(f"  held-out relative RMS error: model {f['heldout_rel_rms_error']:.3%}, ideal "
-                  f"G.x {f['heldout_ideal_rel_rms_error']:.3%} ({f['n_heldout_patterns']} "
-                  f"patterns x {f['inputs_per_pattern']} inputs)")
-            if args.report:
-                from pyaimc.circuit.transfer_report import write_transfer_report
+    with get_executor(args.scheduler, args.workers) as executor, OutputSet() as outputs:
+        fit = fit_transfer(model, rows, cols, args.r_wire, args.v_max, args.patterns, rng,
+                           inputs_per_pattern=args.inputs, engine=args.engine,
+                           executor=executor, readout=readout, progress=True,
+                           source=args.device, seed=args.seed, return_simulations=True)
+        fit.model.save(outputs.file(args.output))
+        f = fit.model.fit
+        if args.report:
+            from pyaimc.circuit.transfer_report import write_transfer_report
 
-                write_transfer_report(args.report, fit, rng, executor=executor, progress=True,
-                                      seed=args.seed)
-                print(f"wrote report to {args.report}")
-    except (NgspiceError, ConvergenceError, OSError, ImportError) as err:
-        raise CLIError(str(err)) from None
+            write_transfer_report(outputs.folder(args.report), fit, rng, executor=executor,
+                                  progress=True, seed=args.seed)
+    print(f"wrote {args.output}: {rows}x{cols} tile, r_wire {args.r_wire:g} ohm, IR-drop "
+          f"loss {f['ir_drop_loss_mean']:.1%}; k_row {fit.model.k_row:.4f}, k_col "
+          f"{fit.model.k_col:.4f}, c2 {fit.model.c2[0]:.4g} {fit.model.c2[1]:+.4g} gn, "
+          f"c3 {fit.model.c3[0]:.4g} {fit.model.c3[1]:+.4g} gn, i_sat {fit.model.i_sat}")
+    print(f"  held-out relative RMS error: model {f['heldout_rel_rms_error']:.3%}, ideal "
+          f"G.x {f['heldout_ideal_rel_rms_error']:.3%} ({f['n_heldout_patterns']} "
+          f"patterns x {f['inputs_per_pattern']} inputs)")
+    if args.report:
+        print(f"wrote report to {args.report}")
     return 0

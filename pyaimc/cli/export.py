@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pyaimc.cli._common import CLIError, parse_tile
 
+#: the largest per-instance cycle table the compact-model exports write (devices x cycles)
+MAX_TABLE_ENTRIES = 10_000_000
+
 
 def register(sub) -> None:
     """Add this module's sub-commands to ``sub``."""
@@ -33,33 +36,44 @@ def _add_export(sub) -> None:
 
 
 def _run_export_compact(args) -> int:
+    import re
     from pathlib import Path
 
     from pyaimc.compact.common import draw_devices
     from pyaimc.device.model import DeviceModel
+    from pyaimc.io import OutputSet, check_output
 
     if args.devices < 1 or args.cycles < 1:
         raise CLIError(f"--devices and --cycles must be >= 1, got {args.devices}, {args.cycles}")
+    if args.devices * args.cycles > MAX_TABLE_ENTRIES:
+        raise CLIError(f"--devices x --cycles = {args.devices * args.cycles} table entries; at "
+                       f"most {MAX_TABLE_ENTRIES} fit a netlist a simulator can read")
+    if args.name is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", args.name):
+        raise CLIError(f"--name must be an identifier (letters, digits, _; not starting with a "
+                       f"digit), got {args.name!r}")
+    out = check_output(Path(args.output), "-o", directory=True)
     model = DeviceModel.load(args.model)
     table = draw_devices(model, args.devices, args.cycles, args.seed)
-    out = Path(args.output)
-    if args.action == "veriloga":
-        from pyaimc.compact.veriloga import write_veriloga
+    with OutputSet() as outputs:
+        tmp = outputs.folder(out)
+        if args.action == "veriloga":
+            from pyaimc.compact.veriloga import write_veriloga
 
-        files = write_veriloga(out, model, table, name=args.name or "pyaimc_reram_fit",
-                               seed=args.seed)
-    else:
-        from pyaimc.compact.ngspice_lib import write_library
-        from pyaimc.compact.veriloga import write_devices_json
-        from pyaimc.io import provenance
+            files = write_veriloga(tmp, model, table, name=args.name or "pyaimc_reram_fit",
+                                   seed=args.seed)
+        else:
+            from pyaimc.compact.ngspice_lib import write_library
+            from pyaimc.compact.veriloga import write_devices_json
+            from pyaimc.io import provenance
 
-        prov = provenance(source=args.model, seed=args.seed)
-        files = [write_library(out / "pyaimc_reram.lib", model, table,
-                               name=args.name or "pyaimc_reram",
-                               provenance={k: prov[k] for k in ("source", "command", "seed")}),
-                 write_devices_json(out / "devices.json", model, table, args.seed)]
-    for f in files:
-        print(f"wrote {f}")
+            prov = provenance(source=args.model, seed=args.seed)
+            files = [write_library(tmp / "pyaimc_reram.lib", model, table,
+                                   name=args.name or "pyaimc_reram",
+                                   provenance={k: prov[k] for k in ("source", "command", "seed")}),
+                     write_devices_json(tmp / "devices.json", model, table, args.seed)]
+        names = [Path(f).relative_to(tmp) for f in files]
+    for name in names:
+        print(f"wrote {out / name}")
     return 0
 
 
@@ -111,6 +125,8 @@ def _add_export_noise(actions) -> None:
 
 
 def _export_noise(args) -> int:
+    import math
+
     import numpy as np
 
     from pyaimc.circuit.transfer import read_transfer
@@ -118,6 +134,7 @@ def _export_noise(args) -> int:
     from pyaimc.device.schemes import get_scheme
     from pyaimc.noise import export_noise_model
     from pyaimc.noise.aihwkit import write_aihwkit
+    from pyaimc.io import OutputSet, check_output
     from pyaimc.noise.summary import noise_summary
 
     rows = cols = None
@@ -131,6 +148,23 @@ def _export_noise(args) -> int:
     for name in ("levels", "devices", "repeats"):
         if getattr(args, name) < 2:
             raise CLIError(f"--{name} must be >= 2, got {getattr(args, name)}")
+    for name in ("dac_bits", "adc_bits"):
+        bits = getattr(args, name)
+        if not 2 <= bits <= 24:
+            raise CLIError(f"--{name.replace('_', '-')} must be in 2..24, got {bits}")
+    for name, value in (("--bandwidth", args.bandwidth), ("--adc-headroom", args.adc_headroom),
+                        ("--v-max", args.v_max), ("--r-wire", args.r_wire)):
+        if value is not None and not (math.isfinite(value) and value > 0
+                                      or name == "--r-wire" and value == 0):
+            raise CLIError(f"{name} must be a finite number > 0, got {value}")
+    if args.max_pulses < 2:
+        raise CLIError(f"--max-pulses must be >= 2, got {args.max_pulses}")
+    if args.levels * args.devices > 50_000_000:
+        raise CLIError(f"--levels x --devices = {args.levels * args.devices} cells to simulate; "
+                       f"at most 50,000,000")
+    check_output(args.output, "-o")
+    if args.aihwkit:
+        check_output(args.aihwkit, "--aihwkit")
     if not 0 < args.tolerance < 1:
         raise CLIError(f"--tolerance must be in (0, 1), got {args.tolerance}")
     try:
@@ -152,10 +186,11 @@ def _export_noise(args) -> int:
     except ValueError as err:
         where = f"{args.transfer}: " if args.transfer and "transfer" in str(err) else ""
         raise CLIError(f"{where}{err}") from None
-    nm.save(args.output)
+    with OutputSet() as outputs:
+        nm.save(outputs.file(args.output))
+        if args.aihwkit:
+            write_aihwkit(outputs.file(args.aihwkit), nm, source=str(args.output),
+                          seed=args.seed)
     print("\n".join(noise_summary(nm)))
-    print(f"wrote {args.output}")
-    if args.aihwkit:
-        write_aihwkit(args.aihwkit, nm, source=str(args.output), seed=args.seed)
-        print(f"wrote {args.aihwkit}")
+    print(f"wrote {args.output}" + (f" and {args.aihwkit}" if args.aihwkit else ""))
     return 0

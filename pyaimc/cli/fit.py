@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pyaimc.cli._common import CLIError
 
+#: most values per feature ``pyaimc sample`` draws at once (float32, four features: ~6 GiB)
+MAX_SAMPLE_VALUES = 400_000_000
+
 
 def register(sub) -> None:
     """Add this module's sub-commands to ``sub``."""
@@ -31,6 +34,9 @@ def _add_fit(sub) -> None:
     p.add_argument("--keep-stuck", action="store_true",
                    help="keep cells that do not switch (excluded and listed by default)")
     p.add_argument("--citation", help="citation of the data, recorded in the model's provenance")
+    p.add_argument("--accept-implausible", action="store_true",
+                   help="read values outside the physical plausibility ranges (README) as they "
+                        "are")
     p.set_defaults(handler=_run_fit)
 
 
@@ -38,20 +44,30 @@ def _run_fit(args) -> int:
     import numpy as np
 
     from pyaimc.device.fitting import fit_from_files, fit_summary, report_summary
+    from pyaimc.io import OutputSet, check_output
 
+    if args.max_var_order < 0 or args.max_components < 1:
+        raise CLIError(f"--max-var-order must be >= 0 and --max-components >= 1, got "
+                       f"{args.max_var_order}, {args.max_components}")
+    check_output(args.output, "-o")
+    if args.report:
+        check_output(args.report, "--report", directory=True)
     rng = np.random.default_rng(args.seed)
     model, data, sweeps = fit_from_files(
         args.data, format=args.format, sweeps=args.sweeps, seed=args.seed,
         max_var_order=args.max_var_order, max_components=args.max_components,
-        keep_stuck=args.keep_stuck, citation=args.citation, rng=rng)
-    model.save(args.output)
+        keep_stuck=args.keep_stuck, citation=args.citation, rng=rng,
+        plausible=not args.accept_implausible)
     print("\n".join(fit_summary(model, str(args.data))))
+    with OutputSet() as outputs:
+        model.save(outputs.file(args.output))
+        if args.report:
+            from pyaimc.device.report import write_report
+
+            m = write_report(model, data, outputs.folder(args.report), rng, seed=args.seed,
+                             progress=True, sweeps=sweeps)
     print(f"wrote {args.output}")
     if args.report:
-        from pyaimc.device.report import write_report
-
-        m = write_report(model, data, args.report, rng, seed=args.seed, progress=True,
-                         sweeps=sweeps)
         print("\n".join(report_summary(m)))
         print(f"wrote report to {args.report}")
     return 0
@@ -74,8 +90,16 @@ def _run_sample(args) -> int:
 
     from pyaimc.device.model import DeviceModel
 
+    from pyaimc.io import check_output
+
     if args.devices < 1 or args.cycles < 1:
         raise CLIError(f"--devices and --cycles must be >= 1, got {args.devices}, {args.cycles}")
+    n_values = args.devices * args.cycles
+    if n_values > MAX_SAMPLE_VALUES:
+        raise CLIError(f"--devices x --cycles = {n_values:.3g} values per feature; at most "
+                       f"{MAX_SAMPLE_VALUES:.0e} (about {MAX_SAMPLE_VALUES * 4 * 4 / 2**30:.0f} "
+                       f"GiB in memory): sample in parts with different seeds")
+    check_output(args.output, "-o")
     model = DeviceModel.load(args.model)
     model.sample_to_npz(args.output, args.devices, args.cycles, np.random.default_rng(args.seed))
     print(f"wrote {args.output}: {', '.join(model.feature_names_)} "

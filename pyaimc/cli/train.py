@@ -38,6 +38,13 @@ def _run_train(args) -> int:
     from pyaimc.experiments.config import load_config, preset, validate
     from pyaimc.experiments.train import train
 
+    from pyaimc.io import check_output
+
+    if args.threads is not None and args.threads < 1:
+        raise CLIError(f"--threads must be >= 1, got {args.threads}")
+    if args.epochs is not None and args.epochs < 0:
+        raise CLIError(f"--epochs must be >= 0, got {args.epochs}")
+    check_output(args.out, "-o", directory=True)
     config = load_config(args.config) if args.config else preset(args.preset)
     if args.task is not None:
         config = dataclasses.replace(config, data=dataclasses.replace(config.data, task=args.task))
@@ -92,6 +99,8 @@ def _run_deploy(args) -> int:
 
     if args.draws < 1:
         raise CLIError(f"--draws must be >= 1, got {args.draws}")
+    if args.threads is not None and args.threads < 1:
+        raise CLIError(f"--threads must be >= 1, got {args.threads}")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     doc = deploy_run(args.run_dir, args.noise, draws=args.draws, seed=args.seed,

@@ -293,8 +293,17 @@ def read_devices_json(path) -> dict:
     """The table written by :func:`write_devices_json` (name -> devices x cycles arrays)."""
     from pyaimc.io import read_json
 
+    from pyaimc.io import SchemaError
+
     doc = read_json(path, "pyaimc.devices/1")
-    return {k: np.asarray(v, dtype=np.float64) for k, v in doc["table"].items()}
+    try:
+        table = {str(k): np.asarray(v, dtype=np.float64) for k, v in doc["table"].items()}
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise SchemaError(f"{path}: 'table' must map feature names to devices x cycles numbers "
+                          f"({type(err).__name__}: {err})") from None
+    if any(a.ndim != 2 or not np.all(np.isfinite(a)) for a in table.values()):
+        raise SchemaError(f"{path}: every table entry must be a finite devices x cycles array")
+    return table
 
 
 def main(argv=None) -> int:

@@ -7,6 +7,8 @@ from typing import Sequence
 
 import numpy as np
 
+from pyaimc.errors import InputError
+
 #: Units of the features pyaimc knows by name. Other names are accepted with unit "".
 KNOWN_UNITS = {
     "R_HRS": "ohm",
@@ -16,7 +18,7 @@ KNOWN_UNITS = {
 }
 
 
-class DataError(ValueError):
+class DataError(InputError):
     """Calibration data that cannot be used; the message names the file, row/cell and problem."""
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pyaimc.data import plausibility
 from pyaimc.data.container import KNOWN_UNITS, CycleData, DataError
 
 FORMATS = ("npz", "radar", "long-csv")
@@ -23,12 +24,34 @@ def _unit(name: str) -> str:
     return KNOWN_UNITS.get(name, "")
 
 
+def existing_file(path: str | os.PathLike) -> Path:
+    """``path`` as a Path if it is a readable regular file; else one clear error.
+
+    A directory, FIFO or device given as a data file would fail late or block forever.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    if not path.is_file():
+        kind = "a directory" if path.is_dir() else "not a regular file (a FIFO, socket or device)"
+        raise DataError(f"{path}: is {kind}; expected a data file")
+    if not os.access(path, os.R_OK):
+        raise DataError(f"{path}: not readable (permission denied)")
+    return path
+
+
+def read_text(path: Path) -> str:
+    """The text of a data file: UTF-8, a byte-order mark dropped, undecodable bytes replaced."""
+    return path.read_text(encoding="utf-8-sig", errors="replace")
+
+
 def validate_values(values: np.ndarray, missing: np.ndarray, names, source: str,
-                    cell_ids=None) -> None:
+                    cell_ids=None, plausible: bool = True) -> None:
     """Check physical sanity of feature values; raise DataError on the first violation.
 
     Rules: every present value is finite; resistances (``R_*``) are > 0; ``U_SET`` < 0 (SET is on
-    the negative branch); ``U_RESET`` > 0.
+    the negative branch); ``U_RESET`` > 0; and, unless ``plausible`` is False, every value lies in
+    its range of :mod:`pyaimc.data.plausibility`.
     """
     def where(i, j):
         cell = cell_ids[i] if cell_ids is not None else i
@@ -57,9 +80,16 @@ def validate_values(values: np.ndarray, missing: np.ndarray, names, source: str,
             i, j = np.argwhere(bad)[0]
             raise DataError(f"{where(i, j)}: {name} = {v[i, j]:g}; expected {expected} "
                             f"({int(bad.sum())} such values)")
+    if plausible:
+        for k, name in enumerate(names):
+            key = plausibility.quantity(name)
+            if key is not None:
+                v = np.where(present[:, :, k], values[:, :, k], np.nan)
+                plausibility.check(v, key, source, lambda idx: where(*idx)[len(source) + 2:],
+                                   name)
 
 
-def load_npz(path: str | os.PathLike, features=None) -> CycleData:
+def load_npz(path: str | os.PathLike, features=None, plausible: bool = True) -> CycleData:
     """Load cells x cycles arrays, one per feature, from an ``.npz`` file.
 
     Parameters
@@ -71,19 +101,24 @@ def load_npz(path: str | os.PathLike, features=None) -> CycleData:
         ``missing`` (cells x cycles x features) says so.
     features : sequence of str, optional
         Which arrays to use as features, in order. Default: every 2-D array, in the file's order.
+    plausible : bool
+        Check every value against :mod:`pyaimc.data.plausibility` (default).
     """
-    path = Path(path)
+    path = existing_file(path)
     src = str(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{src}: no such file")
     if path.stat().st_size == 0:
         raise DataError(f"{src}: empty file; expected an .npz archive of cells x cycles arrays")
     try:
         archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, zipfile.BadZipFile) as err:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, NotImplementedError,
+            RuntimeError) as err:
         raise DataError(f"{src}: not a readable .npz archive ({err})") from None
-    with archive:
-        arrays = {k: archive[k] for k in archive.files}
+    try:
+        with archive:
+            arrays = {k: archive[k] for k in archive.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, NotImplementedError,
+            RuntimeError) as err:
+        raise DataError(f"{src}: a damaged or truncated .npz archive ({err})") from None
     two_d = [k for k, a in arrays.items() if a.ndim == 2]
     if features is None:
         features = two_d
@@ -112,7 +147,7 @@ def load_npz(path: str | os.PathLike, features=None) -> CycleData:
     else:
         missing = np.zeros(values.shape, dtype=bool)
     cell_ids = arrays["cell_id"].astype(str) if "cell_id" in arrays else np.arange(shape[0]).astype(str)
-    validate_values(values, missing, features, src, cell_ids)
+    validate_values(values, missing, features, src, cell_ids, plausible)
     labels = {k: a for k, a in arrays.items()
               if a.ndim == 1 and len(a) == shape[0] and k != "cell_id"}
     return CycleData(values, missing, tuple(features), tuple(_unit(n) for n in features),
@@ -126,18 +161,16 @@ def _parse_float(token: str, src: str, row: int, col: int, what: str) -> float:
         raise DataError(f"{src}: row {row}, column {col} ({what}): {token!r} is not a number") from None
 
 
-def load_radar(path: str | os.PathLike) -> CycleData:
+def load_radar(path: str | os.PathLike, plausible: bool = True) -> CycleData:
     """Load the tab-separated HRS/LRS cycling format of the RADAR measurements.
 
     One row per cell, no header. Column 0 is the cell address; then ``R_HRS``, ``R_LRS`` pairs in
     ohms, one pair per cycle (resistance after RESET, then after SET). Rows and columns in messages
     count from 1 as in a text editor.
     """
-    path = Path(path)
+    path = existing_file(path)
     src = str(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{src}: no such file")
-    lines = [ln for ln in path.read_text(encoding="utf-8", errors="replace").splitlines()]
+    lines = read_text(path).splitlines()
     rows = [(i + 1, ln) for i, ln in enumerate(lines) if ln.strip()]
     if not rows:
         raise DataError(f"{src}: empty file; expected one row per cell: address, then R_HRS and "
@@ -169,6 +202,8 @@ def load_radar(path: str | os.PathLike) -> CycleData:
             if v <= 0:
                 raise DataError(f"{src}: row {lineno}, column {col} ({what}): {v:g}; expected a "
                                 f"resistance > 0 ohm")
+            if plausible:
+                plausibility.check(v, "R", src, lambda _: f"row {lineno}, column {col}", what)
             vals.append(v)
         table.append(vals)
     arr = np.asarray(table, dtype=np.float64).reshape(len(table), -1, 2)
@@ -176,18 +211,16 @@ def load_radar(path: str | os.PathLike) -> CycleData:
                      np.asarray(cell_ids), src)
 
 
-def load_long_csv(path: str | os.PathLike) -> CycleData:
+def load_long_csv(path: str | os.PathLike, plausible: bool = True) -> CycleData:
     """Load a long CSV: a header ``cell,cycle,<feature>,...`` then one row per cell and cycle.
 
     Cells and cycles may be any labels; cycles are sorted numerically when they are integers.
     An empty field is a missing value; a (cell, cycle) pair that never appears is missing too.
     Repeated (cell, cycle) pairs are an error.
     """
-    path = Path(path)
+    path = existing_file(path)
     src = str(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{src}: no such file")
-    text = path.read_text(encoding="utf-8", errors="replace")
+    text = read_text(path)
     if not text.strip():
         raise DataError(f"{src}: empty file; expected a header 'cell,cycle,<features...>'")
     reader = csv.reader(text.splitlines())
@@ -236,23 +269,21 @@ def load_long_csv(path: str | os.PathLike) -> CycleData:
         seen[a, b] = lineno
         values[a, b] = vals
     missing = np.isnan(values)
-    validate_values(values, missing, names, src, np.asarray(cells))
+    validate_values(values, missing, names, src, np.asarray(cells), plausible)
     return CycleData(values, missing, tuple(names), tuple(_unit(n) for n in names),
                      np.asarray(cells), src)
 
 
 def detect_format(path: str | os.PathLike) -> str:
     """Guess the format of a calibration file: ``"npz"``, ``"radar"`` or ``"long-csv"``."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file")
+    path = existing_file(path)
     if path.suffix.lower() == ".npz":
         return "npz"
     with open(path, "rb") as fh:
         head = fh.read(4096)
     if head.startswith(b"PK"):
         return "npz"
-    first = head.decode("utf-8", errors="replace").splitlines()[0] if head.strip() else ""
+    first = head.decode("utf-8-sig", errors="replace").splitlines()[0] if head.strip() else ""
     if "cell" in first.lower() and "cycle" in first.lower():
         return "long-csv"
     if "\t" in first:
@@ -261,15 +292,17 @@ def detect_format(path: str | os.PathLike) -> str:
                     f"give it with --format ({', '.join(FORMATS)})")
 
 
-def load(path: str | os.PathLike, format: str | None = None) -> CycleData:
-    """Load calibration data in any supported format (detected when ``format`` is None)."""
+def load(path: str | os.PathLike, format: str | None = None,
+         plausible: bool = True) -> CycleData:
+    """Load calibration data in any supported format (detected when ``format`` is None);
+    ``plausible`` False skips the range checks of :mod:`pyaimc.data.plausibility`."""
     fmt = format or detect_format(path)
     if fmt == "npz":
-        return load_npz(path)
+        return load_npz(path, plausible=plausible)
     if fmt == "radar":
-        return load_radar(path)
+        return load_radar(path, plausible=plausible)
     if fmt == "long-csv":
-        return load_long_csv(path)
+        return load_long_csv(path, plausible=plausible)
     raise ValueError(f"unknown format {fmt!r}; supported: {', '.join(FORMATS)}")
 
 

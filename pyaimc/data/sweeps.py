@@ -19,11 +19,13 @@ peak has its features marked missing, never guessed.
 from __future__ import annotations
 
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from pyaimc.data import plausibility
 from pyaimc.data.container import CycleData, DataError
 
 FEATURES = ("R_HRS", "U_SET", "R_LRS", "U_RESET")
@@ -58,26 +60,44 @@ class SweepFeatures:
         return sweep_branches(self.u)
 
 
-def load_sweeps(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
-    """Read ``U`` (P,) and ``I`` (cells, cycles, P) from an ``.npz`` file, checked."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file")
-    with np.load(path, allow_pickle=False) as f:
-        if "U" not in f.files or "I" not in f.files:
-            raise DataError(f"{path}: a sweep file needs arrays 'U' (points) and 'I' "
-                            f"(cells x cycles x points); found {', '.join(f.files)}")
-        u, i = np.asarray(f["U"], dtype=np.float64), np.asarray(f["I"], dtype=np.float64)
+def load_sweeps(path: str | os.PathLike, plausible: bool = True
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Read ``U`` (P,) and ``I`` (cells, cycles, P) from an ``.npz`` file, checked (and against
+    the ranges of :mod:`pyaimc.data.plausibility` unless ``plausible`` is False)."""
+    from pyaimc.data.loaders import existing_file
+
+    path = existing_file(path)
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            if "U" not in f.files or "I" not in f.files:
+                raise DataError(f"{path}: a sweep file needs arrays 'U' (points) and 'I' "
+                                f"(cells x cycles x points); found {', '.join(f.files)}")
+            if f["U"].dtype.kind not in "fiu" or f["I"].dtype.kind not in "fiu":
+                raise DataError(f"{path}: U and I must hold numbers, got {f['U'].dtype} and "
+                                f"{f['I'].dtype}")
+            u, i = np.asarray(f["U"], dtype=np.float64), np.asarray(f["I"], dtype=np.float64)
+    except (OSError, EOFError, zipfile.BadZipFile, NotImplementedError, RuntimeError) as err:
+        raise DataError(f"{path}: not a readable .npz archive ({err})") from None
+    except ValueError as err:
+        if isinstance(err, DataError):
+            raise
+        raise DataError(f"{path}: not a readable .npz archive ({err})") from None
     check_sweeps(u, i, str(path))
+    if plausible:
+        plausibility.check(u, "U", str(path), lambda k: f"point {k[0]}")
+        plausibility.check(i, "I", str(path), lambda k: f"cell {k[0]}, cycle {k[1]}, point {k[2]}")
     return u, i
 
 
 def is_sweep_file(path: str | os.PathLike) -> bool:
     """True for an ``.npz`` holding sweep arrays ``U`` and ``I``."""
+    if not Path(path).is_file():
+        return False
     try:
         with np.load(path, allow_pickle=False) as f:
             return {"U", "I"} <= set(f.files)
-    except (OSError, ValueError):
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, NotImplementedError,
+            RuntimeError):
         return False
 
 

@@ -19,7 +19,7 @@ from pyaimc.device.model import DeviceModel
 
 
 def load_calibration(data: str | os.PathLike, format: str | None = None,
-                     sweeps: str | os.PathLike | None = None):
+                     sweeps: str | os.PathLike | None = None, plausible: bool = True):
     """Per-cycle features and, where there are raw sweeps, their extraction.
 
     Parameters
@@ -31,6 +31,8 @@ def load_calibration(data: str | os.PathLike, format: str | None = None,
         ``npz``, ``radar``, ``long-csv`` or ``sweeps`` (detected when omitted).
     sweeps : path, optional
         Raw sweeps of the same technology beside cycling data (for the I-V fit).
+    plausible : bool
+        Check values against the ranges of :mod:`pyaimc.data.plausibility` (default).
 
     Returns
     -------
@@ -40,13 +42,13 @@ def load_calibration(data: str | os.PathLike, format: str | None = None,
     sweep_features = None
     if format == "sweeps" or (format is None and str(data).endswith(".npz")
                               and is_sweep_file(data)):
-        u, i = load_sweeps(data)
+        u, i = load_sweeps(data, plausible)
         sweep_features = extract_features(u, i, source=str(data))
         cycles = sweep_features.data
     else:
-        cycles = load(data, format)
+        cycles = load(data, format, plausible)
     if sweeps:
-        u, i = load_sweeps(sweeps)
+        u, i = load_sweeps(sweeps, plausible)
         sweep_features = extract_features(u, i, source=str(sweeps))
     return cycles, sweep_features
 
@@ -54,7 +56,8 @@ def load_calibration(data: str | os.PathLike, format: str | None = None,
 def fit_from_files(data: str | os.PathLike, *, format: str | None = None,
                    sweeps: str | os.PathLike | None = None, seed: int = 0,
                    max_var_order: int = 10, max_components: int = 6, keep_stuck: bool = False,
-                   citation: str | None = None, rng: np.random.Generator | None = None):
+                   citation: str | None = None, rng: np.random.Generator | None = None,
+                   plausible: bool = True):
     """Fit a :class:`DeviceModel` to calibration files.
 
     Parameters
@@ -72,6 +75,8 @@ def fit_from_files(data: str | os.PathLike, *, format: str | None = None,
     rng : numpy.random.Generator, optional
         The fit's generator (default ``default_rng(seed)``); pass one to continue its stream
         afterwards (the command line draws the fidelity report's sample from it).
+    plausible : bool
+        Check the data against the ranges of :mod:`pyaimc.data.plausibility` (default).
 
     Returns
     -------
@@ -81,7 +86,10 @@ def fit_from_files(data: str | os.PathLike, *, format: str | None = None,
         What it was fitted to (for a fidelity report).
     sweep_features : SweepFeatures or None
     """
-    cycles, sweep_features = load_calibration(data, format, sweeps)
+    if int(max_var_order) < 0 or int(max_components) < 1:
+        raise ValueError(f"max_var_order must be >= 0 and max_components >= 1, got "
+                         f"{max_var_order}, {max_components}")
+    cycles, sweep_features = load_calibration(data, format, sweeps, plausible)
     iv = fit_iv(sweep_features) if sweep_features is not None else None
     info = {"sweeps": str(sweeps or (data if sweep_features is not None else "")) or None}
     if citation:

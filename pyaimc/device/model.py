@@ -120,16 +120,24 @@ class DeviceModel:
         """
         self._validate_params()
         rng = rng if rng is not None else np.random.default_rng(0)
+        src = data.source or "data"
+        if data.n_cycles < 3:
+            # before the cell screens, which would otherwise report "0 usable cells"
+            raise DataError(f"{src}: {data.n_cycles} cycle(s) per cell; the model needs each cell's "
+                            f"cycle-to-cycle series (at least {MIN_CYCLES} cycles)")
         if self.exclude_stuck:
             data = exclude_stuck_cells(data)
         data = _exclude_constant_cells(data)
-        src = data.source or "data"
         if data.n_cells < MIN_DEVICES:
             raise DataError(f"{src}: {data.n_cells} usable cells; the device-to-device "
                             f"distribution needs at least {MIN_DEVICES}")
         if data.n_cycles < max(MIN_CYCLES, self.max_var_order + 2):
-            raise DataError(f"{src}: {data.n_cycles} cycles; need at least "
-                            f"{max(MIN_CYCLES, self.max_var_order + 2)} for the cycle-to-cycle model")
+            need = max(MIN_CYCLES, self.max_var_order + 2)
+            hint = (f"; a smaller --max-var-order (now {self.max_var_order}) lowers that to "
+                    f"{max(MIN_CYCLES, 2)}" if self.max_var_order + 2 > MIN_CYCLES else "")
+            raise DataError(f"{src}: {data.n_cycles} cycles; need at least {need} for the "
+                            f"cycle-to-cycle model (--max-var-order {self.max_var_order} needs "
+                            f"{self.max_var_order + 2}){hint}")
         names = data.feature_names
         f = len(names)
         work = np.stack([to_working(n, data.values[:, :, k]) for k, n in enumerate(names)], -1)
@@ -301,13 +309,20 @@ class DeviceModel:
             model.iv_ = IVModel.from_dict(doc["iv"])
             model.fit_info_ = doc.get("fit", {})
             model.provenance_ = doc.get("provenance", {})
-        except (KeyError, TypeError, ValueError) as err:
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
             raise DataError(f"{where}: not a valid {SCHEMA} model ({type(err).__name__}: {err})"
                             ) from None
-        f = len(model.feature_names_)
-        if (len(model.marginals_) != f or model.var_.n_features != f
-                or model.mixture_.means.shape[1] != 2 * f):
-            raise DataError(f"{where}: features, marginals, VAR and mixture disagree in size")
+        try:
+            f = len(model.feature_names_)
+            if (len(model.marginals_) != f or model.var_.n_features != f
+                    or model.mixture_.means.shape[1] != 2 * f):
+                raise DataError(f"{where}: features, marginals, VAR and mixture disagree in size")
+            check_parameters(model, doc, where)
+        except DataError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
+            raise DataError(f"{where}: a field has the wrong type or shape "
+                            f"({type(err).__name__}: {err})") from None
         return model
 
     @classmethod
@@ -337,6 +352,81 @@ def _exclude_constant_cells(data: CycleData) -> CycleData:
         keep[i] = not bad
         reasons.append("" if not bad else f"constant or fewer than 3 values: {', '.join(bad)}")
     return data if keep.all() else data.select_cells(keep, reasons)
+
+
+#: plausible component means per feature in working space (log10 ohm, V): the data ranges of
+#: :mod:`pyaimc.data.plausibility`
+_MEAN_RANGE = {"R": (1.0, 10.0), "U_SET": (-20.0, 0.0), "U_RESET": (0.0, 20.0)}
+#: largest plausible within-device spread in working space (decades of resistance, V)
+_SIGMA_MAX = 5.0
+
+
+def _check_chol(chol: np.ndarray, field: str, fail) -> None:
+    """A lower Cholesky factor: finite, lower-triangular, positive diagonal."""
+    chol = np.asarray(chol, dtype=np.float64)
+    if not np.all(np.isfinite(chol)):
+        fail(f"{field} holds non-finite values")
+    scale = max(float(np.max(np.abs(chol))), 1e-300)
+    if np.any(np.abs(np.triu(chol, 1)) > 1e-12 * scale):
+        fail(f"{field} is not lower-triangular (an edited Cholesky factor?)")
+    if not np.all(np.diagonal(chol, axis1=-2, axis2=-1) > 0):
+        fail(f"{field} has a diagonal entry <= 0: the covariance is not positive definite")
+
+
+def check_parameters(model, doc: dict, where: str = "model") -> None:
+    """Check a loaded model's parameters for physics, not only shape.
+
+    Mixture weights non-negative and summing to 1, component means of plausible devices,
+    Cholesky factors lower-triangular with positive diagonals (positive definite covariances), a
+    stable cycle-to-cycle VAR (spectral radius < 1), increasing marginal tables, a positive
+    temperature. Raises :class:`DataError` naming the file and the field.
+    """
+    def fail(msg):
+        raise DataError(f"{where}: {msg}")
+
+    raw_w = np.asarray(doc["mixture"]["weights"], dtype=np.float64)
+    if not np.all(np.isfinite(raw_w)) or np.any(raw_w < 0):
+        fail(f"mixture.weights must be finite and >= 0, got {raw_w.tolist()}")
+    if abs(raw_w.sum() - 1.0) > 1e-6:
+        fail(f"mixture.weights sum to {raw_w.sum():.6g}, expected 1")
+    mix = model.mixture_
+    if not np.all(np.isfinite(mix.means)):
+        fail("mixture.means holds non-finite values")
+    f = len(model.feature_names_)
+    for k, name in enumerate(model.feature_names_):
+        key = "R" if name.startswith("R_") else name
+        lo, hi = _MEAN_RANGE.get(key, (-np.inf, np.inf))
+        mu = mix.means[:, k]
+        if np.any((mu < lo) | (mu > hi)):
+            unit = "log10 ohm" if key == "R" else "V"
+            fail(f"mixture.means: a component's mean {name} = {mu[(mu < lo) | (mu > hi)][0]:.6g} "
+                 f"{unit} is outside the plausible {lo:g} .. {hi:g} {unit}")
+        sig = np.exp(mix.means[:, f + k])
+        if np.any(sig > _SIGMA_MAX):
+            fail(f"mixture.means: a component's spread of {name} is {sig.max():.3g} (working "
+                 f"units), more than {_SIGMA_MAX:g}")
+    for c in range(mix.n_components):
+        _check_chol(mix.chols[c], f"mixture.chols[{c}]", fail)
+    var = model.var_
+    if not np.all(np.isfinite(var.coefs)):
+        fail("var.coefs holds non-finite values")
+    _check_chol(var.noise_chol, "var.noise_chol", fail)
+    try:
+        radius = var.spectral_radius()
+    except np.linalg.LinAlgError as err:
+        fail(f"var.coefs: no eigenvalues ({err})")
+    if not radius < 1.0:
+        fail(f"var: the cycle-to-cycle process is unstable (spectral radius {radius:.4g} >= 1)")
+    for k, m in enumerate(model.marginals_):
+        if not (np.all(np.isfinite(m.x_knots)) and np.all(np.isfinite(m.u_knots))
+                and np.all(np.diff(m.x_knots) > 0) and np.all(np.diff(m.u_knots) > 0)):
+            fail(f"marginals[{k}] ({model.feature_names_[k]}): knots must be finite and "
+                 f"strictly increasing")
+    iv = model.iv_
+    if not (np.isfinite(iv.temperature) and iv.temperature > 0):
+        fail(f"iv.temperature must be > 0 K, got {iv.temperature}")
+    if not (np.all(np.isfinite(iv.lrs_coefs)) and np.all(np.isfinite(iv.hrs_coefs))):
+        fail("iv envelope coefficients hold non-finite values")
 
 
 #: the fitted models shipped inside the package (``make calibration`` refits them)

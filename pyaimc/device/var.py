@@ -271,8 +271,13 @@ class VARProcess:
             gram += win.T @ win
             n_rows += len(win)
         if n_rows < 10 * m:
+            # the largest order this data supports, for the hint
+            fit_order = max((q for q in range(pmax) if n_rows + d * (pmax - q)
+                             >= 10 * (q + 1) * f), default=0)
             raise ValueError(f"only {n_rows} complete windows of {pmax + 1} cycles; too few to fit "
-                             f"a VAR({pmax}) of {f} features")
+                             f"a VAR({pmax}) of {f} features (needs {10 * m}); lower the largest "
+                             f"order (--max-var-order {fit_order} or less) or give more "
+                             f"cells or cycles")
         criteria = {}
         fits = {}
         yy = gram[:f, :f]

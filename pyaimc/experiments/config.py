@@ -266,15 +266,27 @@ def load_config(path: str | Path) -> RunConfig:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such config file")
-    text = path.read_text(encoding="utf-8")
+    if not path.is_file():
+        raise ConfigError(f"{path}: not a regular file; expected a .json or .toml configuration")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
     try:
         values = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as err:
         raise ConfigError(f"{path}: cannot parse ({err})") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: the configuration must be an object of sections "
+                          f"(data, model, quant, train, prune, ...), got a "
+                          f"{type(values).__name__}")
     try:
         return from_dict(values)
     except ConfigError as err:
         raise ConfigError(f"{path}: {err}") from None
+    except (TypeError, ValueError, AttributeError) as err:
+        raise ConfigError(f"{path}: a value has the wrong type ({type(err).__name__}: {err})"
+                          ) from None
 
 
 def _without_provenance(value: Any) -> Any:

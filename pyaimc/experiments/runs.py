@@ -57,8 +57,12 @@ def load_checkpoint(path: Path, config: RunConfig, check_noise: bool = True) -> 
     """
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such checkpoint")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if state.get("schema") != CHECKPOINT_SCHEMA:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - torch raises many kinds for a damaged file
+        raise CheckpointMismatch(f"{path}: not a readable checkpoint (damaged or truncated: "
+                                 f"{type(err).__name__}); delete it to train afresh") from None
+    if not isinstance(state, dict) or state.get("schema") != CHECKPOINT_SCHEMA:
         raise CheckpointMismatch(f"{path}: not a {CHECKPOINT_SCHEMA} checkpoint")
     if check_noise:
         diffs = []

@@ -30,6 +30,7 @@ from pyaimc.experiments.datasets import SequenceData, load_data
 from pyaimc.experiments.deploy import deployed_accuracy
 from pyaimc.experiments.runs import (CHECKPOINT_SCHEMA, CheckpointMismatch, evaluate,
                                      load_checkpoint, load_run, save_checkpoint)
+from pyaimc.errors import FailedError
 from pyaimc.io import provenance, write_json
 from pyaimc.s4d.classifier import LinearFactory, S4DClassifier, build_model
 from pyaimc.s4d.hardware import (analog_linear_factory, attach_ssm_noise, generator_states,
@@ -96,6 +97,10 @@ def _shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch
     return torch.gather(x, 1, index.unsqueeze(-1).expand_as(x))
 
 
+class TrainingDiverged(FailedError):
+    """The loss became NaN or infinite; the run directory keeps the last good checkpoint."""
+
+
 def _train_epoch(model, data: SequenceData, config: RunConfig, optimizer, scheduler,
                  generator: torch.Generator) -> dict:
     t = config.train
@@ -109,6 +114,12 @@ def _train_epoch(model, data: SequenceData, config: RunConfig, optimizer, schedu
             x = _shift(x, t.shift, generator)
         logits = model(x)
         loss = F.cross_entropy(logits, y, label_smoothing=t.label_smoothing)
+        if not torch.isfinite(loss):
+            # stop before the step: the weights (and the last checkpoint) stay the last good ones
+            raise TrainingDiverged(f"training diverged: the loss is {loss.item()} at batch "
+                                   f"{start // t.batch_size + 1}; the last good checkpoint is "
+                                   f"kept (lower train.lr, now {t.lr:g}, or set "
+                                   f"train.grad_clip)")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if t.grad_clip:
@@ -217,6 +228,11 @@ def train(config: RunConfig, run_dir: str | Path, *, linear_factory: LinearFacto
             set_generator_states(model, state.get("noise_rng", {}))
 
         def save(phase: str, epoch: int) -> None:
+            bad = [n for n, p in model.named_parameters() if not torch.isfinite(p).all()]
+            if bad:
+                raise TrainingDiverged(f"training diverged: non-finite weights in {bad[0]} after "
+                                       f"epoch {epoch}; the last good checkpoint is kept (lower "
+                                       f"train.lr, now {config.train.lr:g})")
             save_checkpoint(ckpt_path, {
                 "schema": CHECKPOINT_SCHEMA, "config_hash": config_hash(config),
                 "config": to_dict(config), "phase": phase, "epoch": epoch,

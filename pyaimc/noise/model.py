@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from pyaimc.circuit.transfer import TransferError, TransferModel, as_transfer
+from pyaimc.errors import InputError
 from pyaimc.io import SchemaError, provenance, read_json, write_json
 from pyaimc.noise.periphery import ADC, DAC, DacAdc
 from pyaimc.noise.programming import ProgrammingTable, TableProgramming
@@ -48,7 +49,7 @@ METHODS = ("one_shot", "write_verify")
 Programming = TableProgramming
 
 
-class NoiseModelError(ValueError):
+class NoiseModelError(InputError):
     """A noise model has missing, impossible or mutually inconsistent fields."""
 
 
@@ -330,9 +331,16 @@ class NoiseModel:
             raise NoiseModelError(f"{where}: missing field {err}") from None
         except NoiseModelError:
             raise
-        except (TypeError, ValueError) as err:
+        except (TypeError, ValueError, AttributeError) as err:
             raise NoiseModelError(f"{where}: bad field ({type(err).__name__}: {err})") from None
-        return model.validate(where)
+        try:
+            return model.validate(where)
+        except NoiseModelError:
+            raise
+        except (TypeError, ValueError, AttributeError) as err:
+            # a field of the wrong type (a string where a number belongs, null, a list)
+            raise NoiseModelError(f"{where}: a field has the wrong type "
+                                  f"({type(err).__name__}: {err})") from None
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "NoiseModel":

@@ -10,12 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+from pyaimc.errors import InputError
 from pyaimc.s4d.quant import Precision
 
 NORMS = ("layer", "batch")
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """A configuration key is unknown or its value impossible; the message names the key."""
 
 

@@ -26,6 +26,7 @@ from typing import Sequence
 
 import numpy as np
 
+from pyaimc.errors import EXIT_INPUT, BudgetError, FailedError
 from pyaimc.spice.dialect import spice_number
 
 #: Default wall-clock limit for one ngspice run, seconds.
@@ -45,7 +46,7 @@ _FOOTER = re.compile(
     r"Shared ngspice|Text \(code\)|Stack =|Library pages|Note: No compatibility mode)")
 
 
-class NgspiceError(RuntimeError):
+class NgspiceError(FailedError):
     """ngspice failed; ``log_tail`` holds the end of its log (also in the message)."""
 
     def __init__(self, message: str, log_tail: str = "") -> None:
@@ -58,8 +59,10 @@ class NgspiceError(RuntimeError):
 class NgspiceNotFoundError(NgspiceError):
     """No ngspice executable was found."""
 
+    exit_code = EXIT_INPUT
 
-class NgspiceTimeoutError(NgspiceError):
+
+class NgspiceTimeoutError(NgspiceError, BudgetError):
     """ngspice ran past its time limit and was stopped."""
 
 
