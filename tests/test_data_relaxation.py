@@ -79,7 +79,8 @@ def test_relaxation_empty_and_missing(tmp_path):
         load_relaxation(tmp_path / "z.gz")
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(row=st.integers(0, 15), col=st.integers(0, 6),
        token=st.sampled_from(["nan", "inf", "x", "", "1e999", "--1"]))
 def test_relaxation_fuzz_one_bad_token(tmp_path, row, col, token):
@@ -151,7 +152,8 @@ def test_hash_half_is_balanced_and_not_parity():
 
 def test_line_levels_rule():
     lv = line_levels(1024, 8)
-    assert list(lv[:3]) == [0, 1, 2] and lv[32] == 1 and lv[33] == 2 and np.bincount(lv).min() == 128
+    assert list(lv[:3]) == [0, 1, 2] and lv[32] == 1 and lv[33] == 2
+    assert np.bincount(lv).min() == 128
 
 
 def test_readback_and_write_log_errors(tmp_path):

@@ -15,7 +15,7 @@ from pyaimc import __version__
 from pyaimc.cli._common import CLIError
 
 #: sub-command modules, in the order ``pyaimc --help`` lists them
-COMMAND_MODULES = ("fit", "crossbar", "export", "train")
+COMMAND_MODULES = ("fit", "relax", "crossbar", "export", "train")
 
 __all__ = ["CLIError", "build_parser", "main"]
 

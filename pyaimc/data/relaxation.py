@@ -445,7 +445,7 @@ def load_traces(path: str | os.PathLike, fs: float | None = None,
         if bad.any():
             k = int(np.flatnonzero(bad)[0])
             raise DataError(f"{src}: row {lineno}, column {k + header_columns + 1}: "
-                            f"{samples[k]!r}; expected a conductance in siemens (0 < g < 1)")
+                            f"{float(samples[k])!r}; expected a conductance in siemens (0 < g < 1)")
         levels.append(int(head[0]))
         offsets.append(int(head[1]) if header_columns > 1 else 0)
         traces.append(samples)
