@@ -5,8 +5,8 @@ cell 1-5 at 4.3 kOhm, 2 bits per cell 4 at 5.1 kOhm): fit the two-step retention
 (:mod:`pyaimc.device.retention`) on everything else (the other experiments' write -> read-back
 and read-back -> post-bake pairs; experiment 3bpc5, whose bake temperature is not stated, is
 never used for fitting), then simulate the
-experiment: write every cell into its write window with the package's write-verify on the RADAR
-cycling model (``calibration_data/models/radar_cycling-4-24-20.json``; the one-sided LRS and HRS
+experiment: write every cell into its write window with the package's write-verify scheme
+(``device/schemes.py``; RADAR's own scheme is not in the package yet) on the RADAR cycling model (``calibration_data/models/radar_cycling-4-24-20.json``; the one-sided LRS and HRS
 windows, which that model's mean SET path does not reach, take conductances resampled from the
 other experiments' write logs), wait, bake at the experiment's temperature for 30 min, read with
 its read windows. Predicted error rate (cells outside their read window, mean of ``--repeats``
@@ -44,8 +44,7 @@ from pyaimc.device import DeviceModel  # noqa: E402
 from pyaimc.device.retention import (RADAR_EXPERIMENTS, READ_WINDOWS_OHM,  # noqa: E402
                                      RetentionModel, error_rate)
 from pyaimc.io import atomic_write_text, provenance, write_json  # noqa: E402
-from pyaimc.noise.programming import (VerifySettings, _cells, calibrate_pulses,  # noqa: E402
-                                      write_verify)
+from pyaimc.device.schemes import get_scheme, new_cells  # noqa: E402
 
 COMPARED = ("3bpc1", "3bpc2", "3bpc3", "3bpc4", "3bpc5", "2bpc4")
 CYCLING_MODEL = ROOT / "calibration_data" / "models" / "radar_cycling-4-24-20.json"
@@ -70,7 +69,7 @@ def pairs(experiments: dict, relax80: tuple | None, leave_out: str) -> tuple[lis
     return wait, bake
 
 
-def write_cells(e, others: dict, cycling, cal, rng, passes: int = 10) -> np.ndarray:
+def write_cells(e, others: dict, cycling, scheme, rng, passes: int = 10) -> np.ndarray:
     """Written conductance of every cell of experiment ``e`` (S)."""
     n_levels = e.n_levels
     lo, hi = e.window_lo.copy(), e.window_hi.copy()
@@ -83,16 +82,13 @@ def write_cells(e, others: dict, cycling, cal, rng, passes: int = 10) -> np.ndar
     g = np.full(e.level.shape, np.nan)
     two_sided = (lo > 0) & np.isfinite(hi) & (hi < 1e6)
     g_lo, g_hi = 1.0 / hi[two_sided], 1.0 / lo[two_sided]
-    target = 0.5 * (g_lo + g_hi)
-    tol = (g_hi - g_lo) / (g_hi + g_lo)
     idx = np.flatnonzero(two_sided)
     todo = np.ones(len(idx), dtype=bool)
     for _ in range(passes):  # cells out of their window are rewritten, as in the experiments
         if not todo.any():
             break
-        cells = _cells(cycling, int(todo.sum()), rng)
-        res = write_verify(cells, target[todo], cal,
-                           VerifySettings(tolerance=float(np.min(tol[todo])), max_pulses=100))
+        cells = new_cells(cycling, int(todo.sum()), rng)
+        res = scheme.program(cells, g_lo[todo], g_hi[todo], rng)
         cells.close()
         g[idx[todo]] = res.g
         inside = (g[idx] >= g_lo) & (g[idx] <= g_hi)
@@ -159,7 +155,7 @@ def main(argv=None) -> int:
                cell_g(load_readback(folder / "relaxation-postbake.csv")))
     cycling = DeviceModel.load(CYCLING_MODEL)
     rng = np.random.default_rng(args.seed)
-    cal = calibrate_pulses(cycling, rng, n_cells=4000)
+    scheme = get_scheme("write_verify", max_pulses=100).prepare(cycling, rng)
     rows = []
     for name in COMPARED:
         e = exps[name]
@@ -170,7 +166,7 @@ def main(argv=None) -> int:
         others = {k: v for k, v in exps.items() if k != name}
         pre_p, post_p, write_p = [], [], []
         for _ in range(args.repeats):
-            gw = write_cells(e, others, cycling, cal, rng)
+            gw = write_cells(e, others, cycling, scheme, rng)
             g_pre = model.wait(gw, rng)
             g_post = model.bake(g_pre, meta["temp_c"], rng)
             write_p.append(error_rate(1.0 / gw, e.level, windows))
