@@ -90,3 +90,20 @@ def test_fit_refuses_bake_alone(tmp_path, capsys):
     p.write_text("1\t0.0\t20000.0\t5e-05\t100\n1\t5000.0\t25000.0\t4e-05\t100\n")
     assert main(["fit", str(p), "-o", str(tmp_path / "m.json")]) == 2
     assert "bake records refine a relaxation part" in capsys.readouterr().err
+
+
+def test_export_noise_takes_a_relaxation_part(tmp_path, relax_model, capsys):
+    from pyaimc.noise import NoiseModel, RelaxationRetention
+
+    example = ROOT / "calibration_data" / "models" / "example.json"
+    out = tmp_path / "noise.json"
+    small = ["--levels", "3", "--devices", "20", "--repeats", "2"]
+    assert main(["export", "noise", "--device", str(example), "--relaxation", str(relax_model),
+                 "-o", str(out)] + small) == 0
+    assert "retention: relaxation (techS" in capsys.readouterr().out
+    nm = NoiseModel.load(out)
+    assert isinstance(nm.retention, RelaxationRetention)
+    assert nm.retention.model.technology_ == "techS"
+    assert main(["export", "noise", "--device", str(example), "--temperature", "85",
+                 "-o", str(out)] + small) == 2
+    assert "--temperature needs a relaxation part" in capsys.readouterr().err
