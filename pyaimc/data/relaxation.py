@@ -207,6 +207,12 @@ class RelaxationData:
         return RelaxationData(self.addr[keep], self.level[keep], self.g0[keep], self.timepoints,
                               self.time[keep], self.g[keep], self.source)
 
+    def select_times(self, keep) -> "RelaxationData":
+        """Only the time points where ``keep`` (bool array (n_times,)) is True."""
+        keep = np.asarray(keep, dtype=bool)
+        return RelaxationData(self.addr, self.level, self.g0, self.timepoints[keep],
+                              self.time[:, keep], self.g[:, keep], self.source)
+
     def summary(self) -> str:
         counts = (~np.isnan(self.g)).sum(axis=0)
         n_neg = int(np.sum(self.g <= 0))
