@@ -5,7 +5,9 @@ The model, fitted from relaxation records (cells read at time points after progr
     D(t)  = G(t) - G(0) = m(G0, t) + s(G0, t) * T(x(t))
     m, s² = tables over G0 knots x time knots (kernel-weighted moments of the measured D),
             linear in G0 between knots and linear in log10(t) between time knots
-    T     = monotone map N(0, 1) -> standardized residual (heavy tails: a few cells jump far)
+    T     = monotone map N(0, 1) -> standardized residual (heavy tails: a few cells jump far),
+            one per band of G0, interpolated in G0 (low levels are skewed: their cells fall
+            towards a floor, never below 0 S)
     x(t)  = Ornstein-Uhlenbeck process in log10(t): corr(x(t1), x(t2)) = rho ** |log10(t2/t1)|
             (each cell relaxes along its own path; paths decorrelate over decades)
 
@@ -31,7 +33,11 @@ Extrapolation (stated, because deployment asks for a year and the records end at
 - before the first measured time the relaxation starts at the time where the first two knots'
   variance line reaches zero (kept between 1/1000 and 1/2 of the first time); in between, mean
   and variance grow linearly in log10(t) from zero;
-- G0 outside the knots uses the end knots' tables; conductances are kept >= 0.
+- G0 outside the knots uses the end knots' tables; conductances are kept at or above the floor
+  ``g_floor_``, the 0.1 % quantile of every read in the records. (At the lowest levels the
+  heavy lower tail of the residual sends 1-3 % of the cells of ~15 uS to that floor within a
+  day, where the records show none below ~5 uS: the lower tail there is shorter than the
+  residual maps can express.)
 
 Read noise beyond thermal and shot noise, from continuous read traces: a 1/f^alpha power spectral
 density of G with amplitude interpolated (log-log) in G between the traced cells, and a white floor
@@ -210,7 +216,10 @@ class RelaxationModel:
         Each knot's Gaussian kernel is at least half as wide as the distance to its
         ``min_neighbours``-th nearest cell (sparse ranges are pooled more widely).
     n_marginal_knots : int
-        Knots of the standardized-residual transform.
+        Knots of each standardized-residual transform.
+    n_residual_bands : int
+        Bands of G0 (equal counts of cells), each with its own residual transform; between
+        the bands' median G0 the transforms are interpolated.
     t_ref_c : float
         Temperature of the relaxation records, C (not in the files: room temperature assumed).
 
@@ -221,8 +230,12 @@ class RelaxationModel:
     mean_, var_ : ndarray (J, K), S and S**2
     slope_mean_, slope_var_ : ndarray (J,), per decade beyond the last time knot
     log10_t_zero_ : ndarray (J,), log10 s where relaxation starts
-    marginal_ : MarginalTransform (unit variance, zero mean under N(0, 1))
+    marginals_ : list of MarginalTransform (unit variance, zero mean under N(0, 1))
+    marginal_g_ : ndarray, S
+        Median G0 of each residual band.
     rho_per_decade_ : float
+    g_floor_ : float
+        Lowest conductance a relaxed cell takes, S (0.1 % quantile of the reads).
     temps_c_, bake_time_ : ndarray (M,) or None
         Bake temperatures (C) and the median time of their reads (s).
     dmean_, vfactor_ : ndarray (J, M) or None
@@ -235,6 +248,7 @@ class RelaxationModel:
     n_knots: int = 64
     min_neighbours: int = 60
     n_marginal_knots: int = 61
+    n_residual_bands: int = 4
     t_ref_c: float = 25.0
 
     g_knots_: np.ndarray | None = field(default=None, init=False, repr=False)
@@ -244,8 +258,10 @@ class RelaxationModel:
     slope_mean_: np.ndarray | None = field(default=None, init=False, repr=False)
     slope_var_: np.ndarray | None = field(default=None, init=False, repr=False)
     log10_t_zero_: np.ndarray | None = field(default=None, init=False, repr=False)
-    marginal_: MarginalTransform | None = field(default=None, init=False, repr=False)
+    marginals_: list = field(default_factory=list, init=False, repr=False)
+    marginal_g_: np.ndarray | None = field(default=None, init=False, repr=False)
     rho_per_decade_: float = field(default=0.0, init=False, repr=False)
+    g_floor_: float = field(default=0.0, init=False, repr=False)
     temps_c_: np.ndarray | None = field(default=None, init=False, repr=False)
     bake_time_: np.ndarray | None = field(default=None, init=False, repr=False)
     dmean_: np.ndarray | None = field(default=None, init=False, repr=False)
@@ -309,11 +325,23 @@ class RelaxationModel:
         m_c = _interp_rows(g0, knots, mean)
         s_c = np.sqrt(_interp_rows(g0, knots, var))
         u = (d - m_c) / np.where(s_c > 0, s_c, np.nan)
-        marg = MarginalTransform.fit(u[np.isfinite(u)], n_knots=self.n_marginal_knots)
-        self.marginal_ = _standardized(marg)
-        x = self.marginal_.to_normal(np.where(np.isfinite(u), u, 0.0))
-        x[~np.isfinite(u)] = np.nan
+        nb = max(1, int(self.n_residual_bands))
+        edges = np.quantile(g0, np.linspace(0, 1, nb + 1))
+        band = np.clip(np.searchsorted(edges, g0, side="right") - 1, 0, nb - 1)
+        self.marginals_, centres = [], []
+        x = np.full_like(u, np.nan)
+        for b in range(nb):
+            ub = u[band == b]
+            marg = _standardized(MarginalTransform.fit(ub[np.isfinite(ub)],
+                                                       n_knots=self.n_marginal_knots))
+            self.marginals_.append(marg)
+            centres.append(float(np.median(g0[band == b])))
+            ok = (band == b)[:, None] & np.isfinite(u)
+            x[ok] = marg.to_normal(u[ok])
+        self.marginal_g_ = np.array(centres)
         self.rho_per_decade_, pairs = _fit_rho(x, np.log10(self.t_knots_))
+        reads = data.g[np.isfinite(data.g)]
+        self.g_floor_ = float(max(np.quantile(reads, 1e-3), 0.0))
         self.technology_ = technology or _technology_name(src)
         self.fit_info_ = {
             "source": src, "n_cells": int(len(g0)),
@@ -502,7 +530,7 @@ class RelaxationModel:
 
         Returns
         -------
-        ndarray (n, T), S, >= 0
+        ndarray (n, T), S, at or above ``min(g_floor_, g0)``
         """
         self._check_fitted()
         g0 = np.atleast_1d(np.asarray(g0, dtype=np.float64))
@@ -513,8 +541,29 @@ class RelaxationModel:
             raise ValueError("times must be a 1-D array of finite times >= 0 s")
         m, v = self.moments(g0, times, temperature_c)
         x = self.paths(len(g0), times, rng)
-        g = g0[:, None] + m + np.sqrt(v) * self.marginal_.to_data(x)
-        return np.maximum(g, 0.0)
+        g = g0[:, None] + m + np.sqrt(v) * self.residual(x, g0)
+        return np.maximum(g, np.minimum(self.g_floor_, g0[:, None]))
+
+    def residual(self, x: np.ndarray, g0) -> np.ndarray:
+        """Standardized residuals of cells ``g0`` (S, (n,)) for normal values ``x`` ((n,) or
+        (n, T)): the residual maps of the two nearest G0 bands, interpolated."""
+        g0 = np.asarray(g0, dtype=np.float64)
+        x = np.asarray(x, dtype=np.float64)
+        maps, centres = self.marginals_, self.marginal_g_
+        if len(maps) == 1:
+            return maps[0].to_data(x)
+        gc = np.clip(g0, centres[0], centres[-1])
+        j = np.clip(np.searchsorted(centres, gc, side="right") - 1, 0, len(centres) - 2)
+        w = (gc - centres[j]) / (centres[j + 1] - centres[j])
+        if x.ndim == 2:
+            j, w = j[:, None], w[:, None]
+        out = np.empty_like(x)
+        for k in range(len(maps) - 1):
+            sel = np.broadcast_to(j == k, x.shape)
+            if sel.any():
+                ww = np.broadcast_to(w, x.shape)[sel]
+                out[sel] = (1 - ww) * maps[k].to_data(x[sel]) + ww * maps[k + 1].to_data(x[sel])
+        return out
 
     def paths(self, n: int, times, rng: np.random.Generator) -> np.ndarray:
         """Standard-normal paths (n, T) with ``corr = rho ** |log10(t2 / t1)|``; times in s."""
@@ -548,13 +597,16 @@ class RelaxationModel:
             "kind": KIND,
             "technology": self.technology_,
             "params": {"n_knots": self.n_knots, "min_neighbours": self.min_neighbours,
-                       "n_marginal_knots": self.n_marginal_knots, "t_ref_c": self.t_ref_c},
+                       "n_marginal_knots": self.n_marginal_knots,
+                       "n_residual_bands": self.n_residual_bands, "t_ref_c": self.t_ref_c},
             "g_knots": self.g_knots_, "t_knots": self.t_knots_,
             "mean": self.mean_, "var": self.var_,
             "slope_mean_per_decade": self.slope_mean_, "slope_var_per_decade": self.slope_var_,
             "log10_t_zero": self.log10_t_zero_,
-            "marginal": self.marginal_.to_dict(),
+            "residual_maps": [mm.to_dict() for mm in self.marginals_],
+            "residual_map_g0": self.marginal_g_,
             "rho_per_decade": self.rho_per_decade_,
+            "g_floor": self.g_floor_,
             "temperature": temperature,
             "read_noise": self.read_noise_.to_dict() if self.read_noise_ is not None else None,
             "extrapolation": "beyond the last time knot: mean and variance linear in log10(t) "
@@ -579,8 +631,12 @@ class RelaxationModel:
             m.slope_mean_ = np.asarray(d["slope_mean_per_decade"], dtype=np.float64)
             m.slope_var_ = np.asarray(d["slope_var_per_decade"], dtype=np.float64)
             m.log10_t_zero_ = np.asarray(d["log10_t_zero"], dtype=np.float64)
-            m.marginal_ = MarginalTransform.from_dict(d["marginal"])
+            m.marginals_ = [MarginalTransform.from_dict(x) for x in d["residual_maps"]]
+            m.marginal_g_ = np.asarray(d["residual_map_g0"], dtype=np.float64)
+            if len(m.marginals_) != len(m.marginal_g_) or not m.marginals_:
+                raise ValueError("residual_maps and residual_map_g0 differ in length")
             m.rho_per_decade_ = float(d["rho_per_decade"])
+            m.g_floor_ = float(d.get("g_floor", 0.0))
             if d.get("temperature") is not None:
                 tp = d["temperature"]
                 m.temps_c_ = np.asarray(tp["temps_c"], dtype=np.float64)

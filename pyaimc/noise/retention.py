@@ -105,8 +105,9 @@ class RelaxationRetention:
         """``G(t) - G(0)`` (S) of cells ``g`` (S) for standard-normal residuals ``z`` (same
         shape): the deterministic map the samplers use."""
         m, v = self.model.moments(g.ravel(), [float(t)], self._temperature(temperature))
-        d = m[:, 0] + np.sqrt(v[:, 0]) * self.model.marginal_.to_data(z.ravel())
-        return np.maximum(d, -g.ravel()).reshape(g.shape)  # conductances stay >= 0
+        d = m[:, 0] + np.sqrt(v[:, 0]) * self.model.residual(z.ravel(), g.ravel())
+        floor = np.minimum(self.model.g_floor_, g.ravel())  # the model's floor (or g itself)
+        return np.maximum(d, floor - g.ravel()).reshape(g.shape)
 
     def torch_drift(self, g, t: float, generator=None, temperature: float | None = None):
         """The torch form of :meth:`conductance_at` (no gradient: callers that train add the
