@@ -108,7 +108,9 @@ def main(argv=None) -> int:
           "on the MNIST-1D results' noise model with technology B's relaxation as retention "
           f"(measured up to {relax.t_knots_[-1]:.0f} s; later times extrapolated). 'soft': "
           "trained in software; 'hw': then 4 epochs hardware-aware (at the instant of "
-          "programming).", "",
+          "programming). The noise model joins two technologies (the example device's "
+          "programming, technology B's relaxation): it shows the time axis, it is no chip. "
+          "Chance is 0.1.", "",
           "| time | soft | soft, compensated | hw | hw, compensated |", "|---|---|---|---|---|"]
     for t in [0.0] + list(TIMES.values()):
         cells = []
