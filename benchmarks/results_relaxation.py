@@ -5,8 +5,9 @@ address, fit the relaxation model on one half and compare, on the other, every (
 point) group with >= 50 cells: mean of G(t) - G(0) within 0.25 std + 0.3 uS, std ratio within
 0.75-1.33. Both directions; beside it the in-sample score, the half-vs-half reference (one half's
 sample moments against the other's) and two baselines (no relaxation; one log-time broadening law
-for every level). Also: the temperature part fitted on half of technology B's baked cells (checked
-on the other half at the bake time), the 1/f read noise of technology A's traces, and a plot of the std against time with
+for every level). Also: the last time point left out and predicted (the extrapolation rule), the
+temperature part fitted on half of technology B's baked cells (checked on the other half at the
+bake time), the 1/f read noise of technology A's traces, and a plot of the std against time with
 the extrapolation to a year.
 
 Writes ``results/relaxation.json`` (with the command), ``results/relaxation.md`` and

@@ -4,9 +4,9 @@ For each experiment of ``radar_programming/retention`` whose read windows are kn
 cell 1-5 at 4.3 kOhm, 2 bits per cell 4 at 5.1 kOhm): fit the two-step retention model
 (:mod:`pyaimc.device.retention`) on everything else (the other experiments' write -> read-back
 and read-back -> post-bake pairs; experiment 3bpc5, whose bake temperature is not stated, is
-never used for fitting), then simulate the
-experiment: write every cell into its write window with the package's write-verify scheme
-(``device/schemes.py``; RADAR's own scheme is not in the package yet) on the RADAR cycling model (``calibration_data/models/radar_cycling-4-24-20.json``; the one-sided LRS and HRS
+never used for fitting), then simulate the experiment: write every cell into its write window
+with the package's write-verify scheme (``device/schemes.py``; RADAR's own scheme is not in the
+package yet) on the RADAR cycling model (``radar_cycling-4-24-20``; the one-sided LRS and HRS
 windows, which that model's mean SET path does not reach, take conductances resampled from the
 other experiments' write logs), wait, bake at the experiment's temperature for 30 min, read with
 its read windows. Predicted error rate (cells outside their read window, mean of ``--repeats``

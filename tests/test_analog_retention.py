@@ -80,7 +80,8 @@ def test_relaxation_kind_draws_the_models_distribution(relax_model):
 def test_noise_model_file_keeps_the_retention_part(tmp_path, relax_noise):
     relax_noise.save(tmp_path / "n.json")
     back = NoiseModel.load(tmp_path / "n.json")
-    assert isinstance(back.retention, RelaxationRetention) and back.retention == relax_noise.retention
+    assert isinstance(back.retention, RelaxationRetention)
+    assert back.retention == relax_noise.retention
     doc = json.loads((tmp_path / "n.json").read_text())
     assert doc["retention"]["kind"] == "relaxation"
     del doc["retention"]  # files without the part: no retention
