@@ -9,7 +9,9 @@ Stages (each prints what it wrote):
 4. export the hardware noise model with that transfer model, and train an MLP with AnalogLinear
    layers on it (software vs programmed-hardware accuracy);
 5. train a small ternary S4D on MNIST-1D without and with that noise model, deploy both on the
-   programmed tiles (recurrent step mode) and check one recurrent step against ngspice.
+   programmed tiles (recurrent step mode) and check one recurrent step against ngspice;
+6. relax programmed conductances with the shipped relaxation model (``pyaimc relax``) and read
+   an analog layer at 1 s to 1 year after programming, with and without drift compensation.
 
 ``--stages 4 5`` runs a subset; a later stage reads what the earlier ones wrote in ``--out``.
 """
@@ -102,6 +104,15 @@ def stage_s4d(out: Path, noise: Path) -> None:
     _done(t0)
 
 
+def stage_relax(out: Path) -> None:
+    from examples.demo_relax import demo_relax
+
+    t0 = _stage("6. conductance relaxation after programming: pyaimc relax, a layer read later")
+    demo_relax(out / "relax")
+    print(f"    wrote {out / 'relax'}/relaxed.npy, relax.png, demo_relax.json")
+    _done(t0)
+
+
 def _needs(path: Path, stage: str) -> Path:
     if not path.exists():
         raise SystemExit(f"{path} is missing: run stage {stage!r} first (or all stages)")
@@ -120,6 +131,7 @@ STAGES = [
      lambda out: stage_noise(out, _needs(out / TRANSFER, "transfer"))),
     ("s4d", "S4D training and deployment",
      lambda out: stage_s4d(out, _needs(out / NOISE, "noise"))),
+    ("relax", "relaxation after programming", stage_relax),
 ]
 
 

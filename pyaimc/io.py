@@ -295,6 +295,15 @@ def write_npz(path: str | os.PathLike, **arrays: np.ndarray) -> Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 
+def write_npy(path: str | os.PathLike, array: np.ndarray) -> Path:
+    """Write one array to an ``.npy`` file atomically."""
+    import io as _io
+
+    buf = _io.BytesIO()
+    np.save(buf, np.asarray(array), allow_pickle=False)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
 def read_json(path: str | os.PathLike, schema: str | tuple[str, ...]) -> dict:
     """Read a versioned JSON document and check its ``schema`` field.
 

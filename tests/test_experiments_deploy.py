@@ -118,6 +118,31 @@ def test_deploy_cli_reports_draws_and_is_reproducible(run_dir, tmp_path, capsys)
     assert "none.json" in capsys.readouterr().err
 
 
+def test_deploy_over_time_with_relaxation(run_dir, tmp_path, capsys):
+    from conftest import ROOT
+    from pyaimc.device import DeviceModel
+    from pyaimc.noise import RelaxationRetention
+
+    relax = DeviceModel.load(ROOT / "calibration_data" / "models" / "techB-relaxation.json")
+    noise = tmp_path / "noise.json"
+    example_noise_model().with_retention(RelaxationRetention(relax.relaxation_)).save(noise)
+    args = ["deploy", str(run_dir), "--noise", str(noise), "--draws", "2", "--quiet",
+            "--t-inference", "0", "3600", "3.15e7"]
+    assert main(args) == 0
+    doc = json.loads((run_dir / "deploy.json").read_text())
+    assert "retention relaxation" in capsys.readouterr().out
+    rows = doc["over_time"]
+    assert [r["t_inference"] for r in rows] == [0.0, 3600.0, 3.15e7]
+    assert doc["retention"] == "relaxation" and not rows[0]["drift_compensation"]
+    assert doc["hardware"]["accuracies"] == rows[0]["accuracies"]
+    assert main(args + ["--drift-compensation"]) == 0
+    comp = json.loads((run_dir / "deploy.json").read_text())["over_time"]
+    assert all(r["drift_compensation"] for r in comp)
+    assert comp[0]["accuracies"] == rows[0]["accuracies"]  # nothing to compensate at t = 0
+    assert main(args[:-3] + ["-1"]) == 2
+    assert "--t-inference must be >= 0 s" in capsys.readouterr().err
+
+
 def test_one_shot_programming_costs_more_than_write_verify(run_dir):
     config, model = load_run(run_dir)
     from pyaimc.experiments.datasets import load_data

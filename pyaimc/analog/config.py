@@ -32,6 +32,15 @@ class AnalogConfig:
     t_inference : float
         Time after programming at which the programmed conductances are read, s (the noise
         model's retention part drifts them; 0: at the instant of programming).
+    drift_compensation : bool
+        Global drift compensation: right after programming and again at ``t_inference`` each
+        tile is read with every row at the full input (a reference read: noise-free, ideal
+        crossbar); its outputs are multiplied by the ratio of the two reads' summed column-pair
+        magnitudes (the read-out gain a chip calibrates, as aihwkit's global compensation).
+    t_train : (float, float) or None
+        Hardware-aware training samples a time after programming per mini-batch, log-uniform
+        in this range (s), and drifts the sampled conductances to it (straight-through); None:
+        training sees the instant of programming.
     """
 
     programming_noise: bool = True
@@ -44,6 +53,8 @@ class AnalogConfig:
     input_scaling: str = "abs_max"
     input_range: float = 1.0
     t_inference: float = 0.0
+    drift_compensation: bool = False
+    t_train: tuple | None = None
 
     def __post_init__(self) -> None:
         if self.input_scaling not in ("abs_max", "fixed"):
@@ -53,6 +64,12 @@ class AnalogConfig:
             raise ValueError(f"input_range must be > 0, got {self.input_range}")
         if not self.t_inference >= 0:
             raise ValueError(f"t_inference must be >= 0 s, got {self.t_inference}")
+        if self.t_train is not None:
+            t = tuple(float(x) for x in self.t_train)
+            if len(t) != 2 or not 0 < t[0] <= t[1]:
+                raise ValueError(f"t_train must be (t_min, t_max) with 0 < t_min <= t_max s, "
+                                 f"got {self.t_train}")
+            self.t_train = t
 
     @classmethod
     def hardware(cls) -> "AnalogConfig":

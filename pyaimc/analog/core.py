@@ -52,6 +52,33 @@ def transfer_for(noise_model, config: AnalogConfig) -> TorchTransfer | None:
     return None if (p.is_linear and p.i_sat is None) else p
 
 
+def tile_compensation(d0: torch.Tensor, dt: torch.Tensor, rows: int, cols: int
+                      ) -> torch.Tensor:
+    """Global drift compensation gains of the tiles of pair differences ``d = g+ - g-``
+    (..., out, in; S) read right after programming (``d0``) and later (``dt``).
+
+    A reference read puts the same voltage on every row of a tile; the gain of the tile is
+    ``sum_o |I_o(0)| / sum_o |I_o(t)|`` over its column pairs ``o`` (1 where the later read is
+    empty). Tiles hold ``rows`` inputs and ``cols`` outputs.
+
+    Returns
+    -------
+    Tensor (..., row_tiles, col_tiles * cols)
+        The gain of each output's tile, per row tile (outputs padded to whole tiles).
+    """
+    out_f, in_f = d0.shape[-2:]
+    tr, tc = math.ceil(in_f / rows), math.ceil(out_f / cols)
+
+    def reference(d):
+        d = torch.nn.functional.pad(d, (0, tr * rows - in_f, 0, tc * cols - out_f))
+        cur = d.reshape(*d.shape[:-1], tr, rows).sum(dim=-1).abs()      # (..., O, tr)
+        return cur.reshape(*cur.shape[:-2], tc, cols, tr).sum(dim=-2)  # (..., tc, tr)
+
+    r0, rt = reference(d0), reference(dt)
+    gain = torch.where(rt > _TINY * 1e-6, r0 / rt.clamp_min(_TINY * 1e-6), torch.ones_like(rt))
+    return gain.transpose(-1, -2).repeat_interleave(cols, dim=-1)       # (..., tr, tc * cols)
+
+
 class TileCore:
     """The physics of a tile design: a noise model read through an :class:`AnalogConfig`.
 
@@ -140,12 +167,58 @@ class TileCore:
             g_pos, g_neg = sampler.sample_cells(w / scale.unsqueeze(-1), generator)
         return self.drift(g_pos, generator), self.drift(g_neg, generator)
 
-    def drift(self, g: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        """Conductances ``g`` (S) at ``t_inference`` after programming (noise model's retention)."""
+    def drift(self, g: torch.Tensor, generator: torch.Generator | None,
+              t: float | None = None) -> torch.Tensor:
+        """Conductances ``g`` (S) at ``t`` (default ``t_inference``) after programming (noise
+        model's retention)."""
         retention = self.noise_model.retention
-        if getattr(retention, "is_identity", False) or self.config.t_inference == 0:
+        t = self.config.t_inference if t is None else float(t)
+        if getattr(retention, "is_identity", False) or t == 0:
             return g
-        return retention.torch_drift(g, self.config.t_inference, generator)
+        return retention.torch_drift(g, t, generator)
+
+    @property
+    def drifts(self) -> bool:
+        """Whether programmed conductances change before they are read."""
+        return not getattr(self.noise_model.retention, "is_identity", False) and \
+            self.config.t_inference > 0
+
+    @torch.no_grad()
+    def program_compensated(self, w: torch.Tensor, generator: torch.Generator | None,
+                            scheme: str | None = None, scale: torch.Tensor | None = None,
+                            rows: int | None = None, cols: int | None = None):
+        """As :meth:`program`, plus the global drift compensation of each tile.
+
+        Returns
+        -------
+        g_pos, g_neg : Tensor (shape of ``w``), S, at ``t_inference``
+        alpha : Tensor (..., row_tiles, col_tiles * cols)
+            Output gain of each tile (1 without drift or compensation); tiles of ``rows``
+            inputs and ``cols`` outputs (default the physical tile).
+        """
+        scale = self.scales(w) if scale is None else scale
+        sampler = self.sampler_for(scheme)
+        if sampler is None:
+            g0_pos, g0_neg = self.targets(w, scale)
+        else:
+            g0_pos, g0_neg = sampler.sample_cells(w / scale.unsqueeze(-1), generator)
+        g_pos, g_neg = self.drift(g0_pos, generator), self.drift(g0_neg, generator)
+        rows = self.rows if rows is None else rows
+        cols = self.cols if cols is None else cols
+        if self.config.drift_compensation and self.drifts:
+            alpha = tile_compensation(g0_pos - g0_neg, g_pos - g_neg, rows, cols)
+        else:
+            alpha = tile_compensation(g0_pos - g0_neg, g0_pos - g0_neg, rows, cols)
+        return g_pos, g_neg, alpha
+
+    def training_time(self, generator: torch.Generator | None) -> float | None:
+        """A time after programming (s) for one training step: log-uniform in ``t_train``, or
+        None (no drift in training)."""
+        t = self.config.t_train
+        if t is None or getattr(self.noise_model.retention, "is_identity", False):
+            return None
+        u = float(torch.rand((), generator=generator, dtype=torch.float64))
+        return float(math.exp(math.log(t[0]) + u * (math.log(t[1]) - math.log(t[0]))))
 
     # ------------------------------------------------------------------ converters
     def input_voltages(self, x: torch.Tensor, grad: bool = True

@@ -86,6 +86,16 @@ class AnalogLinear(nn.Module):
         self.register_buffer("programmed_scale", torch.zeros(out_features, **kw))
         self.register_buffer("is_programmed", torch.tensor(False, device=device))
         self._setup()
+        # gain of each (row tile, output): the global drift compensation (1: none)
+        self.register_buffer("programmed_alpha", torch.ones(
+            math.ceil(in_features / self.rows), out_features, **kw))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # layers saved before drift compensation existed hold no gains: 1 (none)
+        key = prefix + "programmed_alpha"
+        if key not in state_dict and hasattr(self, "programmed_alpha"):
+            state_dict[key] = torch.ones_like(self.programmed_alpha)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def reset_parameters(self) -> None:
         """The initialisation of ``nn.Linear``."""
@@ -176,10 +186,11 @@ class AnalogLinear(nn.Module):
         gen = generator if generator is not None else self.generator()
         w = self.mapped_weight()
         scale = self._scale(w)
-        g_pos, g_neg = self.core.program(w, gen, method, scale)
+        g_pos, g_neg, alpha = self.core.program_compensated(w, gen, method, scale)
         self.programmed_g_pos.copy_(g_pos)
         self.programmed_g_neg.copy_(g_neg)
         self.programmed_scale.copy_(scale)
+        self.programmed_alpha.copy_(alpha[..., :self.out_features])
         self.is_programmed.fill_(True)
         return self
 
@@ -208,6 +219,7 @@ class AnalogLinear(nn.Module):
         w = self.mapped_weight()
         scale = self._scale(w)
         sampler = self.sampler if self.training and self.config.programming_noise else None
+        t_train = self.core.training_time(self.generator()) if self.training else None
         read = None
         if self.core.reads_noise:
             with torch.no_grad():
@@ -215,6 +227,13 @@ class AnalogLinear(nn.Module):
                 # a few per cent): g_min on both cells plus span * |w| / scale on one
                 a = torch.div(w.detach(), scale[:, None], out=self._scratch("a_read", w)).abs_()
             read = (2 * self.g_min, span, a)
+        if t_train is not None:
+            # drifted to a sampled time after programming, straight-through to the targets
+            gp, gn = pair_cells(w, scale, sampler, self.generator(), self.g_min, span)
+            gp = gp + (self.core.drift(gp.detach(), self.generator(), t_train) - gp.detach())
+            gn = gn + (self.core.drift(gn.detach(), self.generator(), t_train) - gn.detach())
+            return ((gp, gn), None, read, scale) if need_cells else \
+                (None, (gp - gn) / span, read, scale)
         if need_cells:
             cells = pair_cells(w, scale, sampler, self.generator(), self.g_min, span)
             return cells, None, read, scale
@@ -285,7 +304,10 @@ class AnalogLinear(nn.Module):
         if self.core.reads_noise:
             # in place: the product's backward does not need its output
             i = i.add_(self._read_noise(v.detach(), read))
-        i = self.core.adc(i).sum(dim=0)
+        i = self.core.adc(i)
+        if self.config.drift_compensation and not self.training and bool(self.is_programmed):
+            i = i * self.programmed_alpha[:, None, :]
+        i = i.sum(dim=0)
         y = i * (scale * self.core.output_gain()) * x_scale
         if self.bias is not None:
             y = y + self.bias

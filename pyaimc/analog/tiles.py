@@ -153,6 +153,7 @@ class AnalogTiles:
         self.scale = core.scales(self.weight)                                # (G, out)
         self.transfer, self.read = core.transfer, core.read
         self.g_pos = self.g_neg = None
+        self.alpha = None
 
     # ------------------------------------------------------------------ programming
     def targets(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -163,9 +164,15 @@ class AnalogTiles:
     def program(self, generator: torch.Generator) -> "AnalogTiles":
         """Draw the programmed conductances from the noise model's programming statistics
         (per target conductance, stuck cells included; the targets when programming noise is
-        off), drifted to the config's ``t_inference``, and keep them."""
-        return self.set_conductances(*self.core.program(self.weight, generator, None,
-                                                        self.scale))
+        off), drifted to the config's ``t_inference``, and keep them; with the config's drift
+        compensation, also each tile's gain (:func:`~pyaimc.analog.core.tile_compensation`)."""
+        lay = self.layout
+        g_pos, g_neg, alpha = self.core.program_compensated(self.weight, generator, None,
+                                                            self.scale, lay.r, lay.c)
+        self.set_conductances(g_pos, g_neg)
+        # (G, n_row_tiles, O): the global drift compensation gain of each tile's outputs
+        self.alpha = alpha if self.config.drift_compensation and self.core.drifts else None
+        return self
 
     @torch.no_grad()
     def set_conductances(self, g_pos: torch.Tensor, g_neg: torch.Tensor) -> "AnalogTiles":
@@ -175,6 +182,7 @@ class AnalogTiles:
             raise ValueError(f"conductances must have shape {shape}, got "
                              f"{tuple(g_pos.shape)} and {tuple(g_neg.shape)}")
         lay = self.layout
+        self.alpha = None  # conductances set by hand: no compensation gains
         self.g_pos, self.g_neg = g_pos.to(self.weight.dtype), g_neg.to(self.weight.dtype)
         g = lay.pad(torch.stack([self.g_pos, self.g_neg]))                 # (2, G, O, I)
 
@@ -223,6 +231,8 @@ class AnalogTiles:
             z = torch.randn(sigma.shape, generator=generator, dtype=sigma.dtype)
             i = i + sigma.mul_(z)
         i = self.core.adc(i if i.is_contiguous() else i.clone(), grad=False)
+        if self.alpha is not None:
+            i = i * self.alpha
         i = i.squeeze(2) if i.shape[2] == 1 else i.sum(dim=2)
         i = i[..., :self.out_features]
         return (i * (self.scale / (self.span * self.v_max))).mul_(x_scale)  # output_gain

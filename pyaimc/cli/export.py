@@ -121,6 +121,12 @@ def _add_export_noise(actions) -> None:
                         "(default 2)")
     p.add_argument("--g-min-us", type=float, help="window low end, uS (default from the model)")
     p.add_argument("--g-max-us", type=float, help="window high end, uS (default from the model)")
+    p.add_argument("--relaxation", metavar="RELAX_MODEL.json",
+                   help="a device model whose relaxation part becomes the retention part "
+                        "(default: the device model's own, if it has one; else none)")
+    p.add_argument("--temperature", type=float, metavar="C",
+                   help="temperature of the retention part, C (default: the relaxation "
+                        "records')")
     p.set_defaults(handler=_export_noise)
 
 
@@ -175,6 +181,18 @@ def _export_noise(args) -> int:
         raise CLIError(f"write-verify settings: {err}") from None
     model = DeviceModel.load(args.device)
     transfer = read_transfer(args.transfer) if args.transfer else None
+    retention = None
+    relax_src = args.relaxation or (args.device if model.relaxation_ is not None else None)
+    if relax_src is not None:
+        from pyaimc.noise.retention import RelaxationRetention
+
+        rmodel = DeviceModel.load(relax_src).relaxation_ if args.relaxation else \
+            model.relaxation_
+        if rmodel is None:
+            raise CLIError(f"{args.relaxation}: the model has no relaxation part")
+        retention = RelaxationRetention(rmodel, args.temperature, str(relax_src))
+    elif args.temperature is not None:
+        raise CLIError("--temperature needs a relaxation part (--relaxation)")
     try:
         nm = export_noise_model(
             model, np.random.default_rng(args.seed), rows=rows, cols=cols, transfer=transfer,
@@ -182,7 +200,7 @@ def _export_noise(args) -> int:
             n_repeats=args.repeats, schemes=schemes, tolerance=args.tolerance,
             bandwidth=args.bandwidth, dac_bits=args.dac_bits, adc_bits=args.adc_bits,
             v_max=args.v_max, adc_headroom=args.adc_headroom, training_scheme=args.method,
-            progress=True, source=str(args.device), seed=args.seed)
+            progress=True, source=str(args.device), seed=args.seed, retention=retention)
     except ValueError as err:
         where = f"{args.transfer}: " if args.transfer and "transfer" in str(err) else ""
         raise CLIError(f"{where}{err}") from None

@@ -37,13 +37,25 @@ def _add_fit(sub) -> None:
     p.add_argument("--accept-implausible", action="store_true",
                    help="read values outside the physical plausibility ranges (README) as they "
                         "are")
+    p.add_argument("--relaxation", metavar="RELAX.tsv.gz",
+                   help="relaxation records (addr, time, r, g, g_initial, level, timept) to add "
+                        "the relaxation part; DATA may itself be such a file (then the model has "
+                        "only that part)")
+    p.add_argument("--bake", metavar="BAKE.tsv.gz",
+                   help="bake records (addr, time, r, g, temp) of the same technology: "
+                        "temperature dependence of the relaxation part")
+    p.add_argument("--traces", metavar="TRACES.tsv.gz",
+                   help="continuous read traces of the same technology: 1/f read noise of the "
+                        "relaxation part")
     p.set_defaults(handler=_run_fit)
 
 
 def _run_fit(args) -> int:
     import numpy as np
 
-    from pyaimc.device.fitting import fit_from_files, fit_summary, report_summary
+    from pyaimc.data.relaxation import detect_relaxation_format
+    from pyaimc.device.fitting import (fit_from_files, fit_relaxation_from_files, fit_summary,
+                                       relaxation_summary, report_summary)
     from pyaimc.io import OutputSet, check_output
 
     if args.max_var_order < 0 or args.max_components < 1:
@@ -52,13 +64,35 @@ def _run_fit(args) -> int:
     check_output(args.output, "-o")
     if args.report:
         check_output(args.report, "--report", directory=True)
+    kind = None if args.format else detect_relaxation_format(args.data)
+    if kind in ("bake", "traces"):
+        raise CLIError(f"{args.data}: {kind} records refine a relaxation part; give relaxation "
+                       f"records as DATA (or --relaxation) and this file with --{kind}")
+    if kind is None and (args.bake or args.traces) and not args.relaxation:
+        raise CLIError("--bake and --traces need relaxation records (DATA or --relaxation)")
+    if kind == "relaxation":
+        if args.relaxation:
+            raise CLIError(f"{args.data} is relaxation records already; --relaxation is for "
+                           f"adding them to a cycling model")
+        model = fit_relaxation_from_files(args.data, bake=args.bake, traces=args.traces,
+                                          seed=args.seed, citation=args.citation)
+        with OutputSet() as outputs:
+            model.save(outputs.file(args.output))
+        print("\n".join(relaxation_summary(model)))
+        print(f"wrote {args.output} (relaxation part only)")
+        return 0
     rng = np.random.default_rng(args.seed)
     model, data, sweeps = fit_from_files(
         args.data, format=args.format, sweeps=args.sweeps, seed=args.seed,
         max_var_order=args.max_var_order, max_components=args.max_components,
         keep_stuck=args.keep_stuck, citation=args.citation, rng=rng,
         plausible=not args.accept_implausible)
+    if args.relaxation:
+        fit_relaxation_from_files(args.relaxation, bake=args.bake, traces=args.traces,
+                                  model=model)
     print("\n".join(fit_summary(model, str(args.data))))
+    if args.relaxation:
+        print("\n".join(relaxation_summary(model)))
     with OutputSet() as outputs:
         model.save(outputs.file(args.output))
         if args.report:

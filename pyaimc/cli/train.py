@@ -89,6 +89,12 @@ def _add_deploy(sub) -> None:
                         "crossbar netlists and compare with the behavioral tiles (small models)")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--t-inference", type=float, nargs="+", default=[0.0], metavar="SECONDS",
+                   help="times after programming at which the chips are read (the noise "
+                        "model's retention part); several: accuracy vs time (default 0)")
+    p.add_argument("--drift-compensation", action="store_true",
+                   help="global drift compensation: each tile's output gain calibrated by a "
+                        "reference read right after programming and at the read time")
     p.set_defaults(handler=_run_deploy)
 
 
@@ -103,15 +109,23 @@ def _run_deploy(args) -> int:
         raise CLIError(f"--threads must be >= 1, got {args.threads}")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    if min(args.t_inference) < 0:
+        raise CLIError(f"--t-inference must be >= 0 s, got {args.t_inference}")
     doc = deploy_run(args.run_dir, args.noise, draws=args.draws, seed=args.seed,
                      method=args.method, ngspice_step=args.ngspice_step,
-                     progress=not args.quiet)
+                     progress=not args.quiet, t_inference=args.t_inference,
+                     drift_compensation=args.drift_compensation)
     hw, sw = doc["hardware"], doc["software"]
     print(f"{args.run_dir}: software {sw['test_accuracy']:.4f} (step mode "
           f"{sw['test_accuracy_step_mode']:.4f}); deployed on {args.noise} "
           f"({hw['programming_method']}): {hw['accuracy_mean']:.4f} +- "
           f"{hw['accuracy_std']:.4f} over {hw['draws']} draws "
           f"[{', '.join(f'{a:.4f}' for a in hw['accuracies'])}]")
+    if len(doc["over_time"]) > 1 or doc["over_time"][0]["t_inference"] > 0:
+        comp = " with drift compensation" if args.drift_compensation else ""
+        print(f"  retention {doc['retention']}{comp}: "
+              + ", ".join(f"{r['t_inference']:g} s {r['accuracy_mean']:.4f}"
+                          for r in doc["over_time"]))
     check = doc["ngspice_step"]
     if check is not None:
         print(f"ngspice step {check['step']} ({check['netlists']} netlists, {check['cells']} "

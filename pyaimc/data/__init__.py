@@ -3,7 +3,11 @@
 from pyaimc.data.container import CycleData, DataError, ExcludedCell, exclude_stuck_cells
 from pyaimc.data.loaders import (FORMATS, detect_format, load, load_long_csv, load_npz,
                                  load_radar, save_long_csv, validate_values)
+from pyaimc.data.relaxation import (BakeData, ReadTraces, RelaxationData, RetentionExperiment,
+                                    detect_relaxation_format, load_bake, load_relaxation,
+                                    load_traces)
 
 __all__ = ["CycleData", "DataError", "ExcludedCell", "exclude_stuck_cells", "FORMATS",
            "detect_format", "load", "load_long_csv", "load_npz", "load_radar", "save_long_csv",
-           "validate_values"]
+           "validate_values", "BakeData", "ReadTraces", "RelaxationData", "RetentionExperiment",
+           "detect_relaxation_format", "load_bake", "load_relaxation", "load_traces"]

@@ -16,12 +16,14 @@ from pyaimc.device.iv import IVModel, adc_quantize
 from pyaimc.device.marginal import MarginalTransform
 from pyaimc.device.mixture import DeviceMixture
 from pyaimc.device.model import DeviceModel, shipped_model, shipped_model_names
+from pyaimc.device.relaxation import ReadNoise1f, RelaxationModel
 from pyaimc.device.schemes import (SCHEMES, OneShot, PulseCalibration, ResetRamp, WriteResult,
                                    WriteScheme, WriteVerify, calibrate_pulses, get_scheme,
                                    register_scheme)
 from pyaimc.device.var import VARProcess
 
-__all__ = ["CellArray", "DeviceMixture", "DeviceModel", "shipped_model", "shipped_model_names", "IVModel", "MarginalTransform",
-           "OneShot", "PulseCalibration", "ResetRamp", "SCHEMES", "VARProcess", "WriteResult",
-           "WriteScheme", "WriteVerify", "adc_quantize", "calibrate_pulses", "get_scheme",
-           "register_scheme", "simulate_sweeps", "triangular_sweep"]
+__all__ = ["CellArray", "DeviceMixture", "DeviceModel", "shipped_model", "shipped_model_names",
+           "IVModel", "MarginalTransform", "OneShot", "PulseCalibration", "ReadNoise1f",
+           "RelaxationModel", "ResetRamp", "SCHEMES", "VARProcess", "WriteResult", "WriteScheme",
+           "WriteVerify", "adc_quantize", "calibrate_pulses", "get_scheme", "register_scheme",
+           "simulate_sweeps", "triangular_sweep"]

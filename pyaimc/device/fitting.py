@@ -123,3 +123,65 @@ def report_summary(metrics: dict) -> list[str]:
     lines.append(f"  cross-correlation error {metrics['xcorr_error']:.4f}; smallest component "
                  f"{metrics['mixture']['smallest_component_fraction']:.3f}")
     return lines
+
+
+def fit_relaxation_from_files(relaxation: str | os.PathLike, *,
+                              bake: str | os.PathLike | None = None,
+                              traces: str | os.PathLike | None = None,
+                              model: DeviceModel | None = None, seed: int = 0,
+                              citation: str | None = None, **params) -> DeviceModel:
+    """Fit the relaxation part (:class:`~pyaimc.device.relaxation.RelaxationModel`) to files.
+
+    Parameters
+    ----------
+    relaxation : path
+        Relaxation records (:func:`pyaimc.data.relaxation.load_relaxation`).
+    bake, traces : path, optional
+        Bake records and continuous read traces of the same technology.
+    model : DeviceModel, optional
+        Add the part to this (cycling) model; default a new model with only this part.
+    seed : int
+        Recorded in a new model's provenance (the fit draws nothing).
+    citation : str, optional
+        Recorded in a new model's provenance.
+    **params
+        Passed to :class:`RelaxationModel`.
+
+    Returns
+    -------
+    DeviceModel
+    """
+    from pyaimc.data.relaxation import load_bake, load_relaxation, load_traces
+    from pyaimc.io import provenance
+
+    data = load_relaxation(relaxation)
+    model = model if model is not None else DeviceModel()
+    model.fit_relaxation(data, bake=load_bake(bake) if bake else None,
+                         traces=load_traces(traces) if traces else None, **params)
+    if not model.has_cycling:
+        model.provenance_ = provenance(source=str(relaxation), seed=seed,
+                                       **({"citation": citation} if citation else {}))
+    else:
+        model.provenance_["relaxation"] = str(relaxation)
+    model.relaxation_.fit_info_["summary"] = data.summary()
+    return model
+
+
+def relaxation_summary(model: DeviceModel) -> list[str]:
+    """What the relaxation fit found, as lines for a person."""
+    r = model.relaxation_
+    fi = r.fit_info_
+    lines = [f"relaxation part ({r.technology_}): {fi.get('summary', fi.get('source', ''))}",
+             f"  {len(r.g_knots_)} G0 knots x {len(r.t_knots_)} time knots "
+             f"({r.t_knots_[0]:.3g}-{r.t_knots_[-1]:.3g} s), residual kurtosis "
+             f"{fi['residual_kurtosis']:.1f}, path correlation {r.rho_per_decade_:.3f} per "
+             f"decade"]
+    if r.temps_c_ is not None:
+        rows = fi["temperature"]["per_temperature"]
+        ratios = ", ".join(f"{x['std_ratio_median']:.2f}" for x in rows)
+        lines.append(f"  temperature: bakes at {', '.join(f'{t:g}' for t in r.temps_c_)} C "
+                     f"(median std ratio over room temperature at the bake time: {ratios})")
+    if r.read_noise_ is not None:
+        lines.append(f"  read noise: 1/f^{r.read_noise_.alpha:.2f} from "
+                     f"{len(fi['read_noise']['traces'])} traces")
+    return lines

@@ -25,6 +25,7 @@ from pyaimc.device.copula import normal_space_targets
 from pyaimc.device.iv import IVModel
 from pyaimc.device.marginal import MarginalTransform
 from pyaimc.device.mixture import DeviceMixture
+from pyaimc.device.relaxation import RelaxationModel
 from pyaimc.device.var import VARProcess
 from pyaimc.io import provenance, read_json, write_json, write_npz
 
@@ -75,6 +76,9 @@ class DeviceModel:
         Over ``theta = (mu_1..mu_F, log sigma_1..log sigma_F)`` in working space.
     iv_ : IVModel
         I-V and switching (fitted from sweeps, or the default).
+    relaxation_ : RelaxationModel or None
+        Conductance relaxation after programming (optional part, see :meth:`fit_relaxation`).
+        A model may hold only this part (then the cycling attributes are empty).
     fit_info_ : dict
         Devices and cycles used, excluded cells, window correction figures.
     provenance_ : dict
@@ -93,6 +97,7 @@ class DeviceModel:
     var_: VARProcess | None = field(default=None, init=False, repr=False)
     mixture_: DeviceMixture | None = field(default=None, init=False, repr=False)
     iv_: IVModel | None = field(default=None, init=False, repr=False)
+    relaxation_: RelaxationModel | None = field(default=None, init=False, repr=False)
     fit_info_: dict = field(default_factory=dict, init=False, repr=False)
     provenance_: dict = field(default_factory=dict, init=False, repr=False)
 
@@ -203,8 +208,38 @@ class DeviceModel:
         if int(self.n_knots) < 3:
             raise ValueError(f"n_knots must be >= 3, got {self.n_knots}")
 
+    def fit_relaxation(self, data, bake=None, traces=None, **params) -> "DeviceModel":
+        """Fit the relaxation part (:class:`~pyaimc.device.relaxation.RelaxationModel`).
+
+        Parameters
+        ----------
+        data : RelaxationData
+        bake : BakeData, optional
+            Adds the temperature dependence.
+        traces : ReadTraces, optional
+            Adds 1/f read noise.
+        **params
+            Passed to :class:`RelaxationModel` (``n_knots``, ``min_neighbours``, ...).
+
+        Returns
+        -------
+        self
+        """
+        self.relaxation_ = RelaxationModel(**params).fit(data, bake=bake, traces=traces)
+        if not self.provenance_:
+            self.provenance_ = provenance(source=data.source)
+        return self
+
+    @property
+    def has_cycling(self) -> bool:
+        """Whether the cycling part (marginals, mixture, VAR, I-V) is fitted."""
+        return self.var_ is not None
+
     def _check_fitted(self) -> None:
         if self.var_ is None:
+            if self.relaxation_ is not None:
+                raise RuntimeError("this DeviceModel holds only a relaxation part (fitted from "
+                                   "relaxation records); cycling needs fit(data) on cycling data")
             raise RuntimeError("this DeviceModel is not fitted yet; call fit(data) or load(path)")
 
     # ------------------------------------------------------------------ sampling
@@ -276,22 +311,30 @@ class DeviceModel:
 
     # ------------------------------------------------------------------ files
     def to_dict(self) -> dict:
-        self._check_fitted()
-        return {
+        if self.var_ is None and self.relaxation_ is None:
+            self._check_fitted()
+        doc = {
             "schema": SCHEMA,
-            "features": [{"name": n, "unit": u, "space": working_space(n)}
-                         for n, u in zip(self.feature_names_, self.units_)],
             "params": {"max_var_order": self.max_var_order, "var_criterion": self.var_criterion,
                        "max_components": self.max_components, "n_knots": self.n_knots,
                        "exclude_stuck": self.exclude_stuck,
                        "window_correction": self.window_correction},
-            "marginals": [m.to_dict() for m in self.marginals_],
-            "var": self.var_.to_dict(),
-            "mixture": self.mixture_.to_dict(),
-            "iv": self.iv_.to_dict(),
-            "fit": self.fit_info_,
-            "provenance": self.provenance_,
         }
+        if self.var_ is not None:
+            doc.update({
+                "features": [{"name": n, "unit": u, "space": working_space(n)}
+                             for n, u in zip(self.feature_names_, self.units_)],
+                "marginals": [m.to_dict() for m in self.marginals_],
+                "var": self.var_.to_dict(),
+                "mixture": self.mixture_.to_dict(),
+                "iv": self.iv_.to_dict(),
+                "fit": self.fit_info_,
+            })
+        if self.relaxation_ is not None:
+            # optional part: files without it (older ones) load as before
+            doc["relaxation"] = self.relaxation_.to_dict()
+        doc["provenance"] = self.provenance_
+        return doc
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the fitted model as versioned JSON (``pyaimc.device/1``), atomically."""
@@ -299,6 +342,15 @@ class DeviceModel:
 
     @classmethod
     def from_dict(cls, doc: dict, where: str = "model") -> "DeviceModel":
+        if "var" not in doc and "relaxation" in doc:
+            try:
+                model = cls(**doc["params"])
+            except (KeyError, TypeError) as err:
+                raise DataError(f"{where}: not a valid {SCHEMA} model ({type(err).__name__}: "
+                                f"{err})") from None
+            model.relaxation_ = RelaxationModel.from_dict(doc["relaxation"], f"{where}: relaxation")
+            model.provenance_ = doc.get("provenance", {})
+            return model
         try:
             model = cls(**doc["params"])
             model.feature_names_ = tuple(f["name"] for f in doc["features"])
@@ -323,6 +375,8 @@ class DeviceModel:
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
             raise DataError(f"{where}: a field has the wrong type or shape "
                             f"({type(err).__name__}: {err})") from None
+        if doc.get("relaxation") is not None:
+            model.relaxation_ = RelaxationModel.from_dict(doc["relaxation"], f"{where}: relaxation")
         return model
 
     @classmethod

@@ -25,7 +25,8 @@ from pyaimc.io import provenance, write_json
 from pyaimc.noise.model import NoiseModel
 from pyaimc.s4d.step import AnalogBackend, RecurrentClassifier
 
-__all__ = ["AnalogBackend", "DEPLOY_SCHEMA", "deploy_run", "deployed_accuracy"]
+__all__ = ["AnalogBackend", "DEPLOY_SCHEMA", "accuracy_over_time", "deploy_run",
+           "deployed_accuracy"]
 
 DEPLOY_SCHEMA = "pyaimc.deploy/1"
 
@@ -76,8 +77,37 @@ def deployed_accuracy(model, x: torch.Tensor, y: torch.Tensor, noise_model: Nois
             "analog": dataclasses.asdict(config), "seconds": time.perf_counter() - tic}
 
 
+def accuracy_over_time(model, x: torch.Tensor, y: torch.Tensor, noise_model: NoiseModel,
+                       times, draws: int = 5, seed: int = 0,
+                       config: AnalogConfig | None = None, compensation=(False,),
+                       batch_size: int = 500, progress: bool = False) -> list[dict]:
+    """Deployed accuracy at each time after programming (``times``, s), with and/or without
+    global drift compensation.
+
+    Every time and compensation setting programs the same ``draws`` chips (same seed: the same
+    programming error and, per cell, the same residual of the relaxation model), so the rows
+    differ only by the time and the compensation.
+
+    Returns
+    -------
+    list of dict
+        One per (time, compensation): ``t_inference``, ``drift_compensation`` and the fields of
+        :func:`deployed_accuracy`.
+    """
+    config = config if config is not None else AnalogConfig()
+    rows = []
+    for t in times:
+        for comp in compensation:
+            cfg = dataclasses.replace(config, t_inference=float(t), drift_compensation=bool(comp))
+            res = deployed_accuracy(model, x, y, noise_model, draws, seed, cfg, batch_size,
+                                    progress)
+            rows.append({"t_inference": float(t), "drift_compensation": bool(comp), **res})
+    return rows
+
+
 def deploy_run(run_dir, noise_path, draws: int = 5, seed: int = 0, method: str | None = None,
-               ngspice_step: bool = False, progress: bool = True) -> dict:
+               ngspice_step: bool = False, progress: bool = True, t_inference=(0.0,),
+               drift_compensation: bool = False) -> dict:
     """Deploy a trained run on the hardware of ``noise_path``; write ``RUN_DIR/deploy.json``.
 
     Parameters
@@ -93,6 +123,11 @@ def deploy_run(run_dir, noise_path, draws: int = 5, seed: int = 0, method: str |
     ngspice_step : bool
         Also run one recurrent step of one test sequence with every product's currents from
         ngspice netlists (:func:`pyaimc.experiments.spice_step.ngspice_step_check`).
+    t_inference : float or sequence of float
+        Times after programming, s (the noise model's retention part); ``hardware`` holds the
+        first, ``over_time`` all (accuracy vs time).
+    drift_compensation : bool
+        Global drift compensation (:class:`~pyaimc.analog.config.AnalogConfig`).
 
     Returns
     -------
@@ -103,11 +138,16 @@ def deploy_run(run_dir, noise_path, draws: int = 5, seed: int = 0, method: str |
     config, model = load_run(run_dir, software=True)
     noise_model = NoiseModel.load(noise_path)
     data = load_data(config.data)
-    analog = AnalogConfig(programming_method=method)
+    times = [float(t) for t in np.atleast_1d(np.asarray(t_inference, dtype=np.float64))]
+    if not times or min(times) < 0:
+        raise ValueError(f"t_inference must be times >= 0 s, got {t_inference}")
+    analog = AnalogConfig(programming_method=method, drift_compensation=drift_compensation)
     software = evaluate(model, data.x_test, data.y_test)
     step = evaluate(RecurrentClassifier(model), data.x_test, data.y_test)
-    hardware = deployed_accuracy(model, data.x_test, data.y_test, noise_model, draws, seed,
-                                 analog, progress=progress)
+    over_time = accuracy_over_time(model, data.x_test, data.y_test, noise_model, times, draws,
+                                   seed, analog, (drift_compensation,), progress=progress)
+    hardware = {k: v for k, v in over_time[0].items()
+                if k not in ("t_inference", "drift_compensation")}
     check = None
     if ngspice_step:
         from pyaimc.experiments.spice_step import ngspice_step_check
@@ -123,6 +163,9 @@ def deploy_run(run_dir, noise_path, draws: int = 5, seed: int = 0, method: str |
         "software": {"test_accuracy": software["accuracy"], "test_loss": software["loss"],
                      "test_accuracy_step_mode": step["accuracy"]},
         "hardware": hardware,
+        "retention": noise_model.retention.kind,
+        "over_time": [{k: r[k] for k in ("t_inference", "drift_compensation", "accuracy_mean",
+                                         "accuracy_std", "accuracies")} for r in over_time],
         "ngspice_step": check,
         "provenance": provenance(source=str(run_dir), seed=seed),
     }

@@ -23,11 +23,12 @@ from pyaimc.noise.programming import (ProgrammingTable, TableProgramming, progra
 from pyaimc.noise.protocols import (PERIPHERY_MODELS, PROGRAMMING_MODELS, READ_NOISE_MODELS,
                                     RETENTION_MODELS, register)
 from pyaimc.noise.read_noise import ReadNoise
-from pyaimc.noise.retention import NoRetention
+from pyaimc.noise.retention import NoRetention, RelaxationRetention
 
 __all__ = [
     "ADC", "DAC", "DacAdc", "Defects", "Mapping", "NoRetention", "NoiseModel", "NoiseModelError",
     "PERIPHERY_MODELS", "PROGRAMMING_MODELS", "Programming", "ProgrammingTable",
+    "RelaxationRetention",
     "READABLE", "READ_NOISE_MODELS", "RETENTION_MODELS", "ReadNoise", "SCHEMA",
     "TableProgramming", "Tile", "Window", "device_defects", "device_window", "exported_schemes",
     "export_noise_model", "programming_statistics", "register", "spread_parts", "to_aihwkit",

@@ -108,7 +108,7 @@ def export_noise_model(model, rng: np.random.Generator, *, rows: int | None = No
                        v_max: float | None = None, adc_headroom: float = 2.0,
                        training_scheme: str = "write_verify", degree: int = 4,
                        progress: bool = False, source: str | None = None,
-                       seed: int | None = None) -> NoiseModel:
+                       seed: int | None = None, retention=None) -> NoiseModel:
     """Export the hardware noise model of a fitted device model.
 
     Parameters
@@ -155,6 +155,9 @@ def export_noise_model(model, rng: np.random.Generator, *, rows: int | None = No
         Show a progress bar over the programming simulation.
     source, seed : optional
         Recorded in the provenance.
+    retention : retention part, optional
+        Default: :class:`~pyaimc.noise.retention.RelaxationRetention` of the device model's
+        relaxation part when it has one, else no retention (``"none"``).
 
     Returns
     -------
@@ -260,9 +263,20 @@ def export_noise_model(model, rng: np.random.Generator, *, rows: int | None = No
         periphery=DacAdc(DAC(dac_bits, v_max), ADC(adc_bits, float(i_max), float(adc_headroom))),
         tile=Tile(int(rows), int(cols), None if r_wire is None else float(r_wire)),
         transfer=transfer,
+        retention=_retention(model, retention, source),
         device={"source": source, "features": list(model.feature_names_),
                 "component_weights": np.asarray(model.mixture_.weights).tolist(),
                 "g_lrs_envelope": iv.g_lrs, "g_hrs_envelope": iv.g_hrs, "u_read": iv.u_read,
                 "provenance": model.provenance_},
         provenance=provenance(source=source, seed=seed, notes="; ".join(notes) or None))
     return nm.validate("exported noise model")
+
+
+def _retention(model, retention, source):
+    from pyaimc.noise.retention import NoRetention, RelaxationRetention
+
+    if retention is not None:
+        return retention
+    if getattr(model, "relaxation_", None) is not None:
+        return RelaxationRetention(model.relaxation_, source=str(source or ""))
+    return NoRetention()

@@ -202,6 +202,10 @@ class NoiseModel:
                 adc=adc if adc is not None else periphery.adc)
         return dataclasses.replace(self, **changes)
 
+    def with_retention(self, retention) -> "NoiseModel":
+        """A copy with another retention part (e.g. :class:`RelaxationRetention`)."""
+        return dataclasses.replace(self, retention=retention).validate()
+
     def with_adc_range(self, i_max: float) -> "NoiseModel":
         """A copy whose ADC full scale is ``i_max`` (A); every other part shared."""
         return dataclasses.replace(self, periphery=self.periphery.with_adc_range(i_max))

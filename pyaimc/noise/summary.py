@@ -36,7 +36,8 @@ def noise_summary(nm) -> list[str]:
            if r.relative.size else "")
     lines.append(f"  read noise ({r.kind}) at {r.bandwidth:.3g} Hz: {rel}; DAC {nm.dac.bits} bit "
                  f"+-{nm.dac.v_max} V, ADC {nm.adc.bits} bit +-{nm.adc.i_max * 1e6:.1f} uA")
-    lines.append(f"  retention: {nm.retention.kind}")
+    detail = getattr(nm.retention, "describe", None)
+    lines.append(f"  retention: {nm.retention.kind}" + (f" ({detail()})" if detail else ""))
     t = nm.transfer
     lines.append(f"  tile {nm.tile.rows}x{nm.tile.cols}, transfer " + (
         "none (ideal crossbar)" if t is None else

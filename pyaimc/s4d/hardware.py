@@ -42,7 +42,8 @@ from pyaimc.analog.tiles import TileLayout, tile_noise_model, transfer_terms
 from pyaimc.noise.model import NoiseModel
 
 #: state_dict entries that only hardware-aware layers have (the programmed instance)
-ANALOG_ONLY_KEYS = ("programmed_g_pos", "programmed_g_neg", "programmed_scale", "is_programmed")
+ANALOG_ONLY_KEYS = ("programmed_g_pos", "programmed_g_neg", "programmed_scale", "is_programmed",
+                    "programmed_alpha")
 
 
 def derived_seed(seed: int, name: str) -> int:
