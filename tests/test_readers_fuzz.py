@@ -27,7 +27,11 @@ def _readers():
     from pyaimc.experiments.config import load_config
     from pyaimc.noise import NoiseModel
 
-    return {"radar": (load_radar, ".csv"), "long_csv": (load_long_csv, ".csv"),
+    from pyaimc.data.relaxation import load_bake, load_readback, load_relaxation, load_write_log
+
+    return {"relaxation": (load_relaxation, ".tsv"), "bake": (load_bake, ".tsv"),
+            "write_log": (load_write_log, ".csv"), "readback": (load_readback, ".csv"),
+            "radar": (load_radar, ".csv"), "long_csv": (load_long_csv, ".csv"),
             "npz": (load_npz, ".npz"), "sweeps": (load_sweeps, ".npz"),
             "device": (DeviceModel.load, ".json"), "noise": (NoiseModel.load, ".json"),
             "transfer": (TransferModel.load, ".json"), "config": (load_config, ".json"),
@@ -37,12 +41,25 @@ def _readers():
 def _seed_file(name: str, tmp: Path) -> bytes:
     """A valid file of each format, to damage."""
     ex = ROOT / "calibration_data" / "example"
+    if name == "relaxation":
+        return (b"32769\t0.0\t20759.55\t4.81706e-05\t4.81706e-05\t12\t0.0\n"
+                b"32769\t1.0\t20859.55\t4.79397e-05\t4.81706e-05\t12\t1.0\n")
+    if name == "bake":
+        return (b"32768\t0.0\t302397.41\t3.306906e-06\t100\n"
+                b"32768\t1800.0\t312397.41\t3.201051e-06\t100\n")
+    if name == "write_log":
+        return b"0\t3\t2\t1\t5100.0\t0\t4000.0\t6000.0\t1\t1\t0\n"
+    if name == "readback":
+        return b"5100.0\n" * 1024
     if name == "radar":
         return b"200.000\t1.2e5\t5.1e3\t1.4e5\t4.9e3\n201.000\t1.1e5\t5.3e3\t1.3e5\t5.0e3\n"
     if name == "long_csv":
         return b"cell,cycle,R_HRS,R_LRS\na,0,1.2e5,5e3\na,1,1.3e5,5.1e3\n"
     if name == "npz":
-        return (ex / "features.npz").read_bytes()[:200_000]
+        path = tmp / "seed_features.npz"
+        rng = np.random.default_rng(0)
+        np.savez(path, R_HRS=rng.uniform(8e4, 2e5, (3, 4)), R_LRS=rng.uniform(4e3, 9e3, (3, 4)))
+        return path.read_bytes()
     if name == "sweeps":
         u = np.linspace(0, -1, 5).tolist() + np.linspace(-1, 1, 9).tolist()
         path = tmp / "seed_sweeps.npz"
@@ -74,7 +91,8 @@ def _check(reader, path: Path) -> None:
 
 
 @pytest.mark.parametrize("name", ["radar", "long_csv", "npz", "sweeps", "device", "noise",
-                                  "transfer", "config", "devices"])
+                                  "transfer", "config", "devices", "relaxation", "bake",
+                                  "write_log", "readback"])
 @SETTINGS
 @given(data=st.data())
 def test_damaged_files_give_one_line(tmp_path, name, data):

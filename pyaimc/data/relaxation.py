@@ -21,6 +21,7 @@ from 1 as in a text editor), the column and what was expected.
 from __future__ import annotations
 
 import gzip
+import zlib
 import hashlib
 import json
 import math
@@ -465,14 +466,17 @@ def detect_relaxation_format(path: str | os.PathLike) -> str | None:
     Relaxation (7 columns) and bake (5 columns) rows carry ``r`` and ``g = 1/r`` in columns 3
     and 4: that product tells them from a cycling table with the same column count.
     """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file")
+    from pyaimc.data.loaders import existing_file
+
+    path = existing_file(path)  # a FIFO or folder is refused here, before it is opened
     with open(path, "rb") as fh:
         head = fh.read(1 << 16)
     if head[:2] == b"\x1f\x8b":
-        with gzip.open(path, "rb") as fh:
-            head = fh.read(1 << 20)
+        try:
+            with gzip.open(path, "rb") as fh:
+                head = fh.read(1 << 20)
+        except (OSError, EOFError, zlib.error) as err:
+            raise DataError(f"{path}: a damaged gzip file ({err})") from None
     lines = head.decode("utf-8", errors="replace").splitlines()
     first = next((ln for ln in lines if ln.strip()), "")
     tokens = first.split()
