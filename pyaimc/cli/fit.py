@@ -47,6 +47,20 @@ def _add_fit(sub) -> None:
     p.add_argument("--traces", metavar="TRACES.tsv.gz",
                    help="continuous read traces of the same technology: 1/f read noise of the "
                         "relaxation part")
+    g = p.add_argument_group("pulse response (1T1R programming)")
+    g.add_argument("--pulses", nargs="+", metavar="FILE",
+                   help="pulse records to fit the pulse-response part from: RADAR sweep files "
+                        "(tab-separated; SET or RESET from the file name) or CSV "
+                        "cell,width_s,v_bl,v_sl,v_wl,r_before,r_after")
+    g.add_argument("--hold-out-pulses", action="store_true",
+                   help="fit on half of the cells of each pulse file (by address) and keep the "
+                        "other half for checks (recorded in the model)")
+    g.add_argument("--pulse-head", choices=("mdn", "quantile"), default="mdn",
+                   help="output family of the pulse network (default mdn)")
+    g.add_argument("--pulse-hidden", type=int, default=128,
+                   help="hidden units per layer (default 128)")
+    g.add_argument("--pulse-epochs", type=int, default=100,
+                   help="passes over the pulses (default 100)")
     p.set_defaults(handler=_run_fit)
 
 
@@ -86,7 +100,10 @@ def _run_fit(args) -> int:
         args.data, format=args.format, sweeps=args.sweeps, seed=args.seed,
         max_var_order=args.max_var_order, max_components=args.max_components,
         keep_stuck=args.keep_stuck, citation=args.citation, rng=rng,
-        plausible=not args.accept_implausible)
+        plausible=not args.accept_implausible,
+        pulses=args.pulses, hold_out_pulses=args.hold_out_pulses,
+        pulse_params={"head": args.pulse_head, "hidden": args.pulse_hidden,
+                      "epochs": args.pulse_epochs}, progress=True)
     if args.relaxation:
         fit_relaxation_from_files(args.relaxation, bake=args.bake, traces=args.traces,
                                   model=model)

@@ -167,6 +167,27 @@ def concat_pulses(parts) -> PulseData:
                      "; ".join(p.source for p in parts), cat["sequence"])
 
 
+def record_kind(source: str) -> str:
+    """``"set_from_hrs"`` for the RADAR single-pulse SET sweeps (each pulse from an HRS the
+    experiment restored without logging it), ``"staircase"`` for the others (pulses one after
+    another on the same cell)."""
+    name = Path(source).name.lower()
+    if "inner" in name or name.startswith("fppv-sweep"):
+        return "set_from_hrs"
+    return "staircase"
+
+
+def sweep_starts(d: PulseData) -> np.ndarray:
+    """True where a pulse starts a new sweep of its cell: the cell's first pulse, or a drive or
+    gate voltage below the previous pulse's (the experiments restore the cell between sweeps)."""
+    start = np.ones(len(d), dtype=bool)
+    same = d.cell[1:] == d.cell[:-1]
+    v = np.maximum(d.v_bl, d.v_sl)
+    down = (v[1:] < v[:-1] - 1e-9) | (d.v_wl[1:] < d.v_wl[:-1] - 1e-9)
+    start[1:] = ~same | down
+    return start
+
+
 def _sequence(cell: np.ndarray) -> np.ndarray:
     """Running count of each cell's pulses in file order."""
     _, inverse = np.unique(cell, return_inverse=True)

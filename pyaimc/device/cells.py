@@ -48,6 +48,8 @@ class _Tables:
         g_l, g_h = iv.g_lrs, iv.g_hrs
         # r = a - b / R  (state from read resistance)
         self.r_a, self.r_b = g_l / (g_l - g_h), 1.0 / (g_l - g_h)
+        # G = g_l - r * g_span  (the read conductance of state r)
+        self.g_l, self.g_span = g_l, g_l - g_h
         self.u_full = iv.u_full_reset
         self.ln10 = math.log(10.0)
 
@@ -222,6 +224,30 @@ class _Block:
             self.threshold[cols] = uu
             self.mode[cols] = RESETTING
 
+    def pulse(self, pm, v_bl, v_sl, v_wl, width, energy):
+        """One programming pulse per cell through the pulse model ``pm`` (see
+        :meth:`CellArray.apply_pulse`); the energy of each cell's pulse goes to ``energy``."""
+        t = self.t
+        if getattr(self, "_latent", None) is None:
+            # drawn at the first pulse, so cells that are never pulsed keep their streams
+            self._latent = self.rng.standard_normal((2, self.n))
+        v_bl, v_sl, v_wl, width = (np.broadcast_to(v, (self.n,)) for v in (v_bl, v_sl, v_wl,
+                                                                            width))
+        idx = np.flatnonzero((v_bl > 0) | (v_sl > 0))
+        energy[:] = 0.0
+        if not len(idx):
+            return
+        g = t.g_l - self.r[idx].astype(np.float64) * t.g_span
+        g_after = pm.respond(g, v_bl[idx], v_sl[idx], v_wl[idx], width[idx],
+                             self._latent[0, idx], self._latent[1, idx], self.rng,
+                             dtype=np.float32, true_state=True)
+        energy[idx] = pm.energy(g, g_after, v_bl[idx], v_sl[idx], v_wl[idx], width[idx])
+        self.r[idx] = ((t.g_l - g_after) / t.g_span).astype(t.dtype)
+        # to the cycling model the cell is SET at its present conductance: a RESET voltage
+        # starts a new cycle from here
+        self.mode[idx] = LRS
+        self.threshold[idx] = self.u_reset[idx]
+
     def read(self, u, out, bandwidth):
         t = self.t
         iv = t.iv
@@ -332,6 +358,7 @@ class CellArray:
             self._blocks = [_Block(self.tables, mu[s], sigma[s], g, model)
                             for s, g in zip(self._slices, rngs)]
         self._pool = ThreadPoolExecutor(n_threads) if n_threads > 1 else None
+        self._energy = None
 
     def __len__(self) -> int:
         return self.n
@@ -362,6 +389,74 @@ class CellArray:
         """
         self._run(lambda b, v: b.apply(v), self._split(u), blas=True)
         return self
+
+    def apply_pulse(self, v_bl, v_sl, v_wl, width) -> "CellArray":
+        """Apply one programming pulse to every cell with the model's pulse response.
+
+        Parameters
+        ----------
+        v_bl, v_sl, v_wl : float or array (n_cells,), V
+            Bit-line, source-line and word-line (gate) voltages. A cell with ``v_bl > 0`` gets a
+            SET, with ``v_sl > 0`` a RESET, with neither nothing; both > 0 is an error.
+        width : float or array (n_cells,), s
+
+        Returns
+        -------
+        self
+            The energy of each cell's pulse is :attr:`pulse_energy` (J).
+
+        Notes
+        -----
+        Needs a model fitted with pulse records (``DeviceModel.pulse_``). Each cell draws its
+        device latents at its first pulse. The cells' state is their true conductance (the
+        pulse model's transitions with the read noise taken out); :meth:`read_conductance`
+        reads it with the measured read noise. Afterwards the cycling model sees the cell as SET
+        at its present conductance (a RESET voltage in :meth:`apply_voltage` starts a new
+        cycle).
+        """
+        pm = getattr(self.model, "pulse_", None)
+        if pm is None:
+            raise ValueError("this device model has no pulse part; fit it with pulse records "
+                             "(pyaimc fit CYCLING.csv --pulses FILE... -o MODEL.json)")
+        args = []
+        for name, v in (("v_bl", v_bl), ("v_sl", v_sl), ("v_wl", v_wl), ("width", width)):
+            a = np.asarray(v, dtype=np.float64)
+            if a.ndim and a.shape != (self.n,):
+                raise ValueError(f"{name} must be a scalar or shape ({self.n},), got {a.shape}")
+            if not np.all(np.isfinite(a)) or np.any(a < 0):
+                raise ValueError(f"{name} must be finite and >= 0")
+            args.append(a)
+        if np.any((args[0] > 0) & (args[1] > 0)):
+            raise ValueError("v_bl and v_sl are both > 0 for some cells; a SET drives the bit "
+                             "line, a RESET the source line")
+        if self._energy is None:
+            self._energy = np.zeros(self.n)
+        parts = [[a[s] if a.ndim else a for s in self._slices] for a in args]
+        views = [self._energy[s] for s in self._slices]
+        self._run(lambda b, vb, vs, vw, w, e: b.pulse(pm, vb, vs, vw, w, e), *parts, views,
+                  blas=True)
+        return self
+
+    @property
+    def pulse_energy(self) -> np.ndarray:
+        """Energy (J) of each cell's last :meth:`apply_pulse` pulse (0 where none)."""
+        return np.zeros(self.n) if self._energy is None else self._energy.copy()
+
+    @property
+    def conductance(self) -> np.ndarray:
+        """Read conductance of every cell at the read voltage (noise-free), S."""
+        return 1.0 / self.resistance
+
+    def read_conductance(self, rng: np.random.Generator | None = None,
+                         noise: bool = True) -> np.ndarray:
+        """Conductance (S) as a verify read sees it: with the read-to-read noise of the pulse
+        data (:class:`~pyaimc.device.pulse.ReadNoise`) when the model has it, ``noise`` is
+        True and ``rng`` is given; noise-free otherwise."""
+        g = self.conductance
+        pm = getattr(self.model, "pulse_", None)
+        if noise and rng is not None and pm is not None and pm.read_noise_ is not None:
+            g = g * pm.read_noise_.draw(g, rng)
+        return g
 
     def read(self, u=None, bandwidth: float | None = None, adc_bits: int | None = None,
              adc_range: tuple[float, float] | None = None, out: np.ndarray | None = None

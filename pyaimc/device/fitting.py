@@ -57,7 +57,8 @@ def fit_from_files(data: str | os.PathLike, *, format: str | None = None,
                    sweeps: str | os.PathLike | None = None, seed: int = 0,
                    max_var_order: int = 10, max_components: int = 6, keep_stuck: bool = False,
                    citation: str | None = None, rng: np.random.Generator | None = None,
-                   plausible: bool = True):
+                   plausible: bool = True, pulses=None, hold_out_pulses: bool = False,
+                   pulse_params: dict | None = None, progress: bool = False):
     """Fit a :class:`DeviceModel` to calibration files.
 
     Parameters
@@ -77,6 +78,17 @@ def fit_from_files(data: str | os.PathLike, *, format: str | None = None,
         afterwards (the command line draws the fidelity report's sample from it).
     plausible : bool
         Check the data against the ranges of :mod:`pyaimc.data.plausibility` (default).
+    pulses : sequence of path, optional
+        Pulse records (:func:`pyaimc.data.pulses.load_pulses`) to fit the pulse-response part
+        from (:meth:`DeviceModel.fit_pulses`).
+    hold_out_pulses : bool
+        Fit the pulse part on half of each pulse file's cells (by address; the other half is
+        for checks, :meth:`pyaimc.data.pulses.PulseData.split_cells`).
+    pulse_params : dict, optional
+        :class:`~pyaimc.device.pulse.PulseModel` settings (``head``, ``hidden``, ``epochs``);
+        its seed is ``seed``.
+    progress : bool
+        Progress bars for the pulse fit.
 
     Returns
     -------
@@ -94,10 +106,30 @@ def fit_from_files(data: str | os.PathLike, *, format: str | None = None,
     info = {"sweeps": str(sweeps or (data if sweep_features is not None else "")) or None}
     if citation:
         info["citation"] = citation
+    records = None
+    if pulses:
+        from pyaimc.data.pulses import load_pulses
+
+        records = [load_pulses(f) for f in pulses]
+        if hold_out_pulses:
+            records = [d.split_cells()[0] for d in records]
+        info["pulses"] = [str(f) for f in pulses]
+        info["pulse_cells"] = ("fit half of each file's cells by address (every second address "
+                               "held out)" if hold_out_pulses else "all")
     model = DeviceModel(max_var_order=max_var_order, max_components=max_components,
                         exclude_stuck=not keep_stuck)
     model.fit(cycles, iv=iv, rng=rng if rng is not None else np.random.default_rng(seed),
               source_info={**info, "seed": seed})
+    if records is not None:
+        import torch
+
+        # a small network: more threads only contend with other work on the machine
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            model.fit_pulses(records, progress=progress, **{"seed": seed, **(pulse_params or {})})
+        finally:
+            torch.set_num_threads(threads)
     return model, cycles, sweep_features
 
 
@@ -112,6 +144,13 @@ def fit_summary(model: DeviceModel, source: str = "") -> list[str]:
                  f"{fi['var_spectral_radius']:.3f}); {fi['n_components']} device population(s), "
                  f"weights {', '.join(f'{w:.3f}' for w in fi['component_weights'])}")
     lines.append(f"  I-V: {model.iv_.source}")
+    if model.pulse_ is not None:
+        pm = model.pulse_
+        pf = pm.fit_info_
+        lines.append(f"  pulse response ({pm.head}): " + "; ".join(
+            f"{k.upper()} {pf['n_pulses'][k]} pulses of {pf['n_cells'][k]} cells "
+            f"({pf['n_placed_cells'][k]} with their own device latent)" for k in ("set", "reset"))
+            + f"; transistor k {pm.transistor_.k:.3g} A/V^2, V_th {pm.transistor_.v_th:.2f} V")
     return lines
 
 

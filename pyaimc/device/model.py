@@ -79,6 +79,9 @@ class DeviceModel:
     relaxation_ : RelaxationModel or None
         Conductance relaxation after programming (optional part, see :meth:`fit_relaxation`).
         A model may hold only this part (then the cycling attributes are empty).
+    pulse_ : PulseModel or None
+        Pulse response of a 1T1R cell (fitted from pulse records with :meth:`fit_pulses`);
+        None for a cycling-only model.
     fit_info_ : dict
         Devices and cycles used, excluded cells, window correction figures.
     provenance_ : dict
@@ -98,6 +101,7 @@ class DeviceModel:
     mixture_: DeviceMixture | None = field(default=None, init=False, repr=False)
     iv_: IVModel | None = field(default=None, init=False, repr=False)
     relaxation_: RelaxationModel | None = field(default=None, init=False, repr=False)
+    pulse_: "PulseModel | None" = field(default=None, init=False, repr=False)
     fit_info_: dict = field(default_factory=dict, init=False, repr=False)
     provenance_: dict = field(default_factory=dict, init=False, repr=False)
 
@@ -196,6 +200,27 @@ class DeviceModel:
             "location_shrink": np.asarray(shrink).tolist(),
         }
         self.provenance_ = provenance(source=src, **(source_info or {}))
+        return self
+
+    def fit_pulses(self, pulses, progress: bool = False, **params) -> "DeviceModel":
+        """Fit the pulse-response part from pulse records (see :mod:`pyaimc.device.pulse`).
+
+        Parameters
+        ----------
+        pulses : list of PulseData
+            One entry per source file.
+        progress : bool
+        **params
+            :class:`~pyaimc.device.pulse.PulseModel` parameters (``head``, ``hidden``,
+            ``epochs``, ``seed``, ...).
+
+        Returns
+        -------
+        self
+        """
+        from pyaimc.device.pulse import PulseModel
+
+        self.pulse_ = PulseModel(**params).fit(pulses, progress=progress)
         return self
 
     def _validate_params(self) -> None:
@@ -333,6 +358,9 @@ class DeviceModel:
         if self.relaxation_ is not None:
             # optional part: files without it (older ones) load as before
             doc["relaxation"] = self.relaxation_.to_dict()
+        if self.pulse_ is not None:
+            # optional part: files without it (older ones) load as before
+            doc["pulse"] = self.pulse_.to_dict()
         doc["provenance"] = self.provenance_
         return doc
 
@@ -359,6 +387,11 @@ class DeviceModel:
             model.var_ = VARProcess.from_dict(doc["var"])
             model.mixture_ = DeviceMixture.from_dict(doc["mixture"])
             model.iv_ = IVModel.from_dict(doc["iv"])
+            if doc.get("pulse") is not None:
+                # optional: files written before the pulse part existed load without it
+                from pyaimc.device.pulse import PulseModel
+
+                model.pulse_ = PulseModel.from_dict(doc["pulse"], where)
             model.fit_info_ = doc.get("fit", {})
             model.provenance_ = doc.get("provenance", {})
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
