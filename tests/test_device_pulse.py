@@ -128,3 +128,61 @@ def test_apply_pulse_threads_same_seed_same_result(device_with_pulses):
         runs.append(c.conductance)
         c.close()
     np.testing.assert_array_equal(runs[0], runs[1])
+
+
+def _pulse_table(tmp_path):
+    rows = ["cell,width_s,v_bl,v_sl,v_wl,r_before,r_after"]
+    rng = np.random.default_rng(0)
+    for i in range(60):
+        cell = f"c{i % 7}"
+        if i % 3 == 0:
+            rows.append(f"{cell},1e-7,2.0,0,{rng.uniform(2.1, 2.7):.3f},{rng.uniform(6e4, 2e5):.1f},")
+        elif i % 3 == 1:
+            rows.append(f"{cell},1e-7,0,{rng.uniform(0.8, 2.0):.3f},3.0,{rng.uniform(4e3, 8e3):.1f},")
+        else:
+            rows.append(f"{cell},1e-7,0,0,2.0,5000.0,")
+    path = tmp_path / "pulses.csv"
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_pulse_command_replays_reproducibly(device_with_pulses, tmp_path, capsys):
+    from pyaimc.cli import main
+    from pyaimc.data.pulses import load_pulse_csv
+
+    model = device_with_pulses.save(tmp_path / "m.json")
+    table = _pulse_table(tmp_path)
+    outs = []
+    for name, seed in (("a", 1), ("b", 1), ("c", 2)):
+        assert main(["pulse", str(model), str(table), "--seed", str(seed), "-o",
+                     str(tmp_path / f"{name}.csv")]) == 0
+        outs.append((tmp_path / f"{name}.csv").read_text())
+    assert "replayed 60 pulses of 7 cells (20 SET, 20 RESET, 20 without a pulse)" in \
+        capsys.readouterr().out
+    assert outs[0] == outs[1] and outs[0] != outs[2]
+    src, got = load_pulse_csv(table), load_pulse_csv(tmp_path / "a.csv")
+    np.testing.assert_array_equal(got.cell, src.cell)
+    np.testing.assert_array_equal(got.r_before, src.r_before)
+    np.testing.assert_array_equal(got.v_sl, src.v_sl)
+    none = src.polarity == 0
+    np.testing.assert_array_equal(got.r_after[none], src.r_before[none])
+    assert np.all(np.isfinite(got.r_after)) and np.all(got.r_after > 0)
+    # SET from the HRS of the known device lands near its compliance
+    sets = src.polarity == 1
+    ratio = (1 / got.r_after[sets]) / compliance(src.v_wl[sets])
+    assert np.median(ratio) == pytest.approx(1.0, abs=0.25)
+
+
+def test_pulse_command_errors(device_with_pulses, tmp_path, capsys):
+    from pyaimc.cli import main
+
+    table = _pulse_table(tmp_path)
+    old = ROOT / "calibration_data" / "models" / "radar_cycling-4-24-20.json"
+    assert main(["pulse", str(old), str(table), "-o", str(tmp_path / "x.csv")]) == 2
+    assert "no pulse part" in capsys.readouterr().err
+    bad = tmp_path / "bad.csv"
+    bad.write_text("cell,width_s,v_bl,v_sl,v_wl,r_before\nc,1e-7,2,0,2.5,-1\n")
+    model = device_with_pulses.save(tmp_path / "m.json")
+    assert main(["pulse", str(model), str(bad), "-o", str(tmp_path / "x.csv")]) == 2
+    assert "row 2, column 6 (r_before): -1" in capsys.readouterr().err
+    assert not (tmp_path / "x.csv").exists()

@@ -822,3 +822,26 @@ def _median(cfg: PulseModel, net: MLP, x: np.ndarray) -> np.ndarray:
     w, mu, sd = _mdn_params(raw, x[:, 0], net, cfg.n_rel)
     return _mixture_quantiles(w, mu, sd, np.array([0.5]), iters=30)[:, 0]
 
+
+
+def replay(model: "PulseModel", data: PulseData, rng: np.random.Generator) -> PulseData:
+    """Draw ``r_after`` for every row of a pulse table from its ``r_before`` and pulse.
+
+    Each distinct cell label is one device: its latents are drawn once, in order of first
+    appearance. Every row is drawn read to read (``r_before`` as measured, ``r_after`` as a
+    read would see it), independently of the other rows' draws. Rows that drive neither line
+    keep ``r_after = r_before``.
+
+    Returns
+    -------
+    PulseData
+        The same rows in the same order, ``r_after`` (ohm) drawn.
+    """
+    cells = data.cells()
+    index = {c: k for k, c in enumerate(cells)}
+    inv = np.fromiter((index[c] for c in data.cell), dtype=np.int64, count=len(data))
+    lat = rng.standard_normal((2, len(cells)))
+    g = model.respond(data.g_before, data.v_bl, data.v_sl, data.v_wl, data.width,
+                      lat[0, inv], lat[1, inv], rng)
+    return PulseData(data.cell, data.width, data.v_bl, data.v_sl, data.v_wl, data.r_before,
+                     1.0 / g, data.row, data.source, data.sequence)
