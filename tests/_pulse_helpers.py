@@ -47,3 +47,37 @@ def synthetic_pulses(rng: np.random.Generator, n_cells: int = 40, n_per_cell: in
     out.append(PulseData(cell, np.full(n, 1e-7), np.zeros(n), v_sl, np.full(n, 3.0), 1 / gb,
                          1 / gafter, np.arange(n) + 1, source + "-reset"))
     return out
+
+
+class KnownPulse:
+    """A deterministic pulse response with answers a test can work out by hand.
+
+    SET (needs V_BL >= 1 V): G after = max(G before, compliance(V_WL)).
+    RESET (needs V_SL > 1.2 V): G after = G before * 10**(-(V_SL - 1.2)).
+    No read noise; energy V * G * V * width.
+    """
+
+    read_noise_ = None
+
+    def respond(self, g_before, v_bl, v_sl, v_wl, width, latent_set, latent_reset, rng,
+                dtype=np.float64, true_state=False):
+        g = np.asarray(g_before, dtype=np.float64).copy()
+        n = len(g)
+        v_bl, v_sl, v_wl = (np.broadcast_to(np.asarray(a, dtype=np.float64), (n,))
+                            for a in (v_bl, v_sl, v_wl))
+        s = v_bl >= 1.0
+        g[s] = np.maximum(g[s], compliance(v_wl[s]))
+        r = v_sl > 1.2
+        g[r] = g[r] * 10.0 ** (-(v_sl[r] - 1.2))
+        return g
+
+    def energy(self, g_before, g_after, v_bl, v_sl, v_wl, width):
+        v = np.maximum(v_bl, v_sl)
+        return v * v * np.maximum(g_before, g_after) * width
+
+    def quantiles(self, polarity, g_before, v_drive, v_wl, width, latent=0.0, dtype=np.float64,
+                  tau=None):
+        g_before = np.asarray(g_before, dtype=np.float64)
+        g = self.respond(g_before, v_drive if polarity == "set" else 0.0,
+                         v_drive if polarity == "reset" else 0.0, v_wl, width, 0, 0, None)
+        return np.log10(g / g_before)[:, None]

@@ -224,24 +224,29 @@ class _Block:
             self.threshold[cols] = uu
             self.mode[cols] = RESETTING
 
-    def pulse(self, pm, v_bl, v_sl, v_wl, width, energy):
-        """One programming pulse per cell through the pulse model ``pm`` (see
-        :meth:`CellArray.apply_pulse`); the energy of each cell's pulse goes to ``energy``."""
+    def pulse(self, pm, idx, v_bl, v_sl, v_wl, width, energy):
+        """One programming pulse for the block's cells ``idx`` (local, sorted) through the pulse
+        model ``pm`` (see :meth:`CellArray.apply_pulse`); voltages and widths are per cell of
+        ``idx`` or scalars, the energy of each pulse goes to ``energy`` (len(idx),)."""
         t = self.t
         if getattr(self, "_latent", None) is None:
             # drawn at the first pulse, so cells that are never pulsed keep their streams
             self._latent = self.rng.standard_normal((2, self.n))
-        v_bl, v_sl, v_wl, width = (np.broadcast_to(v, (self.n,)) for v in (v_bl, v_sl, v_wl,
-                                                                            width))
-        idx = np.flatnonzero((v_bl > 0) | (v_sl > 0))
+        m = len(idx)
+        v_bl, v_sl, v_wl, width = (np.broadcast_to(v, (m,)) for v in (v_bl, v_sl, v_wl, width))
+        on = (v_bl > 0) | (v_sl > 0)
         energy[:] = 0.0
+        if not on.all():
+            sel = np.flatnonzero(on)
+            idx, v_bl, v_sl, v_wl, width = idx[sel], v_bl[sel], v_sl[sel], v_wl[sel], width[sel]
+        else:
+            sel = slice(None)
         if not len(idx):
             return
         g = t.g_l - self.r[idx].astype(np.float64) * t.g_span
-        g_after = pm.respond(g, v_bl[idx], v_sl[idx], v_wl[idx], width[idx],
-                             self._latent[0, idx], self._latent[1, idx], self.rng,
-                             dtype=np.float32, true_state=True)
-        energy[idx] = pm.energy(g, g_after, v_bl[idx], v_sl[idx], v_wl[idx], width[idx])
+        g_after = pm.respond(g, v_bl, v_sl, v_wl, width, self._latent[0, idx],
+                             self._latent[1, idx], self.rng, dtype=np.float32, true_state=True)
+        energy[sel] = pm.energy(g, g_after, v_bl, v_sl, v_wl, width)
         self.r[idx] = ((t.g_l - g_after) / t.g_span).astype(t.dtype)
         # to the cycling model the cell is SET at its present conductance: a RESET voltage
         # starts a new cycle from here
@@ -390,20 +395,27 @@ class CellArray:
         self._run(lambda b, v: b.apply(v), self._split(u), blas=True)
         return self
 
-    def apply_pulse(self, v_bl, v_sl, v_wl, width) -> "CellArray":
+    def apply_pulse(self, v_bl, v_sl, v_wl, width, index=None, energy_out=None
+                    ) -> "CellArray":
         """Apply one programming pulse to every cell with the model's pulse response.
 
         Parameters
         ----------
-        v_bl, v_sl, v_wl : float or array (n_cells,), V
-            Bit-line, source-line and word-line (gate) voltages. A cell with ``v_bl > 0`` gets a
-            SET, with ``v_sl > 0`` a RESET, with neither nothing; both > 0 is an error.
-        width : float or array (n_cells,), s
+        v_bl, v_sl, v_wl : float or array, V
+            Bit-line, source-line and word-line (gate) voltages, one per cell (or per cell of
+            ``index``) or scalars. A cell with ``v_bl > 0`` gets a SET, with ``v_sl > 0`` a
+            RESET, with neither nothing; both > 0 is an error.
+        width : float or array, s
+        index : array of int, optional
+            Pulse only these cells (increasing, no repeats); the others are left alone. Loops
+            that pulse fewer and fewer cells (write-verify) stay fast with it.
+        energy_out : array, optional
+            Receives the energy (J) of each cell's pulse (shape of the cells pulsed: n_cells,
+            or len(index)); otherwise it is :attr:`pulse_energy`.
 
         Returns
         -------
         self
-            The energy of each cell's pulse is :attr:`pulse_energy` (J).
 
         Notes
         -----
@@ -418,23 +430,48 @@ class CellArray:
         if pm is None:
             raise ValueError("this device model has no pulse part; fit it with pulse records "
                              "(pyaimc fit CYCLING.csv --pulses FILE... -o MODEL.json)")
+        if index is None:
+            m = self.n
+        else:
+            index = np.asarray(index, dtype=np.int64)
+            m = len(index)
+            if m and (index[0] < 0 or index[-1] >= self.n or np.any(np.diff(index) <= 0)):
+                raise ValueError(f"index must increase strictly within 0..{self.n - 1}")
         args = []
         for name, v in (("v_bl", v_bl), ("v_sl", v_sl), ("v_wl", v_wl), ("width", width)):
             a = np.asarray(v, dtype=np.float64)
-            if a.ndim and a.shape != (self.n,):
-                raise ValueError(f"{name} must be a scalar or shape ({self.n},), got {a.shape}")
+            if a.ndim and a.shape != (m,):
+                raise ValueError(f"{name} must be a scalar or shape ({m},), got {a.shape}")
             if not np.all(np.isfinite(a)) or np.any(a < 0):
                 raise ValueError(f"{name} must be finite and >= 0")
             args.append(a)
         if np.any((args[0] > 0) & (args[1] > 0)):
             raise ValueError("v_bl and v_sl are both > 0 for some cells; a SET drives the bit "
                              "line, a RESET the source line")
-        if self._energy is None:
-            self._energy = np.zeros(self.n)
-        parts = [[a[s] if a.ndim else a for s in self._slices] for a in args]
-        views = [self._energy[s] for s in self._slices]
-        self._run(lambda b, vb, vs, vw, w, e: b.pulse(pm, vb, vs, vw, w, e), *parts, views,
-                  blas=True)
+        out = energy_out
+        if out is None:
+            if self._energy is None:
+                self._energy = np.zeros(self.n)
+            if index is None:
+                out = self._energy
+            else:
+                self._energy[:] = 0.0
+                out = np.zeros(m)
+        if out.shape != (m,):
+            raise ValueError(f"energy_out must have shape ({m},), got {out.shape}")
+        if index is None:
+            pos = [(s.start, s.stop) for s in self._slices]
+            local = [np.arange(b - a) for a, b in pos]
+        else:
+            cuts = np.searchsorted(index, [s.start for s in self._slices] + [self.n])
+            pos = list(zip(cuts[:-1], cuts[1:]))
+            local = [index[a:b] - s.start for (a, b), s in zip(pos, self._slices)]
+        parts = [[a[i:j] if a.ndim else a for i, j in pos] for a in args]
+        views = [out[i:j] for i, j in pos]
+        self._run(lambda b, ix, vb, vs, vw, w, e: b.pulse(pm, ix, vb, vs, vw, w, e), local,
+                  *parts, views, blas=True)
+        if energy_out is None and index is not None:
+            self._energy[index] = out
         return self
 
     @property
@@ -448,11 +485,19 @@ class CellArray:
         return 1.0 / self.resistance
 
     def read_conductance(self, rng: np.random.Generator | None = None,
-                         noise: bool = True) -> np.ndarray:
+                         noise: bool = True, index=None) -> np.ndarray:
         """Conductance (S) as a verify read sees it: with the read-to-read noise of the pulse
         data (:class:`~pyaimc.device.pulse.ReadNoise`) when the model has it, ``noise`` is
-        True and ``rng`` is given; noise-free otherwise."""
-        g = self.conductance
+        True and ``rng`` is given; noise-free otherwise. ``index`` (increasing) reads only
+        those cells."""
+        if index is None:
+            g = self.conductance
+        else:
+            index = np.asarray(index, dtype=np.int64)
+            cuts = np.searchsorted(index, [s.start for s in self._slices] + [self.n])
+            r = np.concatenate([b.r[index[a:c] - s.start] for b, s, a, c in
+                                zip(self._blocks, self._slices, cuts[:-1], cuts[1:])])
+            g = 1.0 / self.model.iv_.resistance_from_state(r.astype(np.float64))
         pm = getattr(self.model, "pulse_", None)
         if noise and rng is not None and pm is not None and pm.read_noise_ is not None:
             g = g * pm.read_noise_.draw(g, rng)

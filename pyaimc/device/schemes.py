@@ -447,3 +447,419 @@ def program(model, scheme: WriteScheme, g_lo, g_hi, rng: np.random.Generator):
     scheme.prepare(model, rng)
     cells = model.cells(g_lo.size, rng, dtype=np.float64)
     return cells, scheme.program(cells, g_lo.ravel(), g_hi.ravel(), rng)
+
+
+# ---------------------------------------------------------------------------------------------
+# Write-verify on the pulse model (1T1R cells: bit line, source line, word line, pulse width)
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class PulseWriteResult(WriteResult):
+    """A :class:`WriteResult` of a pulse-model scheme, with what the verify reads saw.
+
+    Attributes
+    ----------
+    g_read : ndarray (n,)
+        The last verify read of each cell, S (a measured write log records this one).
+    n_set, n_reset : ndarray (n,) of int
+        SET and RESET pulses of each write.
+    """
+
+    g_read: np.ndarray | None = None
+    n_set: np.ndarray | None = None
+    n_reset: np.ndarray | None = None
+
+
+def set_gate_table(pulse_model, width: float, v_bl: float, g_hrs: float = 10e-6,
+                   v_wl: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Median conductance after one SET from the HRS against the word-line voltage.
+
+    Parameters
+    ----------
+    pulse_model : PulseModel
+    width : float, s
+    v_bl : float, V
+    g_hrs : float, S
+        Conductance before the pulse.
+    v_wl : ndarray, optional
+        Gate voltages, V (default 1.0 .. 3.6 V in 20 mV steps).
+
+    Returns
+    -------
+    v_wl, g_median : ndarray
+        ``g_median`` made non-decreasing (its running maximum), S.
+    """
+    v_wl = np.arange(1.0, 3.6001, 0.02) if v_wl is None else np.asarray(v_wl, dtype=np.float64)
+    q = pulse_model.quantiles("set", np.full(len(v_wl), g_hrs), v_bl, v_wl, width, 0.0,
+                              tau=np.array([0.5]))[:, 0]
+    return v_wl, np.maximum.accumulate(g_hrs * 10.0 ** q)
+
+
+def gate_for(table: tuple[np.ndarray, np.ndarray], g) -> np.ndarray:
+    """Word-line voltage whose median SET from the HRS reaches ``g`` (S); the table's ends
+    outside its range."""
+    v, gm = table
+    keep = np.concatenate([[True], np.diff(gm) > 0])
+    return np.interp(np.log(g), np.log(gm[keep]), v[keep])
+
+
+def _up(v, step, top=np.inf):
+    """The next voltage of a ramp, to the microvolt (sums of steps must not drift below a
+    threshold they reach exactly: 0.5 V + 5 x 0.1 V is 1 V)."""
+    return np.minimum(np.round(v + step, 6), top)
+
+
+def _down(v, steps, bottom):
+    return np.maximum(np.round(v - steps, 6), bottom)
+
+
+class _PulseVerify(WriteScheme):
+    """Write-verify of 1T1R cells on a device model's pulse response.
+
+    Every write: verify read; a cell inside its window is done; below it gets a SET pulse, above
+    it a RESET pulse; verify read; and so on, until the cell is inside, a ramp gives up, or
+    ``max_pulses`` pulses are spent. Subclasses choose each pulse (:meth:`_pulses`). A RESET ramp
+    past its top gives up only on a window open at the bottom (the HRS level: ``g_lo`` below
+    1/1000 of ``g_hi``); elsewhere it stays at its top. Verify reads
+    carry the read-to-read noise measured with the pulse data
+    (:meth:`~pyaimc.device.cells.CellArray.read_conductance`); the energy is the model's pulse
+    energy (V * I * width, :meth:`~pyaimc.device.pulse.PulseModel.energy`).
+    """
+
+    width = 100e-9
+    max_pulses = 250
+    read_noise = True
+
+    def applies_to(self, model) -> bool:
+        return getattr(model, "pulse_", None) is not None
+
+    def _start(self, cells, lo, hi) -> dict:
+        return {}
+
+    def _pulses(self, st: dict, idx, need_set, need_reset):  # pragma: no cover - interface
+        """Pulses for the active cells ``idx``: voltages (v_bl, v_sl, v_wl) per cell of ``idx``
+        for those that need a SET or a RESET, and the cells that give up (their write ends,
+        failed). ``st`` holds the scheme's per-cell state (full length, updated in place at
+        ``idx``)."""
+        raise NotImplementedError
+
+    def program(self, cells, g_lo, g_hi, rng=None) -> PulseWriteResult:
+        if not self.applies_to(cells.model):
+            raise ValueError(f"write scheme {self.name!r} needs a device model with a pulse part "
+                             f"(pyaimc fit ... --pulses)")
+        rng = rng if rng is not None else np.random.default_rng(0)
+        n = len(cells)
+        lo, hi = _window(g_lo, g_hi, n)
+        st = self._start(cells, lo, hi)
+        st["hrs"] = lo < 1e-3 * hi
+        pulses = np.zeros(n, dtype=np.int64)
+        n_set = np.zeros(n, dtype=np.int64)
+        energy = np.zeros(n)
+        noisy = rng if self.read_noise else None
+        g = cells.read_conductance(noisy)
+        idx = np.arange(n)  # cells still writing
+        for _ in range(int(self.max_pulses)):
+            gi = g[idx]
+            low, high = gi < lo[idx], gi > hi[idx]
+            keep = low | high
+            idx, low, high = idx[keep], low[keep], high[keep]
+            if not len(idx):
+                break
+            v_bl, v_sl, v_wl, quit_ = self._pulses(st, idx, low, high)
+            if quit_.any():
+                go = ~quit_
+                idx, v_bl, v_sl, v_wl = idx[go], v_bl[go], v_sl[go], v_wl[go]
+                if not len(idx):
+                    break
+            e = np.empty(len(idx))
+            cells.apply_pulse(v_bl, v_sl, v_wl, self.width, index=idx, energy_out=e)
+            energy[idx] += e
+            pulses[idx] += 1
+            n_set[idx] += v_bl > 0
+            g[idx] = cells.read_conductance(noisy, index=idx)
+        success = (g >= lo) & (g <= hi)
+        return PulseWriteResult(cells.conductance, pulses, success, energy, g, n_set,
+                                pulses - n_set)
+
+    def _base_dict(self) -> dict:
+        return {"scheme": self.name, "width_s": self.width, "max_pulses": int(self.max_pulses),
+                "verify_read_noise": "measured read-to-read noise" if self.read_noise else "none"}
+
+
+class _LevelGated(_PulseVerify):
+    """A scheme with a word-line voltage per target level (from the model's SET curve)."""
+
+    set_v_bl_ref = 2.0
+
+    def prepare(self, model, rng: np.random.Generator) -> "WriteScheme":
+        if self.applies_to(model) and getattr(self, "_table", None) is None:
+            self._table = set_gate_table(model.pulse_, self.width, self.set_v_bl_ref)
+        return self
+
+    def _level_gate(self, cells, lo, hi):
+        self.prepare(cells.model, None)
+        v, gm = self._table
+        # open windows: the top of the table (LRS), or no SET at all (HRS)
+        target = np.where(np.isfinite(hi) & (hi < 1.0), 0.5 * (lo + hi), lo * 1.1)
+        return np.clip(gate_for(self._table, np.maximum(target, gm[0] * 1.01)) + self.gate_offset,
+                       v[0], self.v_wl_max)
+
+
+@register_scheme
+@dataclass
+class ISPP(_PulseVerify):
+    """Incremental step pulse programming in the word line, RESET on overshoot.
+
+    A cell below its window gets SET pulses at a fixed bit-line voltage with the gate rising by
+    ``wl_step`` per pulse from ``wl_start`` (up to ``wl_max``); a cell above it gets RESET pulses
+    at a fixed gate with the source line rising by ``sl_step`` from ``sl_start``, after which the
+    SET ramp starts again from ``wl_start``. A RESET ramp past ``sl_max`` gives up (the
+    experiments' HRS writes fail this way, ~15 %).
+
+    Defaults: V_BL 2 V, 100 ns as the single-pulse SET sweeps (``set-sweep-wl-inner``), gate
+    step 0.1 V (the evaluation's LRS pulse count, 9.4, sits between the 0.09 and 0.11 V files of
+    the ISPP step series); the RESET ramp at V_WL 4 V, as the fine RESET sweeps.
+    """
+
+    name = "ispp"
+    wl_start: float = 2.0
+    wl_step: float = 0.1
+    wl_max: float = 3.3
+    v_bl: float = 2.0
+    sl_start: float = 1.4
+    sl_step: float = 0.05
+    sl_max: float = 3.0
+    reset_v_wl: float = 4.0
+    width: float = 100e-9
+    max_pulses: int = 250
+    read_noise: bool = True
+
+    def _start(self, cells, lo, hi):
+        n = len(cells)
+        return {"wl": np.full(n, self.wl_start), "sl": np.full(n, self.sl_start)}
+
+    def _pulses(self, st, idx, need_set, need_reset):
+        wl, sl = st["wl"][idx], st["sl"][idx]
+        quit_ = need_reset & (sl > self.sl_max + 1e-9) & st["hrs"][idx]
+        sl = np.minimum(sl, self.sl_max)
+        v_bl = np.where(need_set, self.v_bl, 0.0)
+        v_sl = np.where(need_reset, sl, 0.0)
+        v_wl = np.where(need_set, wl, self.reset_v_wl)
+        st["wl"][idx] = np.where(need_set, _up(wl, self.wl_step, self.wl_max),
+                                 self.wl_start)
+        st["sl"][idx] = np.where(need_reset, _up(sl, self.sl_step), self.sl_start)
+        return v_bl, v_sl, v_wl, quit_
+
+    def to_dict(self) -> dict:
+        return {**self._base_dict(), **{k: v for k, v in asdict(self).items()
+                                        if k not in ("width", "max_pulses", "read_noise")}}
+
+
+@register_scheme
+@dataclass
+class FPPV(_LevelGated):
+    """Fixed-pulse programming and verify: a fixed gate per level, bit-line steps, RESET on
+    overshoot.
+
+    The gate voltage of a level is where the model's median SET from the HRS reaches the
+    window's centre (:func:`set_gate_table`; the experiments chose theirs from SET sweeps the
+    same way), plus ``gate_offset``. A cell below its window gets SET pulses at that gate with
+    the bit line rising by ``bl_step`` from ``bl_start``; a cell above it RESET pulses with the
+    source line rising from ``sl_start`` at ``reset_v_wl``; each change of direction starts the
+    other ramp from its beginning. 200 ns pulses, as the per-level fine sweeps of the data.
+    """
+
+    name = "fppv"
+    bl_start: float = 0.5
+    bl_step: float = 0.1
+    bl_max: float = 3.0
+    sl_start: float = 1.4
+    sl_step: float = 0.05
+    sl_max: float = 3.0
+    reset_v_wl: float = 4.0
+    gate_offset: float = 0.0
+    v_wl_max: float = 3.0
+    width: float = 200e-9
+    max_pulses: int = 250
+    read_noise: bool = True
+
+    def _start(self, cells, lo, hi):
+        n = len(cells)
+        return {"gate": self._level_gate(cells, lo, hi), "bl": np.full(n, self.bl_start),
+                "sl": np.full(n, self.sl_start)}
+
+    def _pulses(self, st, idx, need_set, need_reset):
+        bl, sl = st["bl"][idx], st["sl"][idx]
+        quit_ = need_reset & (sl > self.sl_max + 1e-9) & st["hrs"][idx]
+        sl = np.minimum(sl, self.sl_max)
+        v_bl = np.where(need_set, bl, 0.0)
+        v_sl = np.where(need_reset, sl, 0.0)
+        v_wl = np.where(need_set, st["gate"][idx], self.reset_v_wl)
+        st["bl"][idx] = np.where(need_set, _up(bl, self.bl_step, self.bl_max),
+                                 self.bl_start)
+        st["sl"][idx] = np.where(need_reset, _up(sl, self.sl_step), self.sl_start)
+        return v_bl, v_sl, v_wl, quit_
+
+    def to_dict(self) -> dict:
+        d = {**self._base_dict(), **{k: v for k, v in asdict(self).items()
+                                     if k not in ("width", "max_pulses", "read_noise")}}
+        if getattr(self, "_table", None) is not None:
+            d["set_gate_table"] = {"v_wl": self._table[0], "g_median_s": self._table[1]}
+        return d
+
+
+@register_scheme
+@dataclass
+class RADAR(_LevelGated):
+    """RADAR (Levy et al., IEEE TED 2021): a coarse SET at the level's gate, then SET and RESET
+    steps that adapt instead of starting over.
+
+    Our reading of the paper and of the data's file names (``sdr-wl..-bl<step>-<start>-sl<step>-
+    <start>``): the first pulse of a cell below its window is a SET at the level's gate with the
+    bit line at ``coarse_bl`` (the coarse attempt). After that, like FPPV (bit-line ramp at the
+    level's gate below the window, source-line ramp above it), but a change of direction does not
+    restart a ramp at its beginning: the ramp resumes ``backoff`` steps below where it last
+    stood, so a cell that hovers near its window gets pulses just strong enough. The RESET ramp
+    starts at ``sl_start`` with steps of ``sl_step`` (0.14 V as in the file names).
+    """
+
+    name = "radar"
+    coarse_bl: float = 2.0
+    bl_start: float = 0.5
+    bl_step: float = 0.1
+    bl_max: float = 3.0
+    sl_start: float = 1.4
+    sl_step: float = 0.14
+    sl_max: float = 3.0
+    backoff: int = 2
+    reset_v_wl: float = 4.0
+    gate_offset: float = 0.0
+    v_wl_max: float = 3.0
+    width: float = 200e-9
+    max_pulses: int = 250
+    read_noise: bool = True
+
+    def _start(self, cells, lo, hi):
+        n = len(cells)
+        return {"gate": self._level_gate(cells, lo, hi), "bl": np.full(n, self.bl_start),
+                "sl": np.full(n, self.sl_start), "coarse": np.ones(n, dtype=bool),
+                "last": np.zeros(n, dtype=np.int8)}
+
+    def _pulses(self, st, idx, need_set, need_reset):
+        bl, sl, last = st["bl"][idx], st["sl"][idx], st["last"][idx]
+        coarse = need_set & st["coarse"][idx]
+        st["coarse"][idx] = False
+        quit_ = need_reset & (sl > self.sl_max + 1e-9) & st["hrs"][idx]
+        sl = np.minimum(sl, self.sl_max)
+        v_bl = np.where(coarse, self.coarse_bl, np.where(need_set, bl, 0.0))
+        v_sl = np.where(need_reset, sl, 0.0)
+        v_wl = np.where(need_set, st["gate"][idx], self.reset_v_wl)
+        # a ramp steps on while its direction holds; the ramp a cell leaves backs off for its
+        # next turn instead of starting over
+        fine_set = need_set & ~coarse
+        bl_next = np.where(fine_set, _up(bl, self.bl_step, self.bl_max), bl)
+        st["bl"][idx] = np.where(need_reset & (last == 1),
+                                 _down(bl, self.backoff * self.bl_step, self.bl_start),
+                                 bl_next)
+        sl_next = np.where(need_reset, _up(sl, self.sl_step), sl)
+        st["sl"][idx] = np.where(need_set & (last == -1),
+                                 _down(sl, self.backoff * self.sl_step, self.sl_start),
+                                 sl_next)
+        st["last"][idx] = np.where(need_set, 1, -1)
+        return v_bl, v_sl, v_wl, quit_
+
+    def to_dict(self) -> dict:
+        d = {**self._base_dict(), **{k: v for k, v in asdict(self).items()
+                                     if k not in ("width", "max_pulses", "read_noise")}}
+        if getattr(self, "_table", None) is not None:
+            d["set_gate_table"] = {"v_wl": self._table[0], "g_median_s": self._table[1]}
+        return d
+
+
+#: the 2-bits-per-cell target windows of the shared RADAR / ISPP / FPPV evaluations, ohm
+#: (r_lo 0: below r_hi; r_hi 1e10: above r_lo, the HRS)
+EVAL_WINDOWS_2BPC = np.array([[0.0, 5000.0], [5770.0, 6010.0], [8510.0, 9310.0],
+                              [80000.0, 1e10]])
+
+
+def window_conductances(windows_ohm) -> tuple[np.ndarray, np.ndarray]:
+    """Conductance windows (g_lo, g_hi), S, of resistance windows ``(r_lo, r_hi)``, ohm.
+
+    ``r_lo = 0`` (below ``r_hi``) gives ``g_hi = inf``; a huge ``r_hi`` gives a tiny ``g_lo``.
+    """
+    w = np.asarray(windows_ohm, dtype=np.float64)
+    if w.ndim != 2 or w.shape[1] != 2 or len(w) == 0:
+        raise ValueError(f"windows must be (k, 2) pairs r_lo, r_hi in ohm, got shape {w.shape}")
+    if np.any(w[:, 0] < 0) or np.any(w[:, 1] <= w[:, 0]) or not np.all(np.isfinite(w)):
+        raise ValueError("windows need 0 <= r_lo < r_hi (ohm), finite")
+    g_lo = 1.0 / w[:, 1]
+    with np.errstate(divide="ignore"):
+        g_hi = np.where(w[:, 0] > 0, 1.0 / np.where(w[:, 0] > 0, w[:, 0], 1.0), np.inf)
+    return g_lo, g_hi
+
+
+def program_levels(model, scheme: WriteScheme, windows_ohm, n_cells: int,
+                   rng: np.random.Generator, start: str = "previous",
+                   progress: bool = False) -> dict:
+    """Program ``n_cells`` new devices into each resistance window and summarise per window.
+
+    Parameters
+    ----------
+    model : DeviceModel
+    scheme : WriteScheme
+    windows_ohm : array (k, 2)
+        ``(r_lo, r_hi)`` per level, ohm (see :func:`window_conductances`).
+    n_cells : int
+        Cells per window.
+    rng : numpy.random.Generator
+    start : {"previous", "fresh"}
+        ``"previous"``: every cell first writes the window before its own in the list
+        (cyclically) and then its own, the write counted, as the measured evaluations rotate
+        the levels; ``"fresh"``: the counted write starts from a new device's initial state.
+    progress : bool
+
+    Returns
+    -------
+    dict
+        ``{"levels": [{"r_lo", "r_hi", "pulses_mean", "pulses_median", "pulses_p99",
+        "success", "g_mean", "g_std", "energy_mean"}, ...]}`` in the order of the windows:
+        ``success`` a fraction; ``g_mean``, ``g_std`` (S) of the last verify read of the
+        successful writes (the read a write log records; noise-free where the scheme has no
+        verify read); ``energy_mean`` the mean energy of a write, J (None where the scheme gives
+        none).
+    """
+    if start not in ("previous", "fresh"):
+        raise ValueError(f"start must be 'previous' or 'fresh', got {start!r}")
+    windows_ohm = np.asarray(windows_ohm, dtype=np.float64)
+    g_lo, g_hi = window_conductances(windows_ohm)
+    k, n = len(windows_ohm), int(n_cells)
+    if n < 1:
+        raise ValueError(f"n_cells must be >= 1, got {n_cells}")
+    if not scheme.applies_to(model):
+        raise ValueError(f"write scheme {scheme.name!r} does not apply to this device model"
+                         + (" (it needs a pulse part: pyaimc fit ... --pulses)"
+                            if isinstance(scheme, _PulseVerify) else ""))
+    scheme.prepare(model, rng)
+    level = np.repeat(np.arange(k), n)
+    cells = new_cells(model, k * n, rng)
+    if start == "previous":
+        prev = (level - 1) % k
+        scheme.program(cells, g_lo[prev], g_hi[prev], rng)
+    res = scheme.program(cells, g_lo[level], g_hi[level], rng)
+    cells.close()
+    g_seen = getattr(res, "g_read", None)
+    g_seen = res.g if g_seen is None else g_seen
+    out = []
+    for j in range(k):
+        m = level == j
+        p = res.pulses[m]
+        ok = res.success[m]
+        g = g_seen[m][ok]
+        out.append({
+            "r_lo": float(windows_ohm[j, 0]), "r_hi": float(windows_ohm[j, 1]),
+            "pulses_mean": float(p.mean()), "pulses_median": float(np.median(p)),
+            "pulses_p99": float(np.quantile(p, 0.99)), "success": float(ok.mean()),
+            "g_mean": float(g.mean()) if len(g) else None,
+            "g_std": float(g.std()) if len(g) > 1 else None,
+            "energy_mean": None if res.energy is None else float(res.energy[m].mean()),
+        })
+    return {"levels": out}
