@@ -57,6 +57,11 @@ calibration: $(STAMP)
 	  $(PY) -m pyaimc fit $(SHARED)/radar_cycling/cycling-$$f.csv \
 	    -o calibration_data/models/radar_cycling-$$f.json --citation "$(RADAR_CITE)" || exit 1; \
 	done
+	# the cycling model of 4-24-20 with the pulse response of the RADAR pulse sweeps, fitted on
+	# half of each file's cells (the other half is held out: benchmarks/results_pulse.py)
+	OPENBLAS_NUM_THREADS=1 $(PY) -m pyaimc fit $(SHARED)/radar_cycling/cycling-4-24-20.csv \
+	  --pulses $(SHARED)/radar_programming/pulses/*.csv --hold-out-pulses --pulse-hidden 64 \
+	  --pulse-epochs 150 -o calibration_data/models/radar_pulse-4-24-20.json --citation "$(RADAR_CITE)"
 	$(PY) -m tools.make_example_data --model calibration_data/models/synaptogen_ref.json \
 	  -o calibration_data/example --seed 2026
 	$(PY) -m pyaimc fit calibration_data/example/features.npz --sweeps calibration_data/example/sweeps.npz \

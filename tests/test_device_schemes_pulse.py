@@ -109,7 +109,6 @@ def test_hrs_window_gives_up_at_the_top_of_the_reset_ramp(known_model):
 
 @pytest.mark.parametrize("name", ["ispp", "fppv", "radar"])
 def test_schemes_converge_on_the_fitted_known_device(name):
-    from tests.test_device_pulse import synth_model  # noqa: F401  (the fixture's recipe)
     import torch
 
     from pyaimc.device.pulse import PulseModel
