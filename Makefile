@@ -62,6 +62,14 @@ calibration: $(STAMP)
 	OPENBLAS_NUM_THREADS=1 $(PY) -m pyaimc fit $(SHARED)/radar_cycling/cycling-4-24-20.csv \
 	  --pulses $(SHARED)/radar_programming/pulses/*.csv --hold-out-pulses --pulse-hidden 64 \
 	  --pulse-epochs 150 -o calibration_data/models/radar_pulse-4-24-20.json --citation "$(RADAR_CITE)"
+	# its hardware noise model: ISPP, FPPV and RADAR tables from the pulse-level simulation,
+	# window 12.5-200 uS (the 2-bits-per-cell evaluations' HRS top and LRS bottom)
+	OPENBLAS_NUM_THREADS=1 $(PY) -m pyaimc export noise --device calibration_data/models/radar_pulse-4-24-20.json \
+	  --g-min-us 12.5 --g-max-us 200 --devices 1000 --repeats 4 \
+	  --measured radar=$(SHARED)/radar_programming/write_verify/sdr-4wl-eval-chip1-8-7-20.csv \
+	  ispp=$(SHARED)/radar_programming/write_verify/ispp-4wl-eval-chip2-8-9-20.csv \
+	  fppv=$(SHARED)/radar_programming/write_verify/fppv-4wl-eval-chip1-8-7-20.csv \
+	  -o calibration_data/noise/radar_pulse-4-24-20.json
 	$(PY) -m tools.make_example_data --model calibration_data/models/synaptogen_ref.json \
 	  -o calibration_data/example --seed 2026
 	$(PY) -m pyaimc fit calibration_data/example/features.npz --sweeps calibration_data/example/sweeps.npz \

@@ -107,8 +107,8 @@ def test_hrs_window_gives_up_at_the_top_of_the_reset_ramp(known_model):
     assert np.all(res.pulses == 3)                 # 1.0, 1.1, 1.2 V, then it gives up
 
 
-@pytest.mark.parametrize("name", ["ispp", "fppv", "radar"])
-def test_schemes_converge_on_the_fitted_known_device(name):
+@pytest.fixture(scope="module")
+def fitted_known_device():
     import torch
 
     from pyaimc.device.pulse import PulseModel
@@ -117,11 +117,16 @@ def test_schemes_converge_on_the_fitted_known_device(name):
     torch.set_num_threads(1)
     data = synthetic_pulses(np.random.default_rng(3))
     data[0].source = "synthetic-set-sweep-wl-inner"
-    pm = PulseModel(hidden=16, epochs=25, batch=256, lr=6e-3, seed=1).fit(data)
     model = DeviceModel.load(ROOT / "calibration_data" / "models" / "example.json")
-    model.pulse_ = pm
+    model.pulse_ = PulseModel(hidden=16, epochs=25, batch=256, lr=6e-3, seed=1).fit(data)
+    return model
+
+
+@pytest.mark.parametrize("name", ["ispp", "fppv", "radar"])
+def test_schemes_converge_on_the_fitted_known_device(fitted_known_device, name):
     windows = np.array([[1e6 / 170, 1e6 / 150], [1e6 / 120, 1e6 / 100]])
-    stats = program_levels(model, get_scheme(name), windows, 200, np.random.default_rng(1))
+    stats = program_levels(fitted_known_device, get_scheme(name), windows, 200,
+                           np.random.default_rng(1))
     for lv, (r_lo, r_hi) in zip(stats["levels"], windows):
         assert lv["success"] >= 0.95
         assert 1 / r_hi <= lv["g_mean"] <= 1 / r_lo

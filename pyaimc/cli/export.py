@@ -108,8 +108,19 @@ def _add_export_noise(actions) -> None:
                    help="write-verify tolerance, relative (default 0.05)")
     p.add_argument("--max-pulses", type=int, default=40,
                    help="write-verify pulse budget per write (default 40)")
-    p.add_argument("--method", choices=("write_verify", "one_shot"), default="write_verify",
-                   help="write scheme the training layer samples (default write_verify)")
+    p.add_argument("--scheme", nargs="+", metavar="NAME",
+                   help="write schemes to tabulate (registered names: one_shot, write_verify "
+                        "for cycling models; ispp, fppv, radar, nn_first on a model with a "
+                        "pulse response). Default: one_shot and write_verify, or ispp, fppv "
+                        "and radar when the model has a pulse part (tables from the "
+                        "pulse-level simulation of each scheme)")
+    p.add_argument("--method", default=None, metavar="NAME",
+                   help="write scheme the training layer samples (default write_verify, or "
+                        "radar for a model with a pulse part)")
+    p.add_argument("--measured", nargs="+", metavar="SCHEME=LOG.csv",
+                   help="measured write-verify logs (11-column format) to report beside the "
+                        "simulation of the same scheme at the log's windows, per level (kept "
+                        "in the noise model's table settings)")
     p.add_argument("--bandwidth", type=float, default=1e8, metavar="HZ",
                    help="read-noise bandwidth (default 1e8 Hz)")
     p.add_argument("--dac-bits", type=int, default=8)
@@ -173,13 +184,23 @@ def _export_noise(args) -> int:
         check_output(args.aihwkit, "--aihwkit")
     if not 0 < args.tolerance < 1:
         raise CLIError(f"--tolerance must be in (0, 1), got {args.tolerance}")
-    try:
-        schemes = [get_scheme("one_shot"),
-                   get_scheme("write_verify", max_pulses=args.max_pulses,
-                              bandwidth=args.bandwidth)]
-    except ValueError as err:
-        raise CLIError(f"write-verify settings: {err}") from None
     model = DeviceModel.load(args.device)
+    names = args.scheme or (["ispp", "fppv", "radar"] if model.pulse_ is not None
+                            else ["one_shot", "write_verify"])
+    try:
+        schemes = [get_scheme(n, max_pulses=args.max_pulses, bandwidth=args.bandwidth)
+                   if n == "write_verify" else get_scheme(n) for n in names]
+    except ValueError as err:
+        raise CLIError(f"write scheme settings: {err}") from None
+    measured = {}
+    for item in args.measured or []:
+        name, sep, path = item.partition("=")
+        if not sep or name not in names:
+            raise CLIError(f"--measured {item!r}: expected SCHEME=LOG.csv with SCHEME one of "
+                           f"the tabulated schemes ({', '.join(names)})")
+        from pyaimc.data.pulses import load_write_log
+
+        measured[name] = (path, load_write_log(path))  # read before the long simulation
     transfer = read_transfer(args.transfer) if args.transfer else None
     retention = None
     relax_src = args.relaxation or (args.device if model.relaxation_ is not None else None)
@@ -204,6 +225,28 @@ def _export_noise(args) -> int:
     except ValueError as err:
         where = f"{args.transfer}: " if args.transfer and "transfer" in str(err) else ""
         raise CLIError(f"{where}{err}") from None
+    if measured:
+        from pyaimc.device.pulse_fidelity import write_verify_comparison
+
+        lines = ["measured vs simulated, per level of the measured logs (pulses mean / median "
+                 "/ p99, success, final std / window width)"]
+        for name, (path, log) in measured.items():
+            rows = write_verify_comparison(model, log,
+                                           next(s for s in schemes if s.name == name),
+                                           max(args.devices // 2, 500),
+                                           np.random.default_rng(args.seed + 1))
+            nm.programming.table(name).settings["measured"] = {"log": str(path), "levels": rows}
+            lines.append(f"  {name} ({path}):")
+            for r in rows:
+                sw = (f"{r['std_over_width']:.3f} / {r['model_std_over_width']:.3f}"
+                      if r["intermediate"] and r["model_std_over_width"] is not None else "-")
+                lines.append(
+                    f"    {r['r_lo']:8.0f}-{r['r_hi']:<9.3g} pulses {r['pulses_mean']:6.1f} / "
+                    f"{r['model_pulses_mean']:6.1f}  {r['pulses_median']:4.0f} / "
+                    f"{r['model_pulses_median']:4.0f}  {r['pulses_p99']:5.0f} / "
+                    f"{r['model_pulses_p99']:5.0f}  success {r['success']:7.2%} / "
+                    f"{r['model_success']:7.2%}  spread {sw}")
+        print("\n".join(lines))
     with OutputSet() as outputs:
         nm.save(outputs.file(args.output))
         if args.aihwkit:

@@ -528,9 +528,18 @@ class _PulseVerify(WriteScheme):
     width = 100e-9
     max_pulses = 250
     read_noise = True
+    exported = True
+    #: the erase before every write of the noise export: a strong RESET to the HRS
+    erase_pulse = {"v_sl": 3.0, "v_wl": 4.0, "width": 200e-9}
 
     def applies_to(self, model) -> bool:
         return getattr(model, "pulse_", None) is not None
+
+    def between_writes(self, cells, rng=None) -> None:
+        """Erase every cell (one strong RESET pulse, not counted): the noise export programs an
+        erased array for each of its repeated writes, so every repeat is a full write."""
+        e = self.erase_pulse
+        cells.apply_pulse(0.0, e["v_sl"], e["v_wl"], e["width"])
 
     def _start(self, cells, lo, hi) -> dict:
         return {}
@@ -863,3 +872,7 @@ def program_levels(model, scheme: WriteScheme, windows_ohm, n_cells: int,
             "energy_mean": None if res.energy is None else float(res.energy[m].mean()),
         })
     return {"levels": out}
+
+
+# the network-programmer scheme registers itself (it builds on the schemes above)
+from pyaimc.device import programmer as _programmer  # noqa: E402,F401

@@ -93,9 +93,22 @@ def _table(stats: dict, method: str, levels: np.ndarray, window: Window, degree:
 
 def exported_schemes(model) -> list:
     """New instances of every registered scheme that the noise export tabulates by default
-    (``exported``) and that applies to ``model``, in registration order."""
+    (``exported``) and that applies to ``model``, in registration order. A model with a pulse
+    response gets the pulse-level schemes (ISPP, FPPV, RADAR) only: its programming tables come
+    from the pulse-level simulation, not from the cycling model's voltage sweeps."""
     schemes = [cls() for cls in SCHEMES.values() if getattr(cls, "exported", False)]
-    return [s for s in schemes if s.applies_to(model)]
+    schemes = [s for s in schemes if s.applies_to(model)]
+    if getattr(model, "pulse_", None) is not None:
+        from pyaimc.device.schemes import _PulseVerify
+
+        schemes = [s for s in schemes if isinstance(s, _PulseVerify)]
+    return schemes
+
+
+def default_training_scheme(model) -> str:
+    """The scheme the training layers sample by default: ``radar`` for a model with a pulse
+    response, ``write_verify`` otherwise."""
+    return "radar" if getattr(model, "pulse_", None) is not None else "write_verify"
 
 
 def export_noise_model(model, rng: np.random.Generator, *, rows: int | None = None,
@@ -106,7 +119,7 @@ def export_noise_model(model, rng: np.random.Generator, *, rows: int | None = No
                        schemes=None, tolerance: float = 0.05, bandwidth: float = 1e8,
                        dac_bits: int | None = 8, adc_bits: int | None = 8,
                        v_max: float | None = None, adc_headroom: float = 2.0,
-                       training_scheme: str = "write_verify", degree: int = 4,
+                       training_scheme: str | None = None, degree: int = 4,
                        progress: bool = False, source: str | None = None,
                        seed: int | None = None, retention=None) -> NoiseModel:
     """Export the hardware noise model of a fitted device model.
@@ -147,8 +160,9 @@ def export_noise_model(model, rng: np.random.Generator, *, rows: int | None = No
         DAC full scale, V; default the transfer's ``v_max``, else the model's read voltage.
     adc_headroom : float
         ``i_max = adc_headroom * sqrt(rows) * v_max * (g_max - g_min)``.
-    training_scheme : str
-        The scheme the training layers sample by default (one of ``schemes``).
+    training_scheme : str, optional
+        The scheme the training layers sample by default (one of ``schemes``; default
+        :func:`default_training_scheme`, or the first scheme when that is not exported).
     degree : int
         Degree of the mean and std polynomials of the normalised target.
     progress : bool
@@ -180,6 +194,10 @@ def export_noise_model(model, rng: np.random.Generator, *, rows: int | None = No
     for s in schemes:
         if not s.applies_to(model):
             raise ValueError(f"write scheme {s.name!r} does not apply to this device model")
+    if training_scheme is None:
+        training_scheme = default_training_scheme(model)
+        if training_scheme not in names:
+            training_scheme = names[0]
     if training_scheme not in names:
         raise ValueError(f"training scheme {training_scheme!r} is not among the exported "
                          f"schemes {names}")
@@ -227,6 +245,10 @@ def export_noise_model(model, rng: np.random.Generator, *, rows: int | None = No
         transfer = TransferModel.first_order(rows, cols, r_wire, v_max, g_min, g_max)
 
     defects = device_defects(model, rng, g_min, g_max)
+    if getattr(model, "pulse_", None) is not None:
+        defects.notes += (" With a pulse response: the narrow-window fraction is the cycling "
+                          "model's (its LRS and HRS medians); the pulse-level programming tables "
+                          "show what the schemes reach and need no such correction.")
     levels = np.linspace(g_min, g_max, int(n_levels))
     # the schemes driven by the mean RESET path share one calibration
     cal = None

@@ -296,6 +296,10 @@ def programming_statistics(model, levels: np.ndarray, rng: np.random.Generator, 
     ok = np.empty((k, d, r), dtype=bool)
     energy = np.full((k, d, r), np.nan)
     for j in range(r):
+        prepare_write = getattr(scheme, "between_writes", None)
+        if prepare_write is not None:
+            # schemes that program an erased array start every write from their erase
+            prepare_write(cells, rng)
         res = scheme.program(cells, g_lo, g_hi, rng)
         g[:, :, j] = res.g.reshape(k, d)
         pulses[:, :, j] = res.pulses.reshape(k, d)
