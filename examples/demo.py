@@ -12,6 +12,9 @@ Stages (each prints what it wrote):
    programmed tiles (recurrent step mode) and check one recurrent step against ngspice;
 6. relax programmed conductances with the shipped relaxation model (``pyaimc relax``) and read
    an analog layer at 1 s to 1 year after programming, with and without drift compensation.
+7. program 1T1R cells pulse by pulse with the shipped RADAR pulse model: ISPP, FPPV, RADAR and
+   RADAR with the network programmer's first shot, to the 2-bits-per-cell windows of the
+   measured evaluations; replay a pulse table through the model.
 
 ``--stages 4 5`` runs a subset; a later stage reads what the earlier ones wrote in ``--out``.
 """
@@ -121,6 +124,19 @@ def _needs(path: Path, stage: str) -> Path:
 
 # The stages in order: (name, what it shows, function of the output folder). A stage reads what
 # the earlier ones wrote; a new stage is a function and one line here.
+def stage_programming(out: Path) -> None:
+    from examples.demo_programming import demo_programming
+
+    t0 = _stage("7. write-verify pulse by pulse on the shipped RADAR pulse model")
+    stats = demo_programming(out / "programming")
+    for name, levels in stats.items():
+        print(f"    {name:16s} pulses per level " + ", ".join(
+            f"{lv['pulses_mean']:.1f}" for lv in levels) + "; success " + ", ".join(
+            f"{lv['success']:.1%}" for lv in levels))
+    print(f"    wrote {out / 'programming'}/programming.json, programming.png, replay.csv")
+    _done(t0)
+
+
 STAGES = [
     ("fit", "device model", stage_fit),
     ("compact", "Verilog-A and ngspice",
@@ -132,6 +148,8 @@ STAGES = [
     ("s4d", "S4D training and deployment",
      lambda out: stage_s4d(out, _needs(out / NOISE, "noise"))),
     ("relax", "relaxation after programming", stage_relax),
+    ("programming", "pulse-level write-verify (RADAR pulse model)",
+     lambda out: stage_programming(out)),
 ]
 
 
