@@ -159,3 +159,13 @@ def test_shared_files_load():
     assert [s["r_lo"] for s in mid] == [5770.0, 8510.0]
     assert mid[0]["pulses_mean"] == pytest.approx(13.15, abs=0.01)
     assert mid[0]["std_over_width"] == pytest.approx(0.296, abs=0.002)
+
+
+def test_implausible_values_need_the_override(tmp_path):
+    p = write(tmp_path, "p.csv", HEADER + "a,1e-7,2.0,0,2.4,1e5,1e12\n")
+    with pytest.raises(DataError, match=r"row 2, column 7: r_after = 1e\+12 ohm is not plausible"):
+        load_pulse_csv(p)
+    assert load_pulse_csv(p, plausible=False).r_after[0] == 1e12
+    q = write(tmp_path, "set-x.csv", "1\t100\t200\t2.3\t8e4\t2e4\n")
+    with pytest.raises(DataError, match=r"row 1, column 3: v_bl = 200 V is not plausible"):
+        load_radar_pulses(q)

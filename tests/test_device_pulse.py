@@ -186,3 +186,10 @@ def test_pulse_command_errors(device_with_pulses, tmp_path, capsys):
     assert main(["pulse", str(model), str(bad), "-o", str(tmp_path / "x.csv")]) == 2
     assert "row 2, column 6 (r_before): -1" in capsys.readouterr().err
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_non_finite_pulse_weights_are_refused(device_with_pulses):
+    doc = device_with_pulses.to_dict()
+    doc["pulse"]["nets"]["reset"]["biases"][0][0] = float("nan")
+    with pytest.raises(DataError, match="non-finite"):
+        DeviceModel.from_dict(doc, "nan.json")

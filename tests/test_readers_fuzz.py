@@ -22,6 +22,8 @@ def _readers():
     from pyaimc.circuit.transfer import TransferModel
     from pyaimc.compact.veriloga import read_devices_json
     from pyaimc.data.loaders import load_long_csv, load_npz, load_radar
+    from pyaimc.data.pulses import load_pulse_csv, load_radar_pulses
+    from pyaimc.data.pulses import load_write_log as load_write_log_pulses
     from pyaimc.data.sweeps import load_sweeps
     from pyaimc.device import DeviceModel
     from pyaimc.experiments.config import load_config
@@ -35,7 +37,10 @@ def _readers():
             "npz": (load_npz, ".npz"), "sweeps": (load_sweeps, ".npz"),
             "device": (DeviceModel.load, ".json"), "noise": (NoiseModel.load, ".json"),
             "transfer": (TransferModel.load, ".json"), "config": (load_config, ".json"),
-            "devices": (read_devices_json, ".json")}
+            "devices": (read_devices_json, ".json"),
+            "pulse_csv": (load_pulse_csv, ".csv"),
+            "radar_pulses": (lambda p: load_radar_pulses(p, "set"), ".csv"),
+            "pulse_write_log": (load_write_log_pulses, ".csv")}
 
 
 def _seed_file(name: str, tmp: Path) -> bytes:
@@ -75,6 +80,13 @@ def _seed_file(name: str, tmp: Path) -> bytes:
                            "ir_drop": {"k_row": 1, "k_col": 1},
                            "input_nonlinearity": {"c2": [0, 0], "c3": [0, 0]},
                            "i_sat": None}).encode()
+    if name == "pulse_csv":
+        return (b"cell,width_s,v_bl,v_sl,v_wl,r_before,r_after\na,1e-7,2.0,0,2.4,1e5,1.1e4\n"
+                b"a,2e-7,0,1.5,3.0,1.1e4,\n")
+    if name == "radar_pulses":
+        return b"1450.000\t100.000\t2.000\t2.300\t80000.0\t20000.0\n" * 2
+    if name == "pulse_write_log":
+        return b"30001\t11\t5\t6\t5876.2\t0\t5770\t6010\t1\t1\t2\n" * 2
     if name == "config":
         return b'{"preset": "tiny", "train": {"epochs": 2}}'
     return json.dumps({"schema": "pyaimc.devices/1", "table": {"R_HRS": [[1e5]]}}).encode()
@@ -92,7 +104,8 @@ def _check(reader, path: Path) -> None:
 
 @pytest.mark.parametrize("name", ["radar", "long_csv", "npz", "sweeps", "device", "noise",
                                   "transfer", "config", "devices", "relaxation", "bake",
-                                  "write_log", "readback"])
+                                  "write_log", "readback", "pulse_csv", "radar_pulses",
+                                  "pulse_write_log"])
 @SETTINGS
 @given(data=st.data())
 def test_damaged_files_give_one_line(tmp_path, name, data):

@@ -80,10 +80,13 @@ def _run(args) -> int:
 
     from pyaimc.device.model import DeviceModel
     from pyaimc.device.schemes import EVAL_WINDOWS_2BPC, get_scheme, program_levels
-    from pyaimc.io import provenance, write_json
+    from pyaimc.io import OutputSet, check_output, provenance, write_json
 
     if args.cells < 1:
         raise CLIError(f"--cells must be >= 1, got {args.cells}")
+    if args.cells > 10_000_000:
+        raise CLIError(f"--cells {args.cells}: at most 10,000,000 per window")
+    check_output(args.output, "-o")
     windows = read_windows(args.windows) if args.windows else EVAL_WINDOWS_2BPC
     model = DeviceModel.load(args.model)
     scheme = get_scheme(args.scheme)
@@ -92,7 +95,8 @@ def _run(args) -> int:
     doc = {"schema": "pyaimc.program/1", **stats, "scheme": scheme.to_dict(),
            "cells_per_window": args.cells, "start": args.start,
            "provenance": provenance(source=str(args.model), seed=args.seed)}
-    write_json(args.output, doc)
+    with OutputSet() as outputs:
+        write_json(outputs.file(args.output), doc)
     print(f"{args.scheme}: {args.cells} cells per window ({args.start} start)")
     print(f"  {'r_lo':>9} {'r_hi':>9} | {'pulses mean':>11} {'median':>6} {'p99':>5} | "
           f"{'success':>7} | {'G mean uS':>9} {'std':>6} | {'energy pJ':>9}")

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pyaimc.data import plausibility
 from pyaimc.data.container import DataError
 
 #: polarity codes of :attr:`PulseData.polarity`
@@ -263,6 +264,12 @@ def _require(cond: np.ndarray, src: str, linenos, col: int, name: str, values, e
                         f"{expected} ({int(bad.sum())} such row(s))")
 
 
+def _plausible(values, key, src, lines, col, name) -> None:
+    """The range check of :mod:`pyaimc.data.plausibility`, located by file row and column."""
+    plausibility.check(values, key, src, lambda idx: f"row {lines[idx[0]]}, column {col}",
+                       name)
+
+
 def _cell_label(addr: np.ndarray) -> np.ndarray:
     return np.array([f"{a:g}" for a in addr])
 
@@ -280,7 +287,8 @@ def polarity_from_name(path) -> int:
                     f"'set', 'fppv' or 'reset', or give the polarity")
 
 
-def load_radar_pulses(path: str | os.PathLike, polarity: int | str | None = None) -> PulseData:
+def load_radar_pulses(path: str | os.PathLike, polarity: int | str | None = None,
+                      plausible: bool = True) -> PulseData:
     """Load a RADAR pulse sweep file (``addr, pw_ns, v_blsl, v_wl, r_before, r_after``).
 
     Parameters
@@ -290,6 +298,8 @@ def load_radar_pulses(path: str | os.PathLike, polarity: int | str | None = None
     polarity : {"set", "reset", 1, -1}, optional
         Whether the third column is the bit-line (SET) or source-line (RESET) voltage; read from
         the file name when omitted.
+    plausible : bool
+        Check voltages and resistances against :mod:`pyaimc.data.plausibility` (default).
     """
     path, src = _check_file(path)
     if polarity is None:
@@ -308,12 +318,18 @@ def load_radar_pulses(path: str | os.PathLike, polarity: int | str | None = None
     _require(vwl >= 0, src, lines, 4, "v_wl", vwl, "a word-line voltage >= 0 V")
     _require(rb > 0, src, lines, 5, "r_before", rb, "a resistance > 0 ohm")
     _require(ra > 0, src, lines, 6, "r_after", ra, "a resistance > 0 ohm")
+    if plausible:
+        _plausible(v, "V", src, lines, 3, names[2])
+        _plausible(vwl, "V", src, lines, 4, "v_wl")
+        _plausible(rb, "R", src, lines, 5, "r_before")
+        _plausible(ra, "R", src, lines, 6, "r_after")
     zero = np.zeros_like(v)
     return PulseData(_cell_label(addr), pw * 1e-9, v if pol == SET else zero,
                      zero if pol == SET else v, vwl, rb, ra, lines, src)
 
 
-def load_pulse_csv(path: str | os.PathLike, max_width: float = 1e-3) -> PulseData:
+def load_pulse_csv(path: str | os.PathLike, max_width: float = 1e-3,
+                   plausible: bool = True) -> PulseData:
     """Load the generic pulse CSV: header ``cell,width_s,v_bl,v_sl,v_wl,r_before[,r_after]``.
 
     Units are SI (s, V, ohm). ``r_after`` may be absent, or empty in some rows (NaN: to be drawn
@@ -326,6 +342,8 @@ def load_pulse_csv(path: str | os.PathLike, max_width: float = 1e-3) -> PulseDat
     max_width : float
         Plausibility limit of a pulse width, s (a width above it is most likely given in ns);
         raise it for genuinely long pulses.
+    plausible : bool
+        Check voltages and resistances against :mod:`pyaimc.data.plausibility` (default).
     """
     path, src = _check_file(path)
     text = path.read_text(encoding="utf-8", errors="replace")
@@ -387,6 +405,11 @@ def load_pulse_csv(path: str | os.PathLike, max_width: float = 1e-3) -> PulseDat
     _require(v_wl >= 0, src, ln, 5, "v_wl", v_wl, "a word-line voltage >= 0 V")
     _require(rb > 0, src, ln, 6, "r_before", rb, "a resistance > 0 ohm")
     _require(~(ra <= 0), src, ln, 7, "r_after", ra, "a resistance > 0 ohm (or an empty field)")
+    if plausible:
+        for col, name, vals in ((3, "v_bl", v_bl), (4, "v_sl", v_sl), (5, "v_wl", v_wl)):
+            _plausible(vals, "V", src, ln, col, name)
+        _plausible(rb, "R", src, ln, 6, "r_before")
+        _plausible(ra, "R", src, ln, 7, "r_after")
     return PulseData(np.asarray(cells), width, v_bl, v_sl, v_wl, rb, ra, ln, src)
 
 
@@ -405,11 +428,11 @@ def detect_pulse_format(path) -> str:
                     f"or a tab-separated RADAR sweep")
 
 
-def load_pulses(path: str | os.PathLike, polarity=None) -> PulseData:
+def load_pulses(path: str | os.PathLike, polarity=None, plausible: bool = True) -> PulseData:
     """Load pulse records in either format (detected from the first line)."""
     if detect_pulse_format(path) == "csv":
-        return load_pulse_csv(path)
-    return load_radar_pulses(path, polarity)
+        return load_pulse_csv(path, plausible=plausible)
+    return load_radar_pulses(path, polarity, plausible)
 
 
 def save_pulse_csv(data: PulseData, path: str | os.PathLike) -> Path:
@@ -508,8 +531,9 @@ class WriteLog:
         return out
 
 
-def load_write_log(path: str | os.PathLike) -> WriteLog:
-    """Load an 11-column write-verify log (see :data:`WRITE_LOG_COLUMNS`)."""
+def load_write_log(path: str | os.PathLike, plausible: bool = True) -> WriteLog:
+    """Load an 11-column write-verify log (see :data:`WRITE_LOG_COLUMNS`); ``plausible`` checks
+    the final resistances read against :mod:`pyaimc.data.plausibility`."""
     path, src = _check_file(path)
     values, ln = _numeric_table(path, src, WRITE_LOG_COLUMNS, "a write-verify log")
     cols = {n: values[:, k] for k, n in enumerate(WRITE_LOG_COLUMNS)}
@@ -523,6 +547,9 @@ def load_write_log(path: str | os.PathLike) -> WriteLog:
     _require(cols["r_hi"] > cols["r_lo"], src, ln, 8, "r_hi", cols["r_hi"],
              "a window top above r_lo (column 7)")
     _require(np.isin(cols["success"], (0, 1)), src, ln, 9, "success", cols["success"], "0 or 1")
+    if plausible:
+        rf = cols["r_final"]
+        _plausible(np.where(rf > 0, rf, np.nan), "R", src, ln, 5, "r_final")
     i = lambda n: cols[n].astype(np.int64)  # noqa: E731
     return WriteLog(_cell_label(cols["addr"]), i("nreads"), i("nsets"), i("nresets"),
                     cols["r_final"], cols["r_lo"], cols["r_hi"], cols["success"] == 1,
@@ -559,7 +586,7 @@ _BPC = re.compile(r"(\d)bpc")
 
 
 def load_readback(path: str | os.PathLike, n_levels: int | None = None,
-                  n_cells: int = 1024) -> Readback:
+                  n_cells: int = 1024, plausible: bool = True) -> Readback:
     """Load a read-back file: one resistance (ohm) per line.
 
     Parameters
@@ -570,6 +597,8 @@ def load_readback(path: str | os.PathLike, n_levels: int | None = None,
         files when omitted.
     n_cells : int
         Cells per read; longer files hold several reads of the same cells, one block each.
+    plausible : bool
+        Check the resistances against :mod:`pyaimc.data.plausibility` (default).
 
     Notes
     -----
@@ -589,6 +618,8 @@ def load_readback(path: str | os.PathLike, n_levels: int | None = None,
     values, ln = _numeric_table(path, src, ("r",), "a read-back (one resistance per line)")
     r = values[:, 0]
     _require(r > 0, src, ln, 1, "r", r, "a resistance > 0 ohm")
+    if plausible:
+        _plausible(r, "R", src, ln, 1, "r")
     if len(r) % n_cells:
         raise DataError(f"{src}: {len(r)} resistances; expected a multiple of {n_cells} "
                         f"(one block of {n_cells} cells per read)")

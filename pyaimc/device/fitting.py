@@ -110,7 +110,7 @@ def fit_from_files(data: str | os.PathLike, *, format: str | None = None,
     if pulses:
         from pyaimc.data.pulses import load_pulses
 
-        records = [load_pulses(f) for f in pulses]
+        records = [load_pulses(f, plausible=plausible) for f in pulses]
         if hold_out_pulses:
             records = [d.split_cells()[0] for d in records]
         info["pulses"] = [str(f) for f in pulses]

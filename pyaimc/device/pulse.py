@@ -585,6 +585,11 @@ class PulseModel:
             if set(m.nets_) != set(POLARITIES):
                 raise ValueError(f"nets {sorted(m.nets_)}; expected 'reset' and 'set'")
             for k, net in m.nets_.items():
+                arrays = net.weights + net.biases + [net.x_mean, net.x_scale]
+                if not all(np.all(np.isfinite(a)) for a in arrays) or not net.y_scale > 0:
+                    raise ValueError(f"net {k!r} holds non-finite weights or scales")
+                if np.any(net.x_scale <= 0):
+                    raise ValueError(f"net {k!r}: input scales must be > 0")
                 if net.weights[-1].shape[1] != m.n_outputs or net.weights[0].shape[0] != N_INPUTS:
                     raise ValueError(f"net {k!r} has {net.weights[0].shape[0]} inputs and "
                                      f"{net.weights[-1].shape[1]} outputs; expected {N_INPUTS} "
