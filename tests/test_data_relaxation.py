@@ -158,13 +158,13 @@ def test_line_levels_rule():
 
 def test_readback_and_write_log_errors(tmp_path):
     (tmp_path / "r.csv").write_text("4000\n5000\n")
-    with pytest.raises(DataError, match="2 lines; expected a multiple of 4"):
+    with pytest.raises(DataError, match="2 resistances; expected a multiple of 4"):
         load_readback(tmp_path / "r.csv", n_cells=4)
     (tmp_path / "r.csv").write_text("4000\n-5\n")
-    with pytest.raises(DataError, match="row 2: '-5'; expected a resistance > 0"):
+    with pytest.raises(DataError, match="r.csv.*row 2.*-5"):
         load_readback(tmp_path / "r.csv", n_cells=2)
     (tmp_path / "w.csv").write_text("1\t2\t1\t1\t5000\t0\t6000\t5000\t1\t1\t1\n")
-    with pytest.raises(DataError, match=r"column 8 \(r_hi\).*expected r_hi > r_lo"):
+    with pytest.raises(DataError, match=r"row 1, column 8 \(r_hi\).*window top above r_lo"):
         load_write_log(tmp_path / "w.csv")
 
 

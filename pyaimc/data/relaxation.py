@@ -530,19 +530,20 @@ class WriteLog:
 
 
 def load_write_log(path: str | os.PathLike) -> WriteLog:
-    """Read a RADAR write-verify log (11 columns, see ``radar_programming/README.md``)."""
-    cols = WRITE_LOG_COLUMNS
-    src, a, lines = _parse_table(path, cols, "a write-verify log")
-    for k in (0, 1, 2, 3, 9, 10):
-        _check_integer(src, lines, a, k, cols)
-    _fail_where(src, lines, a[:, 4] <= 0, 4, cols, a, "a final resistance > 0 ohm")
-    _fail_where(src, lines, a[:, 6] < 0, 6, cols, a, "a window bound >= 0 ohm")
-    _fail_where(src, lines, a[:, 7] <= a[:, 6], 7, cols, a, "r_hi > r_lo")
-    _fail_where(src, lines, ~np.isin(a[:, 8], (0, 1)), 8, cols, a, "success 0 or 1")
-    i = a[:, :4].astype(np.int64)
-    return WriteLog(i[:, 0], i[:, 1], i[:, 2], i[:, 3], a[:, 4], a[:, 6], a[:, 7],
-                    a[:, 8].astype(bool), a[:, 9].astype(np.int64), a[:, 10].astype(np.int64),
-                    src)
+    """A RADAR write-verify log (11 columns, see ``radar_programming/README.md``) with integer
+    addresses, for pairing with read-backs.
+
+    One reader of the format: :func:`pyaimc.data.pulses.load_write_log` (which allows the 0
+    ohm ``r_final`` of a write with no final read) does the parsing and checks.
+    """
+    from pyaimc.data.pulses import load_write_log as read_log
+
+    log = read_log(path)
+    addr = np.asarray([float(a) for a in log.addr])
+    if not np.all(addr == np.round(addr)):
+        raise DataError(f"{log.source}: cell addresses must be integers for read-back pairing")
+    return WriteLog(addr.astype(np.int64), log.nreads, log.nsets, log.nresets, log.r_final,
+                    log.r_lo, log.r_hi, log.success, log.attempts1, log.attempts2, log.source)
 
 
 def line_levels(n_lines: int, n_levels: int, block: int = 32) -> np.ndarray:
@@ -554,29 +555,16 @@ def line_levels(n_lines: int, n_levels: int, block: int = 32) -> np.ndarray:
 def load_readback(path: str | os.PathLike, n_cells: int = 1024) -> np.ndarray:
     """A RADAR read-back: one resistance (ohm) per line -> array (n_reads, n_cells).
 
-    Files with a multiple of ``n_cells`` lines hold repeated reads of the same cells.
+    Files with a multiple of ``n_cells`` lines hold repeated reads of the same cells. One reader
+    of the format: :func:`pyaimc.data.pulses.load_readback` parses and checks.
     """
-    path, text = _read_text(path)
-    src = str(path)
-    rows = _rows(text)
-    if not rows:
-        raise DataError(f"{src}: empty file; expected one resistance (ohm) per line")
-    vals = []
-    for lineno, tokens in rows:
-        if len(tokens) != 1:
-            raise DataError(f"{src}: row {lineno} has {len(tokens)} columns; expected one "
-                            f"resistance (ohm)")
-        try:
-            v = float(tokens[0])
-        except ValueError:
-            raise DataError(f"{src}: row {lineno}: {tokens[0]!r} is not a number") from None
-        if not (math.isfinite(v) and v > 0):
-            raise DataError(f"{src}: row {lineno}: {tokens[0]!r}; expected a resistance > 0 ohm")
-        vals.append(v)
-    if len(vals) % n_cells:
-        raise DataError(f"{src}: {len(vals)} lines; expected a multiple of {n_cells} (one line "
-                        f"per cell, repeated reads one after another)")
-    return np.array(vals).reshape(-1, n_cells)
+    from pyaimc.data.pulses import load_readback as read_back
+
+    rb = read_back(path, n_levels=2, n_cells=n_cells)
+    if rb.r.size % n_cells:
+        raise DataError(f"{rb.source}: {rb.r.size} lines; expected a multiple of {n_cells} (one "
+                        f"line per cell, repeated reads one after another)")
+    return rb.r.reshape(-1, n_cells)
 
 
 @dataclass
