@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from pyaimc.apps.nanopore.hashing import pack, program_cells
@@ -166,17 +167,26 @@ class TCAM:
 
     @classmethod
     def build(cls, bits, stats: CellStatistics, threshold: int, rng: np.random.Generator,
-              variability: float = 1.0, care=None, **kwargs) -> "TCAM":
-        """A TCAM storing ``bits`` with cells drawn from ``stats`` at a variability; the sense
-        reference uses the pools' means at that variability."""
+              variability: float = 1.0, care=None, reference: str = "median",
+              **kwargs) -> "TCAM":
+        """A TCAM storing ``bits`` with cells drawn from ``stats`` at a variability.
+
+        ``reference``: ``"mean"`` sets the sense reference from the pools' mean conductances,
+        ``"median"`` calibrates it on replicas (:meth:`calibrate_reference`).
+        """
+        if reference not in ("mean", "median"):
+            raise ValueError(f"reference must be 'mean' or 'median', got {reference!r}")
         bits = np.asarray(bits, dtype=bool)
         g_lrs, g_hrs = stats.draw(bits.shape, rng, variability)
         if care is not None:
             care = np.asarray(care, dtype=bool)
             g_lrs = np.where(care, g_lrs, stats.draw(bits.shape, rng, variability)[1])
         m = stats.moments(variability)
-        return cls(bits, g_lrs, g_hrs, threshold, m["lrs_mean"], m["hrs_mean"], care=care,
-                   **kwargs)
+        cam = cls(bits, g_lrs, g_hrs, threshold, m["lrs_mean"], m["hrs_mean"], care=care,
+                  **kwargs)
+        if reference == "median":
+            cam.calibrate_reference(rng)
+        return cam
 
     # -------------------------------------------------------------- behaviour
     def _noise(self, i: np.ndarray, rng) -> np.ndarray:
@@ -197,30 +207,51 @@ class TCAM:
 
     def pair_currents(self, query_codes: np.ndarray, q_idx: np.ndarray, w_idx: np.ndarray,
                       rng: np.random.Generator | None = None) -> np.ndarray:
-        """Match-line currents (A) of the (query, word) pairs ``(q_idx, w_idx)``; queries packed."""
-        x = np.bitwise_xor(query_codes[q_idx], self.codes[w_idx])
-        mism = np.unpackbits(x, axis=1, count=self.n_bits).astype(np.float32)
-        i = self.v_search * (self.g_match_sum[w_idx]
-                             + np.einsum("pn,pn->p", mism, self.delta[w_idx]).astype(np.float64))
-        return self._noise(i, rng)
+        """Match-line currents (A) of the (query, word) pairs ``(q_idx, w_idx)``; queries packed.
+
+        Only the pairs asked for are computed (a compiled loop over their mismatching bits), so
+        a search of a large index evaluates the words its Hamming pre-search found nearby.
+        """
+        q_idx = np.ascontiguousarray(q_idx, dtype=np.int64)
+        w_idx = np.ascontiguousarray(w_idx, dtype=np.int64)
+        acc = np.empty(len(q_idx))
+        _mismatch_sums(np.ascontiguousarray(query_codes, dtype=np.uint8), self.codes, q_idx,
+                       w_idx, self.delta, acc)
+        return self._noise(self.v_search * (self.g_match_sum[w_idx] + acc), rng)
 
     def match(self, currents: np.ndarray) -> np.ndarray:
         """Sense amplifier: True where a match-line current is below the reference."""
         return np.asarray(currents) < self.i_ref
 
+    def _draw_currents(self, distance: int, rng: np.random.Generator, n: int) -> np.ndarray:
+        """Noise-free match-line currents (A) of ``n`` words ``distance`` bits from the query,
+        their cells drawn from this array's own cells."""
+        gm = self.g_sel_match.ravel()
+        gx = self.g_sel_mismatch.ravel()
+        i = np.zeros(n)
+        for _ in range(self.n_bits - int(distance)):
+            i += gm[rng.integers(0, gm.size, n)]
+        for _ in range(int(distance)):
+            i += gx[rng.integers(0, gx.size, n)]
+        return self.v_search * i
+
+    def calibrate_reference(self, rng: np.random.Generator, n: int = 20000) -> float:
+        """Set the sense reference midway between the *median* match-line currents of words
+        ``T`` and ``T + 1`` bits away (a replica calibration), and return it (A).
+
+        With a heavy-tailed HRS the mean-based reference sits too high: the typical (median)
+        word then matches several bits beyond ``T``.
+        """
+        lo = np.median(self._draw_currents(self.threshold, rng, n))
+        hi = np.median(self._draw_currents(self.threshold + 1, rng, n))
+        self.i_ref = float(0.5 * (lo + hi))
+        return self.i_ref
+
     def match_probability(self, distance: int, rng: np.random.Generator,
                           n: int = 100000) -> float:
         """Monte-Carlo chance that a word ``distance`` bits from the query matches: cells drawn
         from this array's own cells, read noise included."""
-        d = int(distance)
-        gm = self.g_sel_match.ravel()
-        gx = self.g_sel_mismatch.ravel()
-        i = np.zeros(n)
-        for _ in range(self.n_bits - d):
-            i += gm[rng.integers(0, gm.size, n)]
-        for _ in range(d):
-            i += gx[rng.integers(0, gx.size, n)]
-        i = self._noise(self.v_search * i, rng)
+        i = self._noise(self._draw_currents(distance, rng, n), rng)
         return float(np.mean(self.match(i)))
 
     def candidate_radius(self, rng: np.random.Generator, p_min: float = 1e-5,
@@ -298,6 +329,27 @@ class TCAM:
             v, _ = self.search_voltages(qb)
             out[k] = simulate(xb, v, engine=engine)
         return out
+
+
+@numba.njit(cache=True)
+def _mismatch_sums(qcodes, wcodes, q_idx, w_idx, delta, out):
+    """``out[p] = sum of delta[w, j]`` over the bits ``j`` where query ``q`` and word ``w``
+    differ, for each pair ``p = (q_idx[p], w_idx[p])`` (codes packed most significant bit
+    first)."""
+    n_bytes = qcodes.shape[1]
+    n_bits = delta.shape[1]
+    for p in range(q_idx.shape[0]):
+        q = q_idx[p]
+        w = w_idx[p]
+        acc = 0.0
+        for b in range(n_bytes):
+            x = np.int64(qcodes[q, b] ^ wcodes[w, b])
+            if x == 0:
+                continue
+            top = min(8, n_bits - 8 * b)
+            for t in range(top):  # branch-free: the bits are unpredictable
+                acc += delta[w, 8 * b + t] * ((x >> (7 - t)) & 1)
+        out[p] = acc
 
 
 def on_resistance(access, v_on: float = 1.8, v_source: float = 0.0) -> float:
