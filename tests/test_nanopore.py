@@ -238,3 +238,42 @@ def test_seed_index_is_exact_match():
     brute = {(i, j) for i in range(len(qs)) for j in range(len(ref.seeds)) if keys_q[i] == keys_r[j]}
     assert set(zip(q.tolist(), w.tolist())) == brute
     assert all((i, i + 100) in brute for i in range(len(qs)))
+
+
+def test_numpy_search_equals_faiss(monkeypatch):
+    pytest.importorskip("faiss")
+    import sys
+
+    rng = np.random.default_rng(17)
+    idx = pack(rng.random((500, 64)) < 0.5)
+    qry = pack(rng.random((30, 64)) < 0.5)
+    a = search_candidates(idx, qry, 26)
+    monkeypatch.setitem(sys.modules, "faiss", None)  # import faiss now fails
+    b = search_candidates(idx, qry, 26, chunk=7)
+    assert len(a[0]) > 100
+    assert set(zip(*(x.tolist() for x in a))) == set(zip(*(x.tolist() for x in b)))
+
+
+def test_analog_cam_ranges_and_programming_spread(cam_stats):
+    from pyaimc.apps.nanopore.cam import AnalogCAM
+
+    rng = np.random.default_rng(18)
+    x = rng.uniform(-2, 2, (400, 8))
+    ideal = AnalogCAM(x - 0.3, x + 0.3, cam_stats, rng, variability=0.0)
+    assert np.allclose(ideal.lo, x - 0.3) and np.allclose(ideal.hi, x + 0.3)
+    q = x[:50] + rng.uniform(-0.25, 0.25, (50, 8))
+    hit = ideal.match(q)
+    assert np.all(hit[np.arange(50), np.arange(50)])        # every word finds its own query
+    q_far = x[:50].copy()
+    q_far[:, 0] += 0.5
+    assert not np.any(ideal.match(q_far)[np.arange(50), np.arange(50)])
+    loose = AnalogCAM(x - 0.3, x + 0.3, cam_stats, rng, max_mismatch=1, variability=0.0)
+    assert np.all(loose.match(q_far)[np.arange(50), np.arange(50)])
+    # programmed bounds move by the pool's relative write spread, scaled by the variability
+    real = AnalogCAM(x - 0.3, x + 0.3, cam_stats, rng, variability=1.0)
+    g = np.concatenate([cam_stats.g_lrs])
+    rel = np.std(g / np.median(g) - 1)
+    slope = 8.0 / (1e-4 - 5e-6)
+    g_lo = 5e-6 + (x - 0.3 + 4.0) / slope
+    expect = np.sqrt(np.mean((slope * g_lo * rel) ** 2))
+    assert np.std(real.lo - ideal.lo) == pytest.approx(expect, rel=0.15)

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from pyaimc.apps.nanopore.hashing import pack, program_cells
+from pyaimc.apps.nanopore.hashing import hamming, pack, program_cells
 from pyaimc.device.iv import K_BOLTZMANN, Q_ELECTRON
 
 
@@ -360,22 +360,39 @@ def on_resistance(access, v_on: float = 1.8, v_source: float = 0.0) -> float:
     return 1.0 / (access.beta * vgst)
 
 
-def search_candidates(index_codes: np.ndarray, query_codes: np.ndarray, radius: int):
-    """Pairs (query, word) within Hamming distance ``radius`` (inclusive), via faiss.
+def search_candidates(index_codes: np.ndarray, query_codes: np.ndarray, radius: int,
+                      chunk: int = 256):
+    """Pairs (query, word) within Hamming distance ``radius`` (inclusive).
+
+    faiss's binary flat index when it is installed (``pip install 'pyaimc[nanopore]'``), else
+    the same exact search in numpy (slower), in chunks of ``chunk`` queries.
 
     Returns
     -------
     q_idx, w_idx : ndarray of int64
     dist : ndarray of int
     """
-    import faiss
-
-    n_bits = index_codes.shape[1] * 8
-    ix = faiss.IndexBinaryFlat(n_bits)
-    ix.add(np.ascontiguousarray(index_codes))
-    lims, d, w = ix.range_search(np.ascontiguousarray(query_codes), int(radius) + 1)
-    q = np.repeat(np.arange(len(query_codes)), np.diff(lims.astype(np.int64)))
-    return q.astype(np.int64), w.astype(np.int64), d.astype(np.int64)
+    index_codes = np.ascontiguousarray(index_codes, dtype=np.uint8)
+    query_codes = np.ascontiguousarray(query_codes, dtype=np.uint8)
+    try:
+        import faiss
+    except ImportError:
+        faiss = None
+    if faiss is not None:
+        ix = faiss.IndexBinaryFlat(index_codes.shape[1] * 8)
+        ix.add(index_codes)
+        lims, d, w = ix.range_search(query_codes, int(radius) + 1)
+        q = np.repeat(np.arange(len(query_codes)), np.diff(lims.astype(np.int64)))
+        return q.astype(np.int64), w.astype(np.int64), d.astype(np.int64)
+    qs, ws, ds = [], [], []
+    for a in range(0, len(query_codes), chunk):
+        d = hamming(query_codes[a:a + chunk, None, :], index_codes[None, :, :])
+        q, w = np.nonzero(d <= radius)
+        qs.append(q + a)
+        ws.append(w)
+        ds.append(d[q, w])
+    cat = lambda parts: np.concatenate(parts).astype(np.int64) if parts else np.empty(0, np.int64)  # noqa: E731
+    return cat(qs), cat(ws), cat(ds)
 
 
 class AnalogCAM:

@@ -141,6 +141,7 @@ class Run:
         self.timing = {"program_s": time.perf_counter() - t}
         self._seeds = {}
         self.cam_radius = {}
+        self.outcomes = {}      # (method, read length, variability) -> per-read test outcome
 
     # ------------------------------------------------------------ pieces
     def seeds(self, split: str, samples: int):
@@ -165,9 +166,12 @@ class Run:
         thr = best_threshold(m.votes, right, positive)
         tuned = metrics(m.votes >= thr, right, positive)
         m, right, positive = out["test"]
-        res = metrics(m.votes >= thr, right, positive)
+        mapped = m.votes >= thr
+        res = metrics(mapped, right, positive)
         res["min_votes"] = int(thr)
         res["f1_tune"] = tuned["f1"]
+        self.last_outcome = (mapped, right & mapped, positive)
+        res["f1_ci95"] = bootstrap_f1(*self.last_outcome, self.cfg.seed)
         return res
 
     def device_codes(self, seeds: np.ndarray, noise: float, rng) -> np.ndarray:
@@ -260,6 +264,8 @@ class Run:
             res[split] = metrics(mapped, right, positive)
         out = dict(res["test"])
         out["f1_tune"] = res["tune"]["f1"]
+        self.last_outcome = (mapped, right & mapped, positive)
+        out["f1_ci95"] = bootstrap_f1(*self.last_outcome, self.cfg.seed)
         return out
 
     # ------------------------------------------------------------ all
@@ -289,6 +295,7 @@ class Run:
                         row["cam_radius"] = int(self.cam_radius[v])
                     row["seconds"] = time.perf_counter() - t
                     rows.append(row)
+                    self.outcomes[(method, int(samples), v)] = self.last_outcome
                     self.progress(f"{method} samples={samples} variability={v}: "
                                   f"F1 {row['f1']:.3f} (tune {row['f1_tune']:.3f})")
         return rows
@@ -348,6 +355,37 @@ def metagenomic(cfg: Config, pore: PoreModel, virus: dict[str, str], hasher_of,
     out["genomes"] = names
     out["read_length"] = int(samples)
     return out
+
+
+def _f1(mapped, right, positive) -> np.ndarray:
+    """F1 of each row of boolean outcome arrays (resamples x reads)."""
+    n_map = mapped.sum(axis=-1)
+    tp = right.sum(axis=-1)
+    n_pos = positive.sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = np.where(n_map > 0, tp / np.maximum(n_map, 1), 0.0)
+        r = np.where(n_pos > 0, tp / np.maximum(n_pos, 1), 0.0)
+        return np.where(p + r > 0, 2 * p * r / np.where(p + r > 0, p + r, 1), 0.0)
+
+
+def bootstrap_f1(mapped, right, positive, seed: int = 0, n: int = 2000) -> list:
+    """95 % bootstrap interval of F1 over the test reads (reads resampled with replacement)."""
+    rng = np.random.default_rng([seed, 2024])
+    idx = rng.integers(0, len(mapped), (n, len(mapped)))
+    f = _f1(mapped[idx], right[idx], positive[idx])
+    return [float(np.quantile(f, 0.025)), float(np.quantile(f, 0.975))]
+
+
+def paired_gap(a, b, seed: int = 0, n: int = 2000) -> dict:
+    """F1 of outcome ``b`` minus F1 of ``a`` on the same reads, with a paired 95 % bootstrap
+    interval (points of F1 x 100)."""
+    rng = np.random.default_rng([seed, 2025])
+    idx = rng.integers(0, len(a[0]), (n, len(a[0])))
+    fa = _f1(*(x[idx] for x in a))
+    fb = _f1(*(x[idx] for x in b))
+    d = 100 * (fb - fa)
+    return {"gap_points": float(100 * (_f1(*b) - _f1(*a))),
+            "gap_ci95": [float(np.quantile(d, 0.025)), float(np.quantile(d, 0.975))]}
 
 
 def _macro(m, true, thr: int, n_classes: int) -> dict:
