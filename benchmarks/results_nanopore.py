@@ -43,7 +43,7 @@ from pyaimc.device import DeviceModel  # noqa: E402
 from pyaimc.io import atomic_write_text, provenance, write_json  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "nanopore"
-MODEL = ROOT / "calibration_data" / "models" / "radar_cycling-4-24-20.json"
+MODEL = "radar_cycling-4-24-20"  # shipped with pyaimc (fitted to the RADAR cycling data)
 PORE = "r9.4_450bps_6mer_template_median68pA.model"
 VIRUS = "nCoV-2019.reference.fasta"
 
@@ -52,7 +52,7 @@ def circuit_check(run: Run, rng: np.random.Generator, words: int = 16, queries: 
                   r_wires=(0.0, 0.1, 1.0)) -> dict:
     """Match-line currents of a small TCAM of real index words: behaviour vs circuit engines."""
     from pyaimc.circuit import AccessTransistor
-    from pyaimc.circuit.ngspice import find_ngspice
+    from pyaimc.spice.ngspice import find_ngspice
 
     cfg = run.cfg
     codes = run.device_codes(run.ref.seeds[:words], 1.0, rng)
@@ -226,7 +226,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default=str(ROOT / "results"), help="output folder")
     p.add_argument("--data", default=str(DATA), help="folder with the pore model and genome")
-    p.add_argument("--device-model", default=str(MODEL), help="fitted device model JSON")
+    p.add_argument("--device-model", default=MODEL,
+                   help="fitted device model: a JSON file or a shipped model name")
     p.add_argument("--reads", type=int, default=100,
                    help="virus and background reads per set (tuning and test)")
     p.add_argument("--seed", type=int, default=0)

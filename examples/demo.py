@@ -11,10 +11,12 @@ Stages (each prints what it wrote):
 5. train a small ternary S4D on MNIST-1D without and with that noise model, deploy both on the
    programmed tiles (recurrent step mode) and check one recurrent step against ngspice;
 6. relax programmed conductances with the shipped relaxation model (``pyaimc relax``) and read
-   an analog layer at 1 s to 1 year after programming, with and without drift compensation.
+   an analog layer at 1 s to 1 year after programming, with and without drift compensation;
 7. program 1T1R cells pulse by pulse with the shipped RADAR pulse model: ISPP, FPPV, RADAR and
    RADAR with the network programmer's first shot, to the 2-bits-per-cell windows of the
-   measured evaluations; replay a pulse table through the model.
+   measured evaluations; replay a pulse table through the model;
+8. map simulated SARS-CoV-2 and background nanopore reads with software LSH and with
+   device-noise hashing + a ReRAM TCAM (needs ``../shared/data/nanopore``).
 
 ``--stages 4 5`` runs a subset; a later stage reads what the earlier ones wrote in ``--out``.
 """
@@ -116,6 +118,14 @@ def stage_relax(out: Path) -> None:
     _done(t0)
 
 
+def stage_nanopore(out: Path) -> None:
+    from examples.demo_nanopore import demo_nanopore
+
+    t0 = _stage("8. raw nanopore reads mapped with device-noise hashing and a ReRAM CAM")
+    demo_nanopore(out / "nanopore")
+    _done(t0)
+
+
 def _needs(path: Path, stage: str) -> Path:
     if not path.exists():
         raise SystemExit(f"{path} is missing: run stage {stage!r} first (or all stages)")
@@ -150,6 +160,7 @@ STAGES = [
     ("relax", "relaxation after programming", stage_relax),
     ("programming", "pulse-level write-verify (RADAR pulse model)",
      lambda out: stage_programming(out)),
+    ("nanopore", "nanopore reads in a ReRAM CAM", stage_nanopore),
 ]
 
 

@@ -33,7 +33,7 @@ def demo_nanopore(out: Path, data: Path = DATA, reads: int = 25) -> dict | None:
     out.mkdir(parents=True, exist_ok=True)
     pore = PoreModel.load(pore_file)
     virus = read_fasta(data / "nCoV-2019.reference.fasta")
-    model = DeviceModel.load(ROOT / "calibration_data" / "models" / "radar_cycling-4-24-20.json")
+    model = DeviceModel.load("radar_cycling-4-24-20")
     cfg = Config(n_virus=reads, n_background=reads, read_lengths=(2000,), variabilities=(1.0,),
                  methods=("software_lsh", "device_lsh_cam"), cam_pool=5000)
     run = Run(cfg, pore, virus, model)

@@ -162,7 +162,8 @@ class DeviceHasher:
 
 
 def program_cells(model, n: int, rng: np.random.Generator, target: float | None = None,
-                  scheme: str = "one_shot", settings=None) -> np.ndarray:
+                  scheme: str = "one_shot", tolerance: float = 0.05, **scheme_params
+                  ) -> np.ndarray:
     """Conductances (n,), S, of ``n`` fresh cells of ``model`` programmed to one target.
 
     Parameters
@@ -172,34 +173,41 @@ def program_cells(model, n: int, rng: np.random.Generator, target: float | None 
     rng : numpy.random.Generator
     target : float, optional
         S; default the geometric mean of the median LRS and HRS conductances.
-    scheme : {"one_shot", "write_verify", "set", "reset"}
-        Write scheme; ``"set"`` and ``"reset"`` apply a full RESET then (for ``"set"``) a SET
-        pulse, leaving each cell in its cycle's LRS or HRS.
-    settings : VerifySettings, optional
-        Write-verify settings.
+    scheme : str
+        A write scheme registered in :mod:`pyaimc.device.schemes` (``"one_shot"``,
+        ``"write_verify"``, ...), aiming at the window ``target * (1 -+ tolerance)``; or
+        ``"set"`` / ``"reset"``: a full RESET then (for ``"set"``) a SET pulse, leaving each cell
+        in its cycle's LRS or HRS.
+    tolerance : float
+        Relative half-width of the target window.
+    **scheme_params
+        Settings of the write scheme (e.g. ``max_pulses``).
     """
-    from pyaimc.noise.programming import (VerifySettings, calibrate_pulses, write_one_shot,
-                                          write_verify)
+    from pyaimc.device.schemes import calibrate_pulses, get_scheme, new_cells, tolerance_window
 
     n = int(n)
     if n < 1:
         raise ValueError(f"need at least one cell, got {n}")
+    # a calibration sample in proportion to the job (the schemes' default is 20,000 cells)
     cal = calibrate_pulses(model, rng, n_cells=min(20000, max(2000, n)))
-    cells = model.cells(n, rng, dtype=np.float64, n_threads=1 if n < 65536 else 4)
+    if scheme in ("set", "reset"):
+        cells = new_cells(model, n, rng)
+        cells.apply_voltage(cal.u_full_reset)
+        if scheme == "set":
+            cells.apply_voltage(cal.u_set)
+        g = 1.0 / cells.resistance
+        cells.close()
+        return g
+    ws = get_scheme(scheme, **scheme_params)
+    if hasattr(ws, "calibration") and ws.calibration is None:
+        ws.calibration = cal
+    ws.prepare(model, rng)
+    if target is None:
+        target = default_target(model, rng)
+    lo, hi = tolerance_window(np.full(n, float(target)), tolerance)
+    cells = new_cells(model, n, rng)
     try:
-        if scheme in ("set", "reset"):
-            cells.apply_voltage(cal.u_full_reset)
-            if scheme == "set":
-                cells.apply_voltage(cal.u_set)
-            return 1.0 / cells.resistance
-        if target is None:
-            target = default_target(model, rng)
-        targets = np.full(n, float(target))
-        if scheme == "one_shot":
-            return write_one_shot(cells, targets, cal).g
-        if scheme == "write_verify":
-            return write_verify(cells, targets, cal, settings or VerifySettings()).g
-        raise ValueError(f"scheme must be one_shot, write_verify, set or reset, got {scheme!r}")
+        return ws.program(cells, lo, hi, rng).g
     finally:
         cells.close()
 
