@@ -14,12 +14,15 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 setup: $(STAMP)
 
+# zlib1g-dev: mappy (minimap2, the nanopore application's upper bound) builds from source
+SYSTEM_PACKAGES := ngspice libngspice0 adms zlib1g-dev
+
 system-packages:
 	@if ! command -v ngspice >/dev/null 2>&1 || ! command -v admsXml >/dev/null 2>&1 \
-	    || ! ldconfig -p | grep -q libngspice.so.0; then \
-	  echo "installing ngspice, libngspice0 and adms from the system packages"; \
+	    || ! ldconfig -p | grep -q libngspice.so.0 || ! dpkg -s zlib1g-dev >/dev/null 2>&1; then \
+	  echo "installing $(SYSTEM_PACKAGES) from the system packages"; \
 	  $(SUDO) apt-get update && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y ngspice libngspice0 adms; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y $(SYSTEM_PACKAGES); \
 	fi
 
 $(STAMP): pyproject.toml | system-packages
