@@ -20,7 +20,8 @@ from pyaimc.cli._common import CLIError
 from pyaimc.errors import TerminateAsInterrupt, exit_code, message
 
 #: sub-command modules, in the order ``pyaimc --help`` lists them
-COMMAND_MODULES = ("fit", "pulse", "program", "relax", "crossbar", "export", "train")
+COMMAND_MODULES = ("fit", "pulse", "program", "relax", "crossbar", "export", "train",
+                   "measure")
 
 __all__ = ["CLIError", "build_parser", "main"]
 
