@@ -16,7 +16,10 @@ Stages (each prints what it wrote):
    RADAR with the network programmer's first shot, to the 2-bits-per-cell windows of the
    measured evaluations; replay a pulse table through the model;
 8. map simulated SARS-CoV-2 and background nanopore reads with software LSH and with
-   device-noise hashing + a ReRAM TCAM (needs ``../shared/data/nanopore``).
+   device-noise hashing + a ReRAM TCAM (needs ``../shared/data/nanopore``);
+9. measure a virtual chip through a virtual board (gain, offset, series-resistance and ADC
+   errors): calibration, resistance accuracy, the cycling protocol written as ``pyaimc fit``
+   reads it and fitted, a RADAR write-verify through the board.
 
 ``--stages 4 5`` runs a subset; a later stage reads what the earlier ones wrote in ``--out``.
 """
@@ -147,6 +150,29 @@ def stage_programming(out: Path) -> None:
     _done(t0)
 
 
+def stage_instruments(out: Path) -> None:
+    from examples.demo_instruments import demo_instruments
+
+    t0 = _stage("9. instruments: a virtual board measures a virtual chip; pyaimc fit on its data")
+    s = demo_instruments(out / "instruments")
+    acc = s["accuracy"]
+    print("    resistance error before -> after calibration: " + ", ".join(
+        f"{r:.0e} ohm {100 * b:.1f} % -> {100 * a:.2f} %" for r, b, a in
+        zip(acc["resistance_ohm"], acc["before_median_abs"], acc["after_max_abs"])))
+    print("    cycling medians measured: " + ", ".join(f"{k} {v:.4g}" for k, v in
+                                                     s["cycling"].items())
+          + f" ({s['board_time_s']:.0f} s of instrument time)")
+    print("    refitted model vs generator medians: " + ", ".join(
+        f"{k} {s['refit_medians'][k]:.4g}/{s['generator_medians'][k]:.4g}"
+        for k in s["refit_medians"]))
+    print(f"    RADAR write-verify through the board: success {s['radar_success']:.0%}, "
+          f"{s['radar_pulses_mean']:.1f} pulses per write, {s['radar_logged_pulses']} pulses "
+          f"logged")
+    print(f"    wrote {out / 'instruments'}/cycles.npz, model.json, writes.csv, loops.png, "
+          f"instruments.json")
+    _done(t0)
+
+
 STAGES = [
     ("fit", "device model", stage_fit),
     ("compact", "Verilog-A and ngspice",
@@ -161,6 +187,7 @@ STAGES = [
     ("programming", "pulse-level write-verify (RADAR pulse model)",
      lambda out: stage_programming(out)),
     ("nanopore", "nanopore reads in a ReRAM CAM", stage_nanopore),
+    ("instruments", "measurement protocols on a virtual board", stage_instruments),
 ]
 
 
