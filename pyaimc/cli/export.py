@@ -31,6 +31,11 @@ def _add_export(sub) -> None:
         p.add_argument("--cycles", type=int, default=100, help="cycles per device, default 100")
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--name", default=None, help="model card / subcircuit prefix")
+        if name == "veriloga":
+            p.add_argument("--osdi", action="store_true",
+                           help="also compile the module with OpenVAF (openvaf-r, generic CPU "
+                                "target) into DIR/pyaimc_reram.osdi for VACASK and other OSDI "
+                                "simulators (needs pip install 'pyaimc[vacask]' and binutils)")
         p.set_defaults(handler=_run_export_compact)
     _add_export_noise(actions)
 
@@ -60,7 +65,7 @@ def _run_export_compact(args) -> int:
             from pyaimc.compact.veriloga import write_veriloga
 
             files = write_veriloga(tmp, model, table, name=args.name or "pyaimc_reram_fit",
-                                   seed=args.seed)
+                                   seed=args.seed, osdi=args.osdi)
         else:
             from pyaimc.compact.ngspice_lib import write_library
             from pyaimc.compact.veriloga import write_devices_json

@@ -8,9 +8,12 @@ comes in three kinds of files:
   knot-selection ``case`` blocks and the unrolled VAR sums (Verilog-A as OpenVAF reads it has no
   arrays, so tables are scalar parameters);
 - the model card (``model_card.scs`` for Spectre, ``model_card.spice`` for ngspice/Xyce with
-  OSDI), with the fitted values: :func:`model_card`;
+  OSDI, ``model_card.vacask`` for VACASK), with the fitted values: :func:`model_card`;
 - the per-instance cycle table (``pyaimc_cycles.vams``), an analog function
   ``pyaimc_cycle_value(device, cycle, feature)`` over the replayed draws: :func:`cycles_include`.
+
+:func:`write_veriloga` with ``osdi=True`` also compiles the module with OpenVAF
+(:func:`pyaimc.spice.osdi.compile_va`, generic target, cached) into ``pyaimc_reram.osdi``.
 """
 
 from __future__ import annotations
@@ -215,11 +218,16 @@ def card_values(model, k_switch: float = K_SWITCH, w_switch: float = W_SWITCH,
 
 
 def model_card(model, name: str = "pyaimc_reram_fit", dialect: str = "spectre", **kwargs) -> str:
-    """A model card of the module with the fitted values (``spectre`` or ``spice``)."""
+    """A model card of the module with the fitted values (``spectre``, ``spice`` or ``vacask``)."""
     values = card_values(model, **kwargs)
     body = [f"{k}={fmt(v) if not isinstance(v, (int, np.integer)) else int(v)}"
             for k, v in values.items()]
     src = model.provenance_.get("source", "")
+    if dialect == "vacask":
+        from pyaimc.spice.vacask import model_card as vacask_card
+
+        return (f"// pyaimc fitted ReRAM model card (source: {src})\n"
+                + vacask_card(name, "pyaimc_reram", values))
     if dialect == "spectre":
         lines = [f"// pyaimc fitted ReRAM model card (source: {src})", "simulator lang=spectre",
                  f"model {name} pyaimc_reram \\"]
@@ -229,7 +237,7 @@ def model_card(model, name: str = "pyaimc_reram_fit", dialect: str = "spectre", 
                  f".model {name} pyaimc_reram"]
         lines += [f"+ {b}" for b in body]
     else:
-        raise ValueError(f"dialect must be 'spectre' or 'spice', got {dialect!r}")
+        raise ValueError(f"dialect must be 'spectre', 'spice' or 'vacask', got {dialect!r}")
     return "\n".join(lines) + "\n"
 
 
@@ -259,8 +267,25 @@ def cycles_include(table: dict) -> str:
 
 
 def write_veriloga(out_dir: str | os.PathLike, model, table: dict, name: str = "pyaimc_reram_fit",
-                   seed: int | None = None, **kwargs) -> list[Path]:
-    """Write the module, its includes, the model cards, the cycle table and ``devices.json``."""
+                   seed: int | None = None, osdi: bool = False, **kwargs) -> list[Path]:
+    """Write the module, its includes, the model cards, the cycle table and ``devices.json``.
+
+    Parameters
+    ----------
+    out_dir : path
+    model : DeviceModel
+    table : dict name -> ndarray (devices, cycles)
+        The replayed draws (:func:`pyaimc.compact.common.draw_devices`).
+    name : str
+        Model card name.
+    seed : int, optional
+        Seed of the draws (recorded in ``devices.json``).
+    osdi : bool
+        Also compile the module with OpenVAF into ``pyaimc_reram.osdi`` (generic target, cached by
+        content; needs ``pip install 'pyaimc[vacask]'`` and the linker ``ld``).
+    **kwargs
+        Switching-dynamics parameters of the card (``k_switch``, ``w_switch``, ...).
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = []
@@ -273,7 +298,13 @@ def write_veriloga(out_dir: str | os.PathLike, model, table: dict, name: str = "
                                                                          **kwargs)))
     written.append(atomic_write_text(out / "model_card.spice", model_card(model, name, "spice",
                                                                            **kwargs)))
+    written.append(atomic_write_text(out / "model_card.vacask", model_card(model, name, "vacask",
+                                                                            **kwargs)))
     written.append(write_devices_json(out / "devices.json", model, table, seed))
+    if osdi:
+        from pyaimc.spice.osdi import compile_va
+
+        written.append(compile_va(out / MODULE_FILE, out / "pyaimc_reram.osdi"))
     return written
 
 

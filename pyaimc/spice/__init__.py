@@ -1,9 +1,10 @@
 """Circuit simulators, in one place: runners and netlist dialects.
 
 ``ngspice`` (batch mode: :func:`~pyaimc.spice.ngspice.run_netlist`, raw-file reader, analyses),
-``dialect`` (how each simulator writes the elements of pyaimc's circuits). The compact-model
-sweeps (:mod:`pyaimc.compact`) and the crossbar engines (:mod:`pyaimc.circuit`) both run their
-simulators through here.
+``dialect`` (how each simulator writes the elements of pyaimc's circuits), ``vacask`` (the VACASK
+simulator: OSDI devices, KLU; runner and dialect), ``osdi`` (Verilog-A to OSDI with OpenVAF's
+``openvaf-r``, cached builds). The compact-model sweeps (:mod:`pyaimc.compact`) and the crossbar
+engines (:mod:`pyaimc.circuit`) both run their simulators through here.
 """
 
 from pyaimc.spice.dialect import (DIALECTS, Dialect, NgspiceDialect, get_dialect,
