@@ -131,3 +131,49 @@ def test_time_budget(tmp_path, cache):
     slow = _netlist(osdi_path, stop="1").replace("step=1u", "step=1n maxstep=1n")
     with pytest.raises(VacaskTimeoutError, match="within 0.5 s"):
         run_vacask(slow, ["tran1"], timeout=0.5)
+
+
+COUNTER_VA = """`include "disciplines.vams"
+module pyaimc_test_counter(a, b);
+    inout a, b;
+    electrical a, b;
+    real count;
+    analog begin
+        @(initial_step) count = 10;
+        count = count + 1;
+        I(a, b) <+ V(a, b) * 1e-3 * count;
+    end
+endmodule
+"""
+
+
+def test_openvaf_keeps_no_variable_between_evaluations(cache):
+    """Why the Verilog-A module's in-simulator random mode cannot run under OpenVAF (documented in
+    veriloga/README.md): a variable incremented at every evaluation reads the same at every time
+    point, because @(initial_step) runs at every evaluation and nothing is remembered."""
+    need_vacask()
+    from pyaimc.spice.osdi import compile_va_text
+    from pyaimc.spice.vacask import flow, run_vacask
+
+    osdi_path = compile_va_text(COUNTER_VA, "counter")
+    net = (f'counter\nload "{osdi_path}"\nmodel c pyaimc_test_counter\nmodel vsource vsource\n'
+           "vs (a 0) vsource dc=1\nx (a 0) c\ncontrol\n  analysis tran1 tran step=1u stop=20u "
+           "maxstep=1u\nendc\n")
+    res, _ = run_vacask(net, ["tran1"])
+    count = -res["tran1"][flow("vs")] / 1e-3
+    assert len(count) > 20
+    np.testing.assert_allclose(count, 11.0, rtol=1e-12)
+
+
+def test_openvaf_has_no_random_functions(tmp_path):
+    """The random mode's $rdist_normal / $rdist_uniform: 'not supported by OpenVAF'."""
+    need_vacask()
+    import shutil
+
+    from pyaimc.compact.veriloga import MODULE_FILE, VERILOGA_DIR
+    from pyaimc.spice.osdi import OsdiBuildError, compile_va
+
+    for f in VERILOGA_DIR.glob("*.va*"):
+        shutil.copy(f, tmp_path)
+    with pytest.raises(OsdiBuildError, match="rdist_normal' is currently not supported"):
+        compile_va(tmp_path / MODULE_FILE, defines=["PYAIMC_RANDOM"], cache=False)
