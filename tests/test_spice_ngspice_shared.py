@@ -1,0 +1,94 @@
+"""ngspice through its shared library (PySpice) equals batch mode, fails the same way, keeps its
+time budget, and batch mode takes over when the library is missing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pyaimc.circuit.ngspice import (NgspiceConvergenceError, NgspiceError, NgspiceTimeoutError,
+                                    OperatingPoint, Transient, run_netlist)
+from tests.conftest import need_ngspice
+
+
+@pytest.fixture
+def shared():
+    need_ngspice()
+    from pyaimc.spice import ngspice_shared
+
+    if not ngspice_shared.available():
+        pytest.skip("PySpice or libngspice is missing (pip install PySpice; apt-get install "
+                    "libngspice0)")
+
+
+def test_shared_equals_batch_on_a_crossbar(shared):
+    from pyaimc.circuit import build_netlist, one_r, readout_current_names
+
+    rng = np.random.default_rng(0)
+    xbar = one_r(rng.uniform(1e-6, 1e-4, (12, 10)), 1.0)
+    names = readout_current_names(xbar)
+    net = build_netlist(xbar, rng.uniform(0, 0.2, 12), save=names)
+    a = run_netlist(net, transport="shared")
+    b = run_netlist(net, transport="batch")
+    assert set(a) >= set(names)
+    for name in names:
+        assert a[name][0] == b[name][0]           # same program, same arithmetic
+
+
+def test_shared_equals_batch_on_a_transient(shared):
+    net = "rc\nV1 in 0 PWL(0 0 1u 1 2u 1)\nR1 in out 1k\nC1 out 0 1n\n.end\n"
+    a = run_netlist(net, Transient(step=1e-8, stop=2e-6), transport="shared")
+    b = run_netlist(net, Transient(step=1e-8, stop=2e-6), transport="batch")
+    np.testing.assert_array_equal(a["time"], b["time"])
+    np.testing.assert_array_equal(a["v(out)"], b["v(out)"])
+    # and the physics: a 1 us ramp into tau = 1 us leaves exp(-1) at 1 us, then the step decays
+    assert a["v(out)"][-1] == pytest.approx(1 - (1 - np.exp(-1)) * np.exp(-1), rel=1e-3)
+
+
+@pytest.mark.parametrize("transport", ["shared", "batch"])
+def test_both_transports_report_non_convergence(shared, transport):
+    with pytest.raises(NgspiceConvergenceError, match="(?i)timestep too small|singular") as info:
+        run_netlist("loop\nV1 a 0 1\nV2 a 0 2\nR1 a 0 1k\n.end\n", OperatingPoint(),
+                    transport=transport)
+    assert "singular matrix" in str(info.value)
+    assert "simulation(s) aborted" in info.value.log_tail
+
+
+@pytest.mark.parametrize("transport", ["shared", "batch"])
+def test_both_transports_report_a_bad_netlist(shared, transport):
+    with pytest.raises(NgspiceError):
+        run_netlist("bad\nX1 a 0 nosuchsubckt\nR1 a 0 1k\n.end\n", OperatingPoint(),
+                    transport=transport)
+    # the library is usable after a failure
+    vec = run_netlist("ok\nV1 a 0 2\nR1 a b 1k\nR2 b 0 1k\n.end\n", OperatingPoint(),
+                      transport=transport)
+    assert vec["v(b)"][0] == pytest.approx(1.0)
+
+
+def test_shared_keeps_its_time_budget(shared):
+    import time
+
+    net = "slow\nV1 in 0 SIN(0 1 1e6)\nR1 in out 1k\nC1 out 0 1n\n.end\n"
+    start = time.perf_counter()
+    with pytest.raises(NgspiceTimeoutError, match="did not finish within 0.5 s"):
+        run_netlist(net, Transient(step=1e-12, stop=1.0, max_step=1e-12), timeout=0.5,
+                    save=["v(out)"], transport="shared")
+    assert time.perf_counter() - start < 5.0
+    vec = run_netlist("ok\nV1 a 0 1\nR1 a 0 1k\n.end\n", OperatingPoint(), transport="shared")
+    assert vec["i(v1)"][0] == pytest.approx(-1e-3)
+
+
+def test_auto_falls_back_to_batch(monkeypatch):
+    need_ngspice()
+    from pyaimc.circuit import ngspice
+    from pyaimc.spice import ngspice_shared
+
+    calls = []
+    monkeypatch.setattr(ngspice_shared, "available", lambda: False)
+    real = ngspice.run_ngspice
+    monkeypatch.setattr(ngspice, "run_ngspice", lambda *a, **k: calls.append(1) or real(*a, **k))
+    vec = run_netlist("ok\nV1 a 0 1\nR1 a 0 1k\n.end\n", OperatingPoint())
+    assert calls == [1] and vec["i(v1)"][0] == pytest.approx(-1e-3)
+    monkeypatch.setenv("PYAIMC_NGSPICE_TRANSPORT", "nonsense")
+    with pytest.raises(ValueError, match="PYAIMC_NGSPICE_TRANSPORT"):
+        run_netlist("ok\nV1 a 0 1\nR1 a 0 1k\n.end\n", OperatingPoint())
