@@ -263,3 +263,51 @@ class SubcircuitCells(CellIV):
 
     def element(self, row, col):
         return ("instance", (self.subckt, {k: v[row, col] for k, v in self.params.items()}))
+
+
+class VerilogACells(PolynomialCells):
+    """Cells of the fitted ReRAM model's Verilog-A module, programmed to read resistances.
+
+    In VACASK every cell is an instance of ``pyaimc_reram.va`` (compiled by OpenVAF) with its
+    programmed state (instance parameter ``r_init_ohm``) and a row of a cycle table (``device``)
+    for what it does when switched. At a read (no switching) its current is the module's
+    ``I = L(U) + r (H(U) - L(U))`` with ``r`` the state of the programmed resistance: a
+    polynomial, so the fast solver and ngspice (a B-source) evaluate the same law.
+
+    Parameters
+    ----------
+    model : DeviceModel
+        The fitted device model (its I-V part).
+    resistances : array_like, shape (rows, cols)
+        Programmed read resistance of each cell at the model's read voltage, ohm.
+    table : dict name -> ndarray (devices, cycles), optional
+        Cycle table of the switching behaviour (:func:`pyaimc.compact.common.draw_devices`);
+        default one device drawn with seed 0.
+    device : array_like of int, shape (rows, cols), optional
+        Row of ``table`` for each cell (default: cell k of the row-major order takes row
+        ``k % devices``).
+    """
+
+    def __init__(self, model, resistances, table: Mapping[str, np.ndarray] | None = None,
+                 device=None) -> None:
+        from pyaimc.compact.common import TABLE_FEATURES, draw_devices
+
+        r = _as_float_array(resistances, "cell resistances", 2)
+        if np.any(r <= 0):
+            raise ValueError("cell resistances must be > 0 ohm")
+        iv = model.iv_
+        state = iv.state_from_resistance(r)
+        lrs, hrs = iv.lrs_coefs, iv.hrs_coefs
+        super().__init__(lrs + state[..., None] * (hrs - lrs))
+        self.model = model
+        self.resistances = r
+        table = draw_devices(model, 1, 2, seed=0) if table is None else table
+        self.table = {k: np.asarray(table[k], dtype=np.float64) for k in TABLE_FEATURES}
+        n_dev = self.table["R_HRS"].shape[0]
+        if device is None:
+            device = np.arange(r.size).reshape(r.shape) % n_dev
+        device = np.asarray(device)
+        if device.shape != r.shape or not np.issubdtype(device.dtype, np.integer) \
+                or device.min() < 0 or device.max() >= n_dev:
+            raise ValueError(f"device must be integers in [0, {n_dev}) of shape {r.shape}")
+        self.device = device
