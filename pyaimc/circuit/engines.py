@@ -11,10 +11,13 @@ simulator is one class here (or in a user's module) and one registration. Built 
 * ``fast``: pyaimc's nodal solver (:class:`~pyaimc.circuit.solver.CrossbarSolver`; exact line
   elimination with conjugate gradients for 1R, sparse LU with Newton otherwise);
 * ``ngspice``: ngspice operating points, one netlist per input vector
-  (:mod:`pyaimc.spice.ngspice`).
+  (:mod:`pyaimc.spice.ngspice`);
+* ``vacask``: VACASK operating points with OSDI devices, one process for the whole batch
+  (:mod:`pyaimc.circuit.vacask_netlist`, :mod:`pyaimc.spice.vacask`).
 
 Capabilities name what an engine can simulate: ``"1r"``, ``"1t1r"``, ``"polynomial_cells"``,
-``"subcircuit_cells"`` (cells given as a simulator subcircuit), ``"transient"``; and
+``"subcircuit_cells"`` (cells given as a simulator subcircuit), ``"veriloga_cells"`` (the
+ReRAM model's Verilog-A module as the cells), ``"transient"``; and
 ``"external"`` for an engine that runs a simulator process (it takes a ``timeout`` option, s).
 """
 
@@ -85,6 +88,8 @@ class Engine:
             need.add("polynomial_cells")
         if cells == "SubcircuitCells":
             need.add("subcircuit_cells")
+        if cells == "VerilogACells":
+            need.add("veriloga_cells")
         missing = need - set(self.capabilities)
         if missing:
             able = [e.name for e in ENGINES.values() if need <= set(e.capabilities)]
@@ -97,7 +102,8 @@ class FastEngine(Engine):
     """pyaimc's nodal solver; ``options`` go to :class:`CrossbarSolver` (``method``, ``rtol``)."""
 
     name = "fast"
-    capabilities = frozenset({"1r", "1t1r", "polynomial_cells"})
+    # Verilog-A cells at a read are their polynomial I-V law (VerilogACells is PolynomialCells)
+    capabilities = frozenset({"1r", "1t1r", "polynomial_cells", "veriloga_cells"})
 
     def column_currents(self, crossbar, v_rows, **options):
         self.check(crossbar)
@@ -156,5 +162,29 @@ class NgspiceEngine(Engine):
         return out
 
 
+class VacaskEngine(Engine):
+    """VACASK operating points: one process for the whole batch (an ``op`` per input vector).
+
+    Options: ``timeout`` (s, the whole batch), ``mosfet`` (a
+    :class:`~pyaimc.circuit.vacask_netlist.MosfetModel` for 1T1R access transistors; default
+    SPICE level 1 with the crossbar's card), ``threads``, ``executable``.
+    """
+
+    name = "vacask"
+    capabilities = frozenset({"1r", "1t1r", "polynomial_cells", "veriloga_cells", "external"})
+
+    def column_currents(self, crossbar, v_rows, *, timeout: float = DEFAULT_TIMEOUT, mosfet=None,
+                        threads: int = 1, executable: str | os.PathLike | None = None,
+                        **options):
+        if options:
+            raise ValueError(f"options {sorted(options)} do not apply to the vacask engine")
+        self.check(crossbar)
+        from pyaimc.circuit.vacask_netlist import simulate_vacask
+
+        return simulate_vacask(crossbar, v_rows, mosfet=mosfet, timeout=timeout,
+                               threads=threads, executable=executable)
+
+
 register_engine(FastEngine())
 register_engine(NgspiceEngine())
+register_engine(VacaskEngine())

@@ -101,8 +101,8 @@ class TransferSetup:
         ``(g_min, g_max)`` of the targets, siemens.
     inputs_per_pattern : int
         Random input vectors simulated per pattern.
-    engine : {"fast", "ngspice"}
-        Simulation engine.
+    engine : str
+        A registered engine (``fast``, ``ngspice``, ``vacask``).
     readout : SaturatingTIA or None
         Read-out; None for an ideal 0 V read-out.
     programming : RampProgramming
@@ -412,8 +412,8 @@ def fit_transfer(model, rows: int, cols: int, r_wire: float, v_max: float = 0.2,
         ``max(2, n_patterns // 2)``.
     inputs_per_pattern : int
         Random input vectors per pattern.
-    engine : {"fast", "ngspice"}
-        Circuit simulator.
+    engine : str
+        A registered engine (``fast``, ``ngspice``, ``vacask``).
     executor : Executor, optional
         Where tasks run (:func:`pyaimc.circuit.montecarlo.get_executor`); default a local process
         pool, closed on return.

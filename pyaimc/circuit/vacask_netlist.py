@@ -32,6 +32,8 @@ import numpy as np
 from pyaimc.circuit.cells import LinearCells, PolynomialCells, VerilogACells
 from pyaimc.circuit.crossbar import AccessTransistor, Crossbar, IdealReadout, TIAReadout
 
+#: VACASK options of every crossbar netlist (tolerances of its Newton iterations).
+NEWTON_OPTIONS = {"reltol": 1e-10, "vntol": 1e-12, "abstol": 1e-15}
 #: Largest polynomial degree of the polynomial-cell module.
 POLY_MAX_DEGREE = 9
 
@@ -261,6 +263,9 @@ def build_vacask_netlist(crossbar: Crossbar, v_rows, *, mosfet: MosfetModel | No
             lines.append(f"rf{j} (fb{j} out{j}) r r={number(readout.r_feedback)}")
             lines.append(f"eamp{j} (out{j} 0 0 {last}) vcvs gain={number(readout.gain)}")
     lines.append("control")
+    # Newton to the last digits: the engines are compared to 1e-12 (VACASK's defaults, reltol
+    # 1e-3, leave 1e-5 relative differences on non-linear cells)
+    lines.append("  options " + " ".join(f"{k}={number(v)}" for k, v in NEWTON_OPTIONS.items()))
     if not save_all:
         lines.append("  save " + " ".join(f"i(vread{j})" for j in range(m)))
     if pwl:

@@ -1,0 +1,103 @@
+"""Crossbars in VACASK: 1R with linear, polynomial and Verilog-A cells, 1T1R with OSDI transistors,
+the CLI and the transfer Monte-Carlo, all against the fast solver."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pyaimc.circuit import (AccessTransistor, Crossbar, CrossbarSolver, LinearCells,
+                            PolynomialCells, RowDriver, TIAReadout)
+from tests.conftest import ROOT, need_vacask
+
+
+@pytest.fixture(scope="module")
+def case():
+    need_vacask()
+    rng = np.random.default_rng(5)
+    g = rng.uniform(1e-6, 1e-4, (9, 7))
+    v = rng.uniform(-0.2, 0.2, (3, 9))
+    return g, v
+
+
+def _rel(a, b):
+    return np.max(np.abs(a - b)) / np.max(np.abs(b))
+
+
+def _vacask(xbar, v, **kw):
+    from pyaimc.circuit.simulate import simulate
+
+    return simulate(xbar, v, "vacask", **kw)
+
+
+def test_linear_cells_with_wires_driver_and_tia(case):
+    g, v = case
+    xbar = Crossbar(LinearCells(g), r_row=2.0, r_col=1.5, driver=RowDriver(r_source=50.0),
+                    readout=TIAReadout(r_feedback=10e3, gain=1e4))
+    got = _vacask(xbar, v)
+    assert got.shape == (3, 7)
+    assert _rel(got, CrossbarSolver(xbar).solve(v).column_currents) < 1e-11
+
+
+def test_polynomial_cells(case):
+    g, v = case
+    xbar = Crossbar(PolynomialCells.from_linear_cubic(g, 0.3, 0.2), r_row=1.0, r_col=1.0)
+    assert _rel(_vacask(xbar, v), CrossbarSolver(xbar).solve(v).column_currents) < 1e-11
+
+
+def test_verilog_a_cells_are_the_module_itself(case):
+    """Each cell an instance of pyaimc_reram.va at its programmed state: the fast solver runs the
+    same I-V law as a polynomial."""
+    from pyaimc.circuit.cells import VerilogACells
+    from pyaimc.device import DeviceModel
+
+    g, v = case
+    model = DeviceModel.load(ROOT / "calibration_data" / "models" / "example.json")
+    cells = VerilogACells(model, 1.0 / g)
+    # the programmed read resistance is what the cell reads at u_read
+    u = model.iv_.u_read
+    np.testing.assert_allclose(u / cells.current(np.full(g.shape, u)), 1.0 / g, rtol=1e-12)
+    xbar = Crossbar(cells, r_row=1.0, r_col=1.0)
+    assert _rel(_vacask(xbar, v), CrossbarSolver(xbar).solve(v).column_currents) < 1e-11
+
+
+def test_one_t_one_r_level1_equals_fast(case):
+    g, v = case
+    vg = np.linspace(1.2, 1.8, 9)
+    xbar = Crossbar(LinearCells(g), r_row=1.0, r_col=1.0, access=AccessTransistor(v_gate=vg))
+    # SPICE's level 1 as OSDI; both add the simulator's gmin (1e-12 S) nowhere else
+    assert _rel(_vacask(xbar, v), CrossbarSolver(xbar).solve(v).column_currents) < 1e-8
+
+
+def test_cli_vacask_engine(case, tmp_path):
+    from pyaimc.circuit.crossbar import one_r
+    from pyaimc.cli import main
+
+    g, v = case
+    np.save(tmp_path / "G.npy", g)
+    np.save(tmp_path / "V.npy", v)
+    assert main(["crossbar", "simulate", "--conductances", str(tmp_path / "G.npy"), "--inputs",
+                 str(tmp_path / "V.npy"), "--r-wire", "2.5", "--engine", "vacask", "-o",
+                 str(tmp_path / "I.npy")]) == 0
+    got = np.load(tmp_path / "I.npy")
+    assert _rel(got, CrossbarSolver(one_r(g, 2.5)).solve(v).column_currents) < 1e-11
+
+
+def test_transfer_monte_carlo_with_vacask(case):
+    from pyaimc.circuit.montecarlo import task_seeds
+    from pyaimc.circuit.transfer_fit import TransferSetup, simulate_pattern
+    from pyaimc.device import DeviceModel
+    from pyaimc.circuit.programming import conductance_window
+
+    model = DeviceModel.load(ROOT / "calibration_data" / "models" / "example.json")
+    window = conductance_window(model, np.random.default_rng(8))
+    seed = task_seeds(np.random.default_rng(9), 1)[0]
+    out = {}
+    for engine in ("fast", "vacask"):
+        setup = TransferSetup(model=model, rows=6, cols=5, r_wire=2.0, v_max=0.2,
+                              g_window=window, inputs_per_pattern=3, engine=engine)
+        out[engine] = simulate_pattern((setup, seed))
+    np.testing.assert_array_equal(out["fast"].conductances, out["vacask"].conductances)
+    # the fast solver's Newton stops at its tolerance (7e-11 here); VACASK is tighter
+    assert _rel(out["vacask"].currents, out["fast"].currents) < 1e-9
+    assert out["vacask"].ir_drop_loss == pytest.approx(out["fast"].ir_drop_loss, rel=1e-9)
