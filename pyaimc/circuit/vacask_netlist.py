@@ -317,3 +317,38 @@ def simulate_vacask(crossbar: Crossbar, v_rows, *, mosfet: MosfetModel | None = 
                             threads=threads)
     return np.array([[res[a][flow(f"vread{j}")][0] for j in range(crossbar.cols)]
                      for a in analyses])
+
+
+def mosfet_iv(mosfet: MosfetModel, v_gs, v_ds, *, timeout: float = 600.0) -> np.ndarray:
+    """Drain current of one transistor over a grid of gate and drain voltages (source and bulk at
+    0 V), from VACASK operating points.
+
+    Parameters
+    ----------
+    mosfet : MosfetModel
+    v_gs, v_ds : array_like (G,), (D,)
+        Gate-source and drain-source voltages, V.
+
+    Returns
+    -------
+    ndarray (G, D)
+        Current into the drain, A.
+    """
+    from pyaimc.spice.vacask import dc_source, instance, model_card, run_vacask, vector
+
+    v_gs = np.asarray(v_gs, dtype=np.float64)
+    v_ds = np.asarray(v_ds, dtype=np.float64)
+    text = "\n".join([
+        f"pyaimc: I-V of {mosfet.module}", f'load "{mosfet.osdi_path()}"',
+        "model vsource vsource", model_card("nm", mosfet.module, dict(mosfet.params)).rstrip(),
+        dc_source("vg", "g", "0", 0.0), dc_source("vd", "d", "0", 0.0),
+        instance("m1", ("d", "g", "0", "0"), "nm", **dict(mosfet.instance)),
+        "control",
+        "  options " + " ".join(f"{k}={v!r}" for k, v in NEWTON_OPTIONS.items()),
+        "  save i(vd)",
+        f'  sweep gate instance="vg" parameter="dc" values={vector(v_gs)}',
+        f'    sweep drain instance="vd" parameter="dc" values={vector(v_ds)}',
+        "      analysis iv op", "endc"]) + "\n"
+    res, _ = run_vacask(text, ["iv"], timeout=timeout)
+    # the source's flow runs from its + terminal through it: minus the drain current
+    return -res["iv"]["vd:flow(br)"].reshape(len(v_gs), len(v_ds))
