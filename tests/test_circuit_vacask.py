@@ -124,3 +124,38 @@ def test_level1_stand_in_refitted_to_psp103(case):
     fitted = CrossbarSolver(replace(xbar, access=replace(access, v_gate=1.8))).solve(x)
     assert _rel(generic, ref) > 0.003
     assert _rel(fitted.column_currents, ref) < 0.0005
+
+
+def test_write_pulse_half_select_disturb():
+    """A SET pulse (1.5 V) on the centre of a 3x3 1T1R array of .va cells with PSP 103 access
+    transistors: under V/2 the half-selected cells see -0.75 V and those whose SET threshold lies
+    above it switch too; under V/3 (-0.5 V) only the target does; with only the selected word line
+    on, the disturb stays on the selected row. Every cell does what the twin's threshold rule
+    says for the voltage the circuit put across it."""
+    need_vacask()
+    from pyaimc.circuit.write_transient import simulate_write
+    from pyaimc.compact.common import draw_devices
+    from pyaimc.device import DeviceModel
+
+    model = DeviceModel.load(ROOT / "calibration_data" / "models" / "example.json")
+    table = draw_devices(model, 9, 2, seed=1)
+    half = np.zeros((3, 3), bool)
+    half[1, :] = half[:, 1] = True
+    half[1, 1] = False
+    results = {}
+    for scheme, gates in (("V/2", "all"), ("V/2", "selected"), ("V/3", "all")):
+        res = simulate_write(model, table, 3, 3, (1, 1), scheme=scheme, gates=gates)
+        np.testing.assert_array_equal(res.switched, res.predicted)
+        # the target reaches its cycle's LRS (the transistor takes a few % of the 1.5 V)
+        assert res.r_after[1, 1] == pytest.approx(table["R_LRS"][4, 0], rel=0.01)
+        assert res.u_min[1, 1] < -1.4
+        results[scheme, gates] = res
+    v2 = results["V/2", "all"]
+    np.testing.assert_allclose(v2.u_min[half], -0.75, atol=0.05)
+    corners = ~half
+    corners[1, 1] = False
+    assert v2.switched[half].sum() >= 2 and not v2.switched[corners].any()
+    sel = results["V/2", "selected"]
+    assert not sel.switched[[0, 2], :].any() and sel.switched[1].sum() >= 2
+    v3 = results["V/3", "all"]
+    assert v3.switched.sum() == 1 and np.all(v3.u_min[half] > -0.55)
