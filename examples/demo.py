@@ -70,10 +70,17 @@ def stage_fit(out: Path) -> None:
 def stage_compact(out: Path, model: Path) -> None:
     from examples.demo_compact import demo_compact
 
-    t0 = _stage("2. Verilog-A and ngspice versions of the model; twin vs ngspice sweeps")
+    t0 = _stage("2. Verilog-A (run in VACASK) and ngspice versions of the model; sweeps against "
+                "the twin")
     m = demo_compact(out / "compact", model)
-    print(f"    wrote {out / 'compact'}/veriloga (module, model cards, cycle tables), "
-          f"{out / 'compact'}/ngspice/pyaimc_reram.lib, loops.png")
+    print(f"    wrote {out / 'compact'}/veriloga (module, OpenVAF build, model cards, cycle "
+          f"tables), {out / 'compact'}/ngspice/pyaimc_reram.lib, loops.png")
+    if m["vacask"] is not None:
+        print(f"    largest twin-VACASK (.va) loop difference: "
+              f"{100 * m['vacask']['max_loop_difference_of_peak']:.2f} % of the peak current "
+              f"(VACASK {m['vacask']['seconds']:.2f} s)")
+    else:
+        print("    VACASK not installed (pip install 'pyaimc[vacask]'): the .va was not run")
     print(f"    largest twin-ngspice loop difference: "
           f"{100 * m['max_loop_difference_of_peak']:.2f} % of the peak current "
           f"(ngspice {m['ngspice_seconds']:.1f} s)")
@@ -175,7 +182,7 @@ def stage_instruments(out: Path) -> None:
 
 STAGES = [
     ("fit", "device model", stage_fit),
-    ("compact", "Verilog-A and ngspice",
+    ("compact", "Verilog-A in VACASK, and ngspice",
      lambda out: stage_compact(out, _needs(out / MODEL, "fit"))),
     ("transfer", "crossbar transfer model",
      lambda out: stage_transfer(out, _needs(out / MODEL, "fit"))),

@@ -79,7 +79,7 @@ def sweep_netlist(model, table: dict, waveform: np.ndarray, n_cycles: int, dt: f
 
 
 def ngspice_sweeps(model, table: dict, waveform: np.ndarray, n_cycles: int, dt: float = 1e-6,
-                   timeout: float = 600.0, **kwargs) -> SweepRun:
+                   timeout: float = 600.0, transport: str | None = None, **kwargs) -> SweepRun:
     """Simulate the sweeps in ngspice (batch mode) and return the loops.
 
     Parameters
@@ -93,7 +93,9 @@ def ngspice_sweeps(model, table: dict, waveform: np.ndarray, n_cycles: int, dt: 
     dt : float
         Time per waveform sample, s.
     timeout : float
-        Wall-clock limit of the ngspice process, s.
+        Wall-clock limit of the ngspice run, s.
+    transport : {"auto", "shared", "batch"}, optional
+        Way into ngspice (:func:`pyaimc.circuit.ngspice.run_netlist`).
     **kwargs
         ``k_switch``, ``w_switch``, ``b_path``, ``k_reset``, ``reltol``, ``method``.
     """
@@ -101,7 +103,8 @@ def ngspice_sweeps(model, table: dict, waveform: np.ndarray, n_cycles: int, dt: 
     n_dev = table["R_HRS"].shape[0]
     start = time.perf_counter()
     vec = run_netlist(text, Transient(step=dt, stop=times[-1], max_step=dt / 2),
-                      save=[f"i(vsense{d})" for d in range(n_dev)], timeout=timeout)
+                      save=[f"i(vsense{d})" for d in range(n_dev)], timeout=timeout,
+                      transport=transport)
     seconds = time.perf_counter() - start
     t = vec["time"]
     # the last computed point at each sample time (ngspice may write a breakpoint twice)
@@ -213,7 +216,7 @@ def vacask_netlist(osdi: str | os.PathLike, card: str | os.PathLike, n_devices: 
 
 def vacask_sweeps(model, table: dict, waveform: np.ndarray, n_cycles: int, dt: float = 1e-6,
                   timeout: float = 600.0, workdir: str | os.PathLike | None = None,
-                  **kwargs) -> SweepRun:
+                  exported: str | os.PathLike | None = None, **kwargs) -> SweepRun:
     """Simulate the sweeps in VACASK running the Verilog-A module and return the loops.
 
     The module is exported with ``table`` as its cycle table and compiled with OpenVAF (cached by
@@ -233,6 +236,9 @@ def vacask_sweeps(model, table: dict, waveform: np.ndarray, n_cycles: int, dt: f
         Wall-clock limit of the VACASK process, s.
     workdir : path, optional
         Keep the exported module, netlist and raw file here (default: a temporary folder).
+    exported : path, optional
+        A folder written by ``pyaimc export veriloga --osdi`` whose devices 0..n-1 replay
+        ``table`` (it may hold more devices and cycles): used as it is, no build.
     **kwargs
         ``reltol``, ``lteratio``, ``method`` of :func:`vacask_netlist`.
     """
@@ -244,10 +250,11 @@ def vacask_sweeps(model, table: dict, waveform: np.ndarray, n_cycles: int, dt: f
     n_dev = table["R_HRS"].shape[0]
     with tempfile.TemporaryDirectory(prefix="pyaimc-va-sweeps-") as tmp:
         work = Path(workdir) if workdir is not None else Path(tmp)
-        write_veriloga(work / "va", model, table, osdi=True)
-        text, times = vacask_netlist(work / "va" / "pyaimc_reram.osdi",
-                                     work / "va" / "model_card.vacask", n_dev, waveform,
-                                     n_cycles, dt, **kwargs)
+        va = Path(exported) if exported is not None else work / "va"
+        if exported is None:
+            write_veriloga(va, model, table, osdi=True)
+        text, times = vacask_netlist(va / "pyaimc_reram.osdi", va / "model_card.vacask", n_dev,
+                                     waveform, n_cycles, dt, **kwargs)
         start = time.perf_counter()
         res, _ = run_vacask(text, ["tran1"], timeout=timeout,
                             cwd=work if workdir is not None else None)
