@@ -78,7 +78,7 @@ def crossbars(sizes, sizes_1t1r, ngspice_max, batch, rng):
 
 def small_netlists(count, rng):
     from pyaimc.circuit import Crossbar, LinearCells, build_netlist, readout_current_names
-    from pyaimc.circuit.ngspice import run_netlist
+    from pyaimc.spice.ngspice import run_netlist
     from pyaimc.circuit.vacask_netlist import simulate_vacask
 
     print(f"\n2. many small netlists (the S4D step check's case): {count} different 16x8 tiles, "

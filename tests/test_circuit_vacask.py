@@ -45,20 +45,28 @@ def test_polynomial_cells(case):
     assert _rel(_vacask(xbar, v), CrossbarSolver(xbar).solve(v).column_currents) < 1e-11
 
 
-def test_verilog_a_cells_are_the_module_itself(case):
+def test_verilog_a_cells_are_the_module_itself(case, tmp_path):
     """Each cell an instance of pyaimc_reram.va at its programmed state: the fast solver runs the
-    same I-V law as a polynomial."""
+    same I-V law as a polynomial; ngspice (no OSDI) is refused with the engines that can."""
     from pyaimc.circuit.cells import VerilogACells
+    from pyaimc.compact.common import draw_devices
+    from pyaimc.compact.veriloga import write_veriloga
     from pyaimc.device import DeviceModel
 
     g, v = case
     model = DeviceModel.load(ROOT / "calibration_data" / "models" / "example.json")
-    cells = VerilogACells(model, 1.0 / g)
+    write_veriloga(tmp_path / "va", model, draw_devices(model, 2, 2, seed=0), osdi=True)
+    cells = VerilogACells(model, 1.0 / g, tmp_path / "va",
+                          device=np.arange(g.size).reshape(g.shape) % 2)
     # the programmed read resistance is what the cell reads at u_read
     u = model.iv_.u_read
     np.testing.assert_allclose(u / cells.current(np.full(g.shape, u)), 1.0 / g, rtol=1e-12)
     xbar = Crossbar(cells, r_row=1.0, r_col=1.0)
     assert _rel(_vacask(xbar, v), CrossbarSolver(xbar).solve(v).column_currents) < 1e-11
+    from pyaimc.circuit.simulate import simulate
+
+    with pytest.raises(ValueError, match="needs veriloga_cells.*fast or vacask"):
+        simulate(xbar, v, "ngspice")
 
 
 def test_one_t_one_r_level1_equals_fast(case):
@@ -110,7 +118,7 @@ def test_level1_stand_in_refitted_to_psp103(case):
     from dataclasses import replace
 
     from pyaimc.circuit.transistor_fit import fit_level1
-    from pyaimc.circuit.vacask_netlist import psp103
+    from pyaimc.spice.vacask import psp103
 
     access, report = fit_level1(psp103(), np.linspace(1.4, 1.8, 5), np.linspace(-0.2, 0.2, 21))
     assert report["heldout"]["fitted"]["max"] < 0.03 < 0.3 < report["heldout"]["start"]["max"]
@@ -133,7 +141,7 @@ def test_write_pulse_half_select_disturb():
     on, the disturb stays on the selected row. Every cell does what the twin's threshold rule
     says for the voltage the circuit put across it."""
     need_vacask()
-    from pyaimc.circuit.write_transient import simulate_write
+    from pyaimc.compact.write_transient import simulate_write
     from pyaimc.compact.common import draw_devices
     from pyaimc.device import DeviceModel
 

@@ -64,7 +64,7 @@ def test_vacask_netlists_run(where, text, tmp_path):
 @pytest.mark.parametrize("where, text", blocks("spice"), ids=lambda x: str(x)[:20])
 def test_ngspice_netlists_run(where, text, tmp_path):
     need_ngspice()
-    from pyaimc.circuit.ngspice import run_netlist
+    from pyaimc.spice.ngspice import run_netlist
     from pyaimc.cli import main
 
     assert main(["export", "ngspice", str(MODEL), "-o", str(tmp_path / "ng"), "--devices", "2",

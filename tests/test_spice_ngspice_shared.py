@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pyaimc.circuit.ngspice import (NgspiceConvergenceError, NgspiceError, NgspiceTimeoutError,
+from pyaimc.spice.ngspice import (NgspiceConvergenceError, NgspiceError, NgspiceTimeoutError,
                                     OperatingPoint, Transient, run_netlist)
 from tests.conftest import need_ngspice
 
@@ -80,7 +80,7 @@ def test_shared_keeps_its_time_budget(shared):
 
 def test_auto_falls_back_to_batch(monkeypatch):
     need_ngspice()
-    from pyaimc.circuit import ngspice
+    from pyaimc.spice import ngspice
     from pyaimc.spice import ngspice_shared
 
     calls = []

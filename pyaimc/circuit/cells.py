@@ -269,10 +269,10 @@ class VerilogACells(PolynomialCells):
     """Cells of the fitted ReRAM model's Verilog-A module, programmed to read resistances.
 
     In VACASK every cell is an instance of ``pyaimc_reram.va`` (compiled by OpenVAF) with its
-    programmed state (instance parameter ``r_init_ohm``) and a row of a cycle table (``device``)
-    for what it does when switched. At a read (no switching) its current is the module's
-    ``I = L(U) + r (H(U) - L(U))`` with ``r`` the state of the programmed resistance: a
-    polynomial, so the fast solver and ngspice (a B-source) evaluate the same law.
+    programmed state (instance parameter ``r_init_ohm``) and a row of the exported cycle table
+    (``device``) for what it does when switched. At a read (no switching) its current is the
+    module's ``I = L(U) + r (H(U) - L(U))`` with ``r`` the state of the programmed resistance: a
+    polynomial, so the fast solver evaluates the same law.
 
     Parameters
     ----------
@@ -280,17 +280,19 @@ class VerilogACells(PolynomialCells):
         The fitted device model (its I-V part).
     resistances : array_like, shape (rows, cols)
         Programmed read resistance of each cell at the model's read voltage, ohm.
-    table : dict name -> ndarray (devices, cycles), optional
-        Cycle table of the switching behaviour (:func:`pyaimc.compact.common.draw_devices`);
-        default one device drawn with seed 0.
+    exported : path
+        A folder written by ``pyaimc export veriloga MODEL --osdi`` (or
+        :func:`pyaimc.compact.veriloga.write_veriloga` with ``osdi=True``) for the same model:
+        ``pyaimc_reram.osdi`` and ``model_card.vacask``.
     device : array_like of int, shape (rows, cols), optional
-        Row of ``table`` for each cell (default: cell k of the row-major order takes row
-        ``k % devices``).
+        Row of the exported table each cell replays when switched (default 0).
+    card : str
+        The model card's name.
     """
 
-    def __init__(self, model, resistances, table: Mapping[str, np.ndarray] | None = None,
-                 device=None) -> None:
-        from pyaimc.compact.common import TABLE_FEATURES, draw_devices
+    def __init__(self, model, resistances, exported, device=None,
+                 card: str = "pyaimc_reram_fit") -> None:
+        from pathlib import Path
 
         r = _as_float_array(resistances, "cell resistances", 2)
         if np.any(r <= 0):
@@ -301,13 +303,25 @@ class VerilogACells(PolynomialCells):
         super().__init__(lrs + state[..., None] * (hrs - lrs))
         self.model = model
         self.resistances = r
-        table = draw_devices(model, 1, 2, seed=0) if table is None else table
-        self.table = {k: np.asarray(table[k], dtype=np.float64) for k in TABLE_FEATURES}
-        n_dev = self.table["R_HRS"].shape[0]
-        if device is None:
-            device = np.arange(r.size).reshape(r.shape) % n_dev
-        device = np.asarray(device)
+        self.exported = Path(exported)
+        for name in ("pyaimc_reram.osdi", "model_card.vacask"):
+            if not (self.exported / name).is_file():
+                raise FileNotFoundError(f"{self.exported / name} not found: export the module "
+                                        f"with pyaimc export veriloga MODEL -o DIR --osdi")
+        device = np.zeros(r.shape, int) if device is None else np.asarray(device)
         if device.shape != r.shape or not np.issubdtype(device.dtype, np.integer) \
-                or device.min() < 0 or device.max() >= n_dev:
-            raise ValueError(f"device must be integers in [0, {n_dev}) of shape {r.shape}")
+                or device.min() < 0:
+            raise ValueError(f"device must be integers >= 0 of shape {r.shape}")
         self.device = device
+        self.card = card
+
+    def definitions(self, dialect) -> list[str]:
+        if dialect.name != "vacask":
+            raise ValueError(f"Verilog-A cells need a simulator that loads OSDI models (vacask); "
+                             f"the {dialect.name} netlist cannot use them")
+        return [f'load "{(self.exported / "pyaimc_reram.osdi").resolve()}"',
+                f'include "{(self.exported / "model_card.vacask").resolve()}"']
+
+    def element(self, row, col):
+        return ("instance", (self.card, {"device": int(self.device[row, col]),
+                                         "r_init_ohm": float(self.resistances[row, col])}))

@@ -166,7 +166,7 @@ class VacaskEngine(Engine):
     """VACASK operating points: one process for the whole batch (an ``op`` per input vector).
 
     Options: ``timeout`` (s, the whole batch), ``mosfet`` (a
-    :class:`~pyaimc.circuit.vacask_netlist.MosfetModel` for 1T1R access transistors; default
+    :class:`~pyaimc.spice.vacask.MosfetModel` for 1T1R access transistors; default
     SPICE level 1 with the crossbar's card), ``threads``, ``executable``.
     """
 

@@ -31,7 +31,7 @@ def fit_level1(mosfet, v_gs, v_ds, *, v_gs_heldout=None, v_ds_heldout=None,
 
     Parameters
     ----------
-    mosfet : pyaimc.circuit.vacask_netlist.MosfetModel
+    mosfet : pyaimc.spice.vacask.MosfetModel
         The compact model (its width and length are the stand-in's too).
     v_gs, v_ds : array_like
         Bias grid to fit on, V.
@@ -52,7 +52,7 @@ def fit_level1(mosfet, v_gs, v_ds, *, v_gs_heldout=None, v_ds_heldout=None,
     """
     from scipy.optimize import least_squares
 
-    from pyaimc.circuit.vacask_netlist import mosfet_iv
+    from pyaimc.spice.vacask import mosfet_iv
 
     v_gs = np.asarray(v_gs, dtype=np.float64)
     v_ds = np.asarray(v_ds, dtype=np.float64)

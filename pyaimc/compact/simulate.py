@@ -95,7 +95,7 @@ def ngspice_sweeps(model, table: dict, waveform: np.ndarray, n_cycles: int, dt: 
     timeout : float
         Wall-clock limit of the ngspice run, s.
     transport : {"auto", "shared", "batch"}, optional
-        Way into ngspice (:func:`pyaimc.circuit.ngspice.run_netlist`).
+        Way into ngspice (:func:`pyaimc.spice.ngspice.run_netlist`).
     **kwargs
         ``k_switch``, ``w_switch``, ``b_path``, ``k_reset``, ``reltol``, ``method``.
     """

@@ -1,6 +1,6 @@
 """ngspice as a shared library, through PySpice: in-process runs, vectors straight to numpy.
 
-Batch mode (``ngspice -b``, :func:`pyaimc.circuit.ngspice.run_ngspice`) starts a process, writes
+Batch mode (``ngspice -b``, :func:`pyaimc.spice.ngspice.run_ngspice`) starts a process, writes
 the netlist and a raw file and parses it back for every run: about 20 ms of overhead, which
 dominates when a job runs hundreds of small netlists (one recurrent step of an S4D model on
 crossbar tiles). Here ``libngspice`` stays loaded in this process (PySpice's ``NgSpiceShared``),
@@ -161,7 +161,7 @@ def _command(ng, command: str) -> None:
 
 
 def _vector_name(name: str) -> str:
-    # the names batch mode's raw files give (pyaimc.circuit.ngspice.normalise_name)
+    # the names batch mode's raw files give (pyaimc.spice.ngspice.normalise_name)
     name = name.strip().lower()
     if name.endswith("#branch"):
         return f"i({name[:-7]})"
@@ -190,10 +190,10 @@ def run_shared(netlist: str, *, timeout: float = DEFAULT_TIMEOUT) -> dict[str, n
     ------
     SharedNgspiceUnavailable
         PySpice or libngspice is missing (use batch mode).
-    pyaimc.circuit.ngspice.NgspiceError and subclasses
+    pyaimc.spice.ngspice.NgspiceError and subclasses
         The circuit failed to load or converge, or ran past ``timeout``.
     """
-    from pyaimc.circuit.ngspice import (NgspiceConvergenceError, NgspiceError,
+    from pyaimc.spice.ngspice import (NgspiceConvergenceError, NgspiceError,
                                         NgspiceTimeoutError, _failure_lines, log_tail)
 
     if not (np.isfinite(timeout) and timeout > 0):

