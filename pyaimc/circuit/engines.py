@@ -165,24 +165,28 @@ class NgspiceEngine(Engine):
 class VacaskEngine(Engine):
     """VACASK operating points: one process for the whole batch (an ``op`` per input vector).
 
-    Options: ``timeout`` (s, the whole batch), ``mosfet`` (a
-    :class:`~pyaimc.spice.vacask.MosfetModel` for 1T1R access transistors; default
-    SPICE level 1 with the crossbar's card), ``threads``, ``executable``.
+    Options: ``timeout`` and ``budget`` (s; one run does the whole batch, so the smaller of the
+    two limits it), ``max_cells`` (size limit, checked before the run), ``mosfet`` (a
+    :class:`~pyaimc.spice.vacask.MosfetModel` for 1T1R access transistors; default SPICE level 1
+    with the crossbar's card), ``threads``, ``executable``.
     """
 
     name = "vacask"
     capabilities = frozenset({"1r", "1t1r", "polynomial_cells", "veriloga_cells", "external"})
 
-    def column_currents(self, crossbar, v_rows, *, timeout: float = DEFAULT_TIMEOUT, mosfet=None,
+    def column_currents(self, crossbar, v_rows, *, timeout: float = DEFAULT_TIMEOUT,
+                        budget: float = BUDGET, max_cells: int | None = MAX_CELLS, mosfet=None,
                         threads: int = 1, executable: str | os.PathLike | None = None,
                         **options):
         if options:
             raise ValueError(f"options {sorted(options)} do not apply to the vacask engine")
         self.check(crossbar)
+        check_budget(crossbar, max_cells, self.name)
         from pyaimc.circuit.vacask_netlist import simulate_vacask
 
-        return simulate_vacask(crossbar, v_rows, mosfet=mosfet, timeout=timeout,
-                               threads=threads, executable=executable)
+        return simulate_vacask(crossbar, v_rows, mosfet=mosfet,
+                               timeout=min(float(timeout), float(budget)), threads=threads,
+                               executable=executable)
 
 
 register_engine(FastEngine())

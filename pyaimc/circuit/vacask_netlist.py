@@ -28,20 +28,17 @@ from pyaimc.spice.vacask import (NEWTON_OPTIONS, MosfetModel, VacaskDialect, num
 
 
 def build_vacask_netlist(crossbar: Crossbar, v_rows, *, mosfet: MosfetModel | None = None,
-                         transient: tuple[float, float] | None = None, save_all: bool = False,
-                         title: str | None = None) -> tuple[str, list[str]]:
-    """The VACASK netlist of a crossbar for a batch of input vectors (or a transient).
+                         save_all: bool = False, title: str | None = None
+                         ) -> tuple[str, list[str]]:
+    """The VACASK netlist of a crossbar for a batch of input vectors.
 
     Parameters
     ----------
     crossbar : Crossbar
-    v_rows : array_like (rows,) or (batch, rows), or tuple (times, volts)
-        DC row voltages in volt (one operating point per vector), or piecewise-linear drivers:
-        ``times`` (T,) in s and ``volts`` (T, rows) in V.
+    v_rows : array_like (rows,) or (batch, rows)
+        DC row voltages in volt, one operating point per vector.
     mosfet : MosfetModel, optional
         Access transistors of a 1T1R crossbar (default: level 1 with the crossbar's card).
-    transient : (step, stop), optional
-        Transient analysis ``tran1`` (with PWL drivers), s.
     save_all : bool
         Keep every node (default: only the read-out currents).
     title : str, optional
@@ -53,14 +50,10 @@ def build_vacask_netlist(crossbar: Crossbar, v_rows, *, mosfet: MosfetModel | No
         The analyses whose raw files hold the results, in input order.
     """
     d = VacaskDialect(mosfet)
-    pwl = isinstance(v_rows, tuple)
-    if pwl and transient is None:
-        raise ValueError("PWL drivers need a transient (step, stop)")
-    volts = None if pwl else crossbar.row_voltages(v_rows)
-    first = v_rows if pwl else volts[0]
+    volts = crossbar.row_voltages(v_rows)
     n, m = crossbar.shape
     kind = "1T1R" if crossbar.access else "1R"
-    body = build_netlist(crossbar, first, analysis=None, dialect=d,
+    body = build_netlist(crossbar, volts[0], analysis=None, dialect=d,
                          title=title or f"pyaimc crossbar {n}x{m} {kind} (VACASK)")
     head, _, rest = body.partition("\n")
     pre = d.preamble(capacitors=crossbar.c_row > 0 or crossbar.c_col > 0,
@@ -70,18 +63,13 @@ def build_vacask_netlist(crossbar: Crossbar, v_rows, *, mosfet: MosfetModel | No
              "  options " + " ".join(f"{k}={number(v)}" for k, v in NEWTON_OPTIONS.items())]
     if not save_all:
         lines.append(d.save(readout_current_names(crossbar, d)))
-    if pwl:
-        step, stop = transient
-        lines.append(f"  analysis tran1 tran step={number(step)} stop={number(stop)}")
-        analyses = ["tran1"]
-    else:
-        analyses = []
-        for k, vec in enumerate(volts):
-            if k:
-                lines += [f'  alter instance("vin{i}") dc={number(vec[i])}' for i in range(n)
-                          if vec[i] != volts[k - 1, i]]
-            lines.append(f"  analysis op{k} op")
-            analyses.append(f"op{k}")
+    analyses = []
+    for k, vec in enumerate(volts):
+        if k:
+            lines += [f'  alter instance("vin{i}") dc={number(vec[i])}' for i in range(n)
+                      if vec[i] != volts[k - 1, i]]
+        lines.append(f"  analysis op{k} op")
+        analyses.append(f"op{k}")
     lines.append("endc")
     return "\n".join(lines) + "\n", analyses
 

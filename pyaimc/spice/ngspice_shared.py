@@ -54,7 +54,8 @@ _state: dict = {"pid": None, "ng": None, "error": None}
 
 
 class SharedNgspiceUnavailable(RuntimeError):
-    """PySpice or the ngspice shared library cannot be loaded in this process."""
+    """PySpice or the ngspice shared library cannot be loaded in this process (``auto`` falls
+    back to batch mode)."""
 
 
 def library_path() -> str | None:

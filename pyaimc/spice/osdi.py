@@ -28,6 +28,8 @@ import tempfile
 from pathlib import Path
 from typing import Sequence
 
+from pyaimc.errors import EXIT_INPUT, FailedError
+
 #: Default wall-clock limit of one compilation, seconds.
 DEFAULT_TIMEOUT = 600.0
 #: Lines of the compiler's output quoted in exceptions.
@@ -37,7 +39,7 @@ _INCLUDE = re.compile(r'^\s*`include\s+"([^"]+)"', re.MULTILINE)
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
-class OsdiBuildError(RuntimeError):
+class OsdiBuildError(FailedError):
     """OpenVAF failed or cannot run; ``log_tail`` holds the end of its output (also in the message)."""
 
     def __init__(self, message: str, log_tail: str = "") -> None:
@@ -49,6 +51,8 @@ class OsdiBuildError(RuntimeError):
 
 class OpenvafNotFoundError(OsdiBuildError):
     """No OpenVAF compiler (or no linker for it) was found."""
+
+    exit_code = EXIT_INPUT
 
 
 def find_openvaf(executable: str | os.PathLike | None = None) -> str:

@@ -34,6 +34,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from pyaimc.errors import EXIT_INPUT, BudgetError, FailedError
 from pyaimc.spice.dialect import Dialect, register_dialect
 
 #: Default wall-clock limit of one VACASK run, seconds.
@@ -55,7 +56,7 @@ _BANNER = re.compile(r"^(This is vacask|\(c\)20|https://codeberg|OpenMP|Cadnip|A
                      r"CPUs used|OpenBLAS CPUs)")
 
 
-class VacaskError(RuntimeError):
+class VacaskError(FailedError):
     """VACASK failed; ``log_tail`` holds the end of its log (also in the message)."""
 
     def __init__(self, message: str, log_tail: str = "") -> None:
@@ -68,8 +69,10 @@ class VacaskError(RuntimeError):
 class VacaskNotFoundError(VacaskError):
     """No VACASK executable was found."""
 
+    exit_code = EXIT_INPUT
 
-class VacaskTimeoutError(VacaskError):
+
+class VacaskTimeoutError(VacaskError, BudgetError):
     """VACASK ran past its time limit and was stopped."""
 
 
