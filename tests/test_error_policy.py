@@ -302,6 +302,9 @@ def test_sigterm_ends_children_and_removes_temporary_files(tmp_path, argv, wait_
     else:
         argv = argv + ["-o", str(tmp_path / "t.json")]
     env = dict(os.environ, TMPDIR=str(tmp_path))
+    if wait_for == "ngspice":
+        # a child process to end: batch mode (the default runs ngspice's shared library in-process)
+        env["PYAIMC_NGSPICE_TRANSPORT"] = "batch"
     proc = subprocess.Popen([sys.executable, "-m", "pyaimc", *argv], cwd=tmp_path, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60

@@ -385,11 +385,12 @@ def _with_analysis(netlist: str, analysis, save: Sequence[str] | None) -> str:
 
 
 #: Ways into ngspice: its shared library in this process (PySpice) or a batch-mode process.
-TRANSPORTS = ("auto", "shared", "batch")
+TRANSPORTS = ("auto", "worker", "shared", "batch")
 
 
 def default_transport() -> str:
-    """``$PYAIMC_NGSPICE_TRANSPORT`` if set, else ``auto`` (shared library when it loads)."""
+    """``$PYAIMC_NGSPICE_TRANSPORT`` if set, else ``auto`` (the shared library in a worker
+    process when PySpice and libngspice are there, else batch mode)."""
     value = os.environ.get("PYAIMC_NGSPICE_TRANSPORT", "auto").strip().lower() or "auto"
     if value not in TRANSPORTS:
         raise ValueError(f"PYAIMC_NGSPICE_TRANSPORT must be one of {TRANSPORTS}, got {value!r}")
@@ -414,11 +415,14 @@ def run_netlist(netlist: str, analysis: OperatingPoint | Transient | None = None
         Wall-clock limit in second.
     executable : path, optional
         The ngspice binary (batch mode; giving one selects batch mode).
-    transport : {"auto", "shared", "batch"}, optional
-        ``shared``: ngspice's shared library in this process through PySpice
-        (:mod:`pyaimc.spice.ngspice_shared`, no process start, no raw file: 2-3x faster on small
-        netlists); ``batch``: an ``ngspice -b`` process; ``auto`` (default, or
-        ``$PYAIMC_NGSPICE_TRANSPORT``): shared when PySpice and libngspice load, else batch.
+    transport : {"auto", "worker", "shared", "batch"}, optional
+        ``worker``: ngspice's shared library (PySpice) in a persistent worker process
+        (:mod:`pyaimc.spice.ngspice_worker`: no process start and no raw file per run, 4x faster
+        on small netlists; a time budget or a signal ends the worker); ``shared``: the same in
+        this process (:mod:`pyaimc.spice.ngspice_shared`; after a halted run ngspice 39 may
+        crash this process at exit); ``batch``: an ``ngspice -b`` process per run; ``auto``
+        (default, or ``$PYAIMC_NGSPICE_TRANSPORT``): worker when PySpice and libngspice are
+        installed, else batch.
 
     Returns
     -------
@@ -430,10 +434,17 @@ def run_netlist(netlist: str, analysis: OperatingPoint | Transient | None = None
     if transport not in TRANSPORTS:
         raise ValueError(f"transport must be one of {TRANSPORTS}, got {transport!r}")
     text = _with_analysis(netlist, analysis, save)
-    if executable is None and transport in ("auto", "shared"):
-        from pyaimc.spice import ngspice_shared
+    if executable is None and transport != "batch":
+        from pyaimc.spice import ngspice_shared, ngspice_worker
 
-        if transport == "shared" or ngspice_shared.available():
+        if transport == "shared":
             return ngspice_shared.run_shared(text, timeout=timeout)
+        if transport == "worker" or ngspice_shared.installed():
+            try:
+                return ngspice_worker.run_worker(text, timeout=timeout)
+            except ngspice_shared.SharedNgspiceUnavailable:
+                if transport == "worker":
+                    raise
+                ngspice_shared.mark_unavailable()
     plots, _ = run_ngspice(text, timeout=timeout, executable=executable)
     return dict(plots[-1].vectors)

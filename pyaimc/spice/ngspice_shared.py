@@ -1,4 +1,5 @@
-"""ngspice as a shared library, through PySpice: in-process runs, vectors straight to numpy.
+"""ngspice as a shared library, through PySpice: runs in the calling process, vectors straight to
+numpy (:mod:`pyaimc.spice.ngspice_worker` runs this in a worker process, the default).
 
 Batch mode (``ngspice -b``, :func:`pyaimc.spice.ngspice.run_ngspice`) starts a process, writes
 the netlist and a raw file and parses it back for every run: about 20 ms of overhead, which
@@ -79,6 +80,9 @@ def _instance():
         _state["error"] = ("the ngspice shared library is not installed (Debian/Ubuntu: apt-get "
                            "install libngspice0)")
         raise SharedNgspiceUnavailable(_state["error"])
+    # PySpice logs every line ngspice writes to stderr as an error (gmin-stepping notes too) and
+    # a warning about ngspice 39; what matters reaches the caller in the exception
+    logging.getLogger("PySpice.Spice.NgSpice.Shared").setLevel(logging.CRITICAL)
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Unsupported Ngspice version")
@@ -96,9 +100,6 @@ def _instance():
     except OSError as err:
         _state["error"] = f"cannot load the ngspice shared library {path}: {err}"
         raise SharedNgspiceUnavailable(_state["error"]) from None
-    # PySpice logs every line ngspice writes to stderr as an error (gmin-stepping notes too);
-    # what matters reaches the caller in the exception
-    logging.getLogger("PySpice.Spice.NgSpice.Shared").setLevel(logging.CRITICAL)
     _state["ng"] = ng
     return ng
 
@@ -136,6 +137,20 @@ def _shared_class(base):
     return _Shared
 
 
+def installed() -> bool:
+    """PySpice and a libngspice are installed (cheap: nothing is loaded), and no worker has
+    reported them unusable in this process."""
+    import importlib.util
+
+    return (not _state.get("unusable") and library_path() is not None
+            and importlib.util.find_spec("PySpice") is not None)
+
+
+def mark_unavailable() -> None:
+    """Remember that the shared library cannot run here (``auto`` then uses batch mode)."""
+    _state["unusable"] = True
+
+
 def available() -> bool:
     """True when ngspice can run in this process through PySpice."""
     try:
@@ -159,6 +174,36 @@ def _command(ng, command: str) -> None:
         ng.exec_command(command)
     except NgSpiceCommandError:
         pass
+
+
+def _halt(ng, lib) -> None:
+    """Stop a background run and leave ngspice clean.
+
+    A halted analysis stays half-done inside ngspice, and a process that exits then dies in
+    ngspice's clean-up (SIGSEGV, measured with ngspice 39); one complete run of a trivial circuit
+    after it restores a clean state.
+    """
+    from PySpice.Spice.NgSpice.Shared import NgSpiceCircuitError
+
+    _command(ng, "bg_halt")
+    ng.pyaimc_done.wait(10.0)
+    deadline = time.monotonic() + 10.0
+    while lib.ngSpice_running() and time.monotonic() < deadline:
+        time.sleep(_POLL)
+    for command in ("destroy all", "remcirc"):
+        _command(ng, command)
+    try:
+        ng.load_circuit("pyaimc: clean-up\nV1 a 0 0\nR1 a 0 1\n.op\n.end\n")
+    except NgSpiceCircuitError:
+        pass
+    ng.pyaimc_done.clear()
+    _command(ng, "bg_run")
+    ng.pyaimc_done.wait(10.0)
+    deadline = time.monotonic() + 10.0
+    while lib.ngSpice_running() and time.monotonic() < deadline:
+        time.sleep(_POLL)
+    # the caller removes this circuit and its plot (a second remcirc with no circuit left
+    # crashes ngspice at exit too)
 
 
 def _vector_name(name: str) -> str:
@@ -219,11 +264,14 @@ def run_shared(netlist: str, *, timeout: float = DEFAULT_TIMEOUT) -> dict[str, n
                                    _tail(log))
             ng.pyaimc_done.clear()
             _command(ng, "bg_run")
-            if not ng.pyaimc_done.wait(timeout):
-                _command(ng, "bg_halt")
-                ng.pyaimc_done.wait(10.0)
-                while lib.ngSpice_running():
-                    time.sleep(_POLL)
+            try:
+                finished = ng.pyaimc_done.wait(timeout)
+            except BaseException:
+                # Ctrl-C or SIGTERM (raised in this thread): stop ngspice's thread first
+                _halt(ng, lib)
+                raise
+            if not finished:
+                _halt(ng, lib)
                 raise NgspiceTimeoutError(f"ngspice did not finish within {timeout:g} s",
                                           _tail(ng.pyaimc_log))
             log = ng.pyaimc_log

@@ -40,7 +40,8 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 class OsdiBuildError(FailedError):
-    """OpenVAF failed or cannot run; ``log_tail`` holds the end of its output (also in the message)."""
+    """OpenVAF failed or cannot run; ``log_tail`` holds the end of its output (also in the
+    message)."""
 
     def __init__(self, message: str, log_tail: str = "") -> None:
         self.log_tail = log_tail

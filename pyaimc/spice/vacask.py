@@ -221,8 +221,8 @@ def run_vacask(netlist: str, analyses: Sequence[str], *, timeout: float = DEFAUL
         if proc.returncode != 0 or missing:
             cls = VacaskConvergenceError if _CONVERGENCE.search(log) else VacaskError
             why = (f"VACASK exited with status {proc.returncode}" if proc.returncode != 0 else
-                   f"VACASK exited with status 0 but wrote no {', '.join(m + '.raw' for m in missing)}"
-                   " (an analysis aborted)")
+                   "VACASK exited with status 0 but wrote no "
+                   + ", ".join(m + ".raw" for m in missing) + " (an analysis aborted)")
             failures = _failure_lines(log)
             if failures:
                 why += ": " + " | ".join(failures)
@@ -256,7 +256,8 @@ def vector(values: Iterable[float]) -> str:
 
 
 def pwl_source(name: str, node_p: str, node_n: str, times, volts) -> str:
-    """A piecewise-linear voltage source (times in s, volts in V; needs ``model vsource vsource``)."""
+    """A piecewise-linear voltage source (times in s, volts in V; needs ``model vsource
+    vsource``)."""
     times = np.asarray(times, dtype=np.float64)
     volts = np.asarray(volts, dtype=np.float64)
     if times.ndim != 1 or volts.shape != times.shape:
@@ -402,7 +403,7 @@ register_dialect(VacaskDialect())
 #: Largest polynomial degree of the polynomial-cell module.
 POLY_MAX_DEGREE = 9
 
-POLYCELL_VA = """// pyaimc_polycell: a two-terminal polynomial conductance I = sum_k c_k V^k, k = 1..9
+POLYCELL_VA = """// pyaimc_polycell: a two-terminal conductance I = sum_k c_k V^k, k = 1..9
 // (written by pyaimc.spice.vacask; VACASK has no behavioural source)
 `include "disciplines.vams"
 module pyaimc_polycell(p, n);
