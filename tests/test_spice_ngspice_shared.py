@@ -80,6 +80,23 @@ def test_worker_keeps_its_time_budget(shared):
     assert vec["i(v1)"][0] == pytest.approx(-1e-3)
 
 
+def test_auto_uses_the_worker_for_small_netlists_only(shared, monkeypatch):
+    from pyaimc.circuit import build_netlist, one_r
+    from pyaimc.spice import ngspice, ngspice_worker
+
+    calls = []
+    real = ngspice_worker.run_worker
+    monkeypatch.setattr(ngspice_worker, "run_worker",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    small = build_netlist(one_r(np.full((8, 8), 1e-5), 1.0), np.full(8, 0.1))
+    big = build_netlist(one_r(np.full((40, 40), 1e-5), 1.0), np.full(40, 0.1))
+    assert big.count("\n") > ngspice.AUTO_LIBRARY_MAX_LINES >= small.count("\n")
+    run_netlist(small)
+    assert calls == [1]
+    run_netlist(big)
+    assert calls == [1]
+
+
 def test_auto_falls_back_to_batch(monkeypatch):
     need_ngspice()
     from pyaimc.spice import ngspice, ngspice_shared
@@ -96,7 +113,7 @@ def test_auto_falls_back_to_batch(monkeypatch):
 
 
 def test_sigterm_during_a_library_run_ends_the_worker_and_exits_143(shared, tmp_path):
-    """The default transport: SIGTERM while the worker simulates ends the worker, the command
+    """The library worker: SIGTERM while the worker simulates ends the worker, the command
     exits 143 with its one line, nothing is left running or behind."""
     import os
     import signal
@@ -109,8 +126,8 @@ def test_sigterm_during_a_library_run_ends_the_worker_and_exits_143(shared, tmp_
     g = np.random.default_rng(0).uniform(1e-6, 1e-4, (96, 96))
     np.save(tmp_path / "g.npy", g)
     np.save(tmp_path / "v.npy", np.full((20, 96), 0.1))
-    env = dict(os.environ, TMPDIR=str(tmp_path))
-    env.pop("PYAIMC_NGSPICE_TRANSPORT", None)
+    # a 96x96 netlist is above auto's size for the library: ask for the worker
+    env = dict(os.environ, TMPDIR=str(tmp_path), PYAIMC_NGSPICE_TRANSPORT="worker")
     proc = subprocess.Popen([sys.executable, "-m", "pyaimc", "crossbar", "simulate", "--engine",
                              "ngspice", "--conductances", str(tmp_path / "g.npy"), "--inputs",
                              str(tmp_path / "v.npy"), "--r-wire", "1", "-o",

@@ -386,6 +386,9 @@ def _with_analysis(netlist: str, analysis, save: Sequence[str] | None) -> str:
 
 #: Ways into ngspice: its shared library in this process (PySpice) or a batch-mode process.
 TRANSPORTS = ("auto", "worker", "shared", "batch")
+#: ``auto`` sends netlists up to this many lines to the library worker, larger ones to batch mode:
+#: the library wins 8x on 16x8 tiles and loses 1.4-3x at 64x64 (python benchmarks/bench_engines.py)
+AUTO_LIBRARY_MAX_LINES = 2000
 
 
 def default_transport() -> str:
@@ -417,12 +420,13 @@ def run_netlist(netlist: str, analysis: OperatingPoint | Transient | None = None
         The ngspice binary (batch mode; giving one selects batch mode).
     transport : {"auto", "worker", "shared", "batch"}, optional
         ``worker``: ngspice's shared library (PySpice) in a persistent worker process
-        (:mod:`pyaimc.spice.ngspice_worker`: no process start and no raw file per run, 4x faster
+        (:mod:`pyaimc.spice.ngspice_worker`: no process start and no raw file per run, 8x faster
         on small netlists; a time budget or a signal ends the worker); ``shared``: the same in
         this process (:mod:`pyaimc.spice.ngspice_shared`; after a halted run ngspice 39 may
         crash this process at exit); ``batch``: an ``ngspice -b`` process per run; ``auto``
-        (default, or ``$PYAIMC_NGSPICE_TRANSPORT``): worker when PySpice and libngspice are
-        installed, else batch.
+        (default, or ``$PYAIMC_NGSPICE_TRANSPORT``): worker for netlists up to
+        :data:`AUTO_LIBRARY_MAX_LINES` lines when PySpice and libngspice are installed, else
+        batch.
 
     Returns
     -------
@@ -439,7 +443,8 @@ def run_netlist(netlist: str, analysis: OperatingPoint | Transient | None = None
 
         if transport == "shared":
             return ngspice_shared.run_shared(text, timeout=timeout)
-        if transport == "worker" or ngspice_shared.installed():
+        small = text.count("\n") <= AUTO_LIBRARY_MAX_LINES
+        if transport == "worker" or (small and ngspice_shared.installed()):
             try:
                 return ngspice_worker.run_worker(text, timeout=timeout)
             except ngspice_shared.SharedNgspiceUnavailable:
