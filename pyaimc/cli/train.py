@@ -95,6 +95,17 @@ def _add_deploy(sub) -> None:
     p.add_argument("--drift-compensation", action="store_true",
                    help="global drift compensation: each tile's output gain calibrated by a "
                         "reference read right after programming and at the read time")
+    p.add_argument("--mapping", choices=("per-matrix", "packed"),
+                   help="per-matrix: one matrix of a group per tile, inputs scaled per vector "
+                        "(default); packed: blocks packed onto physical tiles, A x + B u on one "
+                        "read-out (default with --engine circuit)")
+    p.add_argument("--engine", choices=("behavioral", "circuit"), default="behavioral",
+                   help="column currents from the behavioral transfer model (default) or from "
+                        "the circuit solver on the packed tiles (also reports the behavioral "
+                        "result of the same chips)")
+    p.add_argument("--dac", choices=("static", "per-vector"),
+                   help="packed mapping: DAC/ADC ranges calibrated on training data (default) "
+                        "or per-vector input scaling")
     p.set_defaults(handler=_run_deploy)
 
 
@@ -111,16 +122,30 @@ def _run_deploy(args) -> int:
         torch.set_num_threads(args.threads)
     if min(args.t_inference) < 0:
         raise CLIError(f"--t-inference must be >= 0 s, got {args.t_inference}")
+    mapping = args.mapping or ("packed" if args.engine == "circuit" else "per-matrix")
+    if mapping == "per-matrix" and (args.engine == "circuit" or args.dac == "static"):
+        raise CLIError("--engine circuit and --dac static need --mapping packed")
     doc = deploy_run(args.run_dir, args.noise, draws=args.draws, seed=args.seed,
                      method=args.method, ngspice_step=args.ngspice_step,
                      progress=not args.quiet, t_inference=args.t_inference,
-                     drift_compensation=args.drift_compensation)
+                     drift_compensation=args.drift_compensation, mapping=mapping,
+                     engine=args.engine, conversion=args.dac)
     hw, sw = doc["hardware"], doc["software"]
     print(f"{args.run_dir}: software {sw['test_accuracy']:.4f} (step mode "
           f"{sw['test_accuracy_step_mode']:.4f}); deployed on {args.noise} "
           f"({hw['programming_method']}): {hw['accuracy_mean']:.4f} +- "
           f"{hw['accuracy_std']:.4f} over {hw['draws']} draws "
-          f"[{', '.join(f'{a:.4f}' for a in hw['accuracies'])}]")
+          f"[{', '.join(f'{a:.4f}' for a in hw['accuracies'])}] ({hw['mapping']} mapping, "
+          f"{hw['engine']} engine, {hw['conversion']} conversion)")
+    if "utilisation" in hw:
+        u = hw["utilisation"]
+        print(f"  packed layout: {u['tiles']} tiles, {100 * u['utilisation']:.1f} % of their "
+              f"cells in use")
+    beh = doc.get("hardware_behavioral")
+    if beh is not None:
+        print(f"  behavioral engine on the same chips: {beh['accuracy_mean']:.4f} +- "
+              f"{beh['accuracy_std']:.4f}; circuit - behavioral: "
+              f"{hw['accuracy_mean'] - beh['accuracy_mean']:+.4f}")
     if len(doc["over_time"]) > 1 or doc["over_time"][0]["t_inference"] > 0:
         comp = " with drift compensation" if args.drift_compensation else ""
         print(f"  retention {doc['retention']}{comp}: "

@@ -6,6 +6,13 @@ products run on :class:`~pyaimc.analog.tiles.AnalogTiles`: each matrix the recur
 of the noise model's programming error per target conductance, stuck cells, then the transfer
 model of the tile) and every product adds the DAC, read noise and ADC. One backend is one
 programmed chip; :func:`deployed_accuracy` programs ``draws`` of them and reports the spread.
+
+``mapping="packed"`` maps the step as a chip would instead
+(:class:`~pyaimc.s4d.packed.PackedBackend`: blocks packed onto physical tiles, ``A x + B u`` on
+one read-out, static DAC and ADC ranges calibrated on training sequences, or per-vector scaling
+with ``conversion="per-vector"``); ``engine="circuit"`` then takes every product's column
+currents from the circuit solver on the packed tiles (:mod:`pyaimc.analog.circuit`) instead of
+the behavioral transfer model.
 """
 
 from __future__ import annotations
@@ -25,15 +32,33 @@ from pyaimc.io import provenance, write_json
 from pyaimc.noise.model import NoiseModel
 from pyaimc.s4d.step import AnalogBackend, RecurrentClassifier
 
-__all__ = ["AnalogBackend", "DEPLOY_SCHEMA", "accuracy_over_time", "deploy_run",
-           "deployed_accuracy"]
+__all__ = ["AnalogBackend", "CONVERSIONS", "DEPLOY_SCHEMA", "ENGINES", "MAPPINGS",
+           "accuracy_over_time", "deploy_run", "deployed_accuracy"]
 
 DEPLOY_SCHEMA = "pyaimc.deploy/1"
+MAPPINGS = ("per-matrix", "packed")
+ENGINES = ("behavioral", "circuit")
+CONVERSIONS = ("static", "per-vector")
+#: training sequences the static DAC and ADC ranges are calibrated on
+CALIBRATION_SEQUENCES = 200
+
+
+def _check_choices(mapping: str, engine: str, conversion: str) -> None:
+    for key, value, choices in (("mapping", mapping, MAPPINGS), ("engine", engine, ENGINES),
+                                ("conversion", conversion, CONVERSIONS)):
+        if value not in choices:
+            raise ValueError(f"{key} must be one of {choices}, got {value!r}")
+    if mapping == "per-matrix" and (engine != "behavioral" or conversion != "per-vector"):
+        raise ValueError("the per-matrix mapping runs the behavioral engine with per-vector "
+                         "conversion only; use mapping='packed'")
 
 
 def deployed_accuracy(model, x: torch.Tensor, y: torch.Tensor, noise_model: NoiseModel,
                       draws: int = 5, seed: int = 0, config: AnalogConfig | None = None,
-                      batch_size: int = 500, progress: bool = False) -> dict:
+                      batch_size: int = 500, progress: bool = False, *,
+                      mapping: str = "per-matrix", engine: str = "behavioral",
+                      conversion: str | None = None, x_calibration: torch.Tensor | None = None,
+                      solver: str = "batched") -> dict:
     """Test accuracy of ``model`` in recurrent mode on ``draws`` programmed instances.
 
     Parameters
@@ -49,27 +74,66 @@ def deployed_accuracy(model, x: torch.Tensor, y: torch.Tensor, noise_model: Nois
     config : AnalogConfig, optional
     batch_size : int
         Sequences per batch (read noise is drawn per batch, in order).
+    mapping : {"per-matrix", "packed"}
+        One matrix of a group per tile with per-vector scaling (the default, as before), or
+        the packed layout (:class:`~pyaimc.s4d.packed.PackedBackend`).
+    engine : {"behavioral", "circuit"}
+        Column currents from the transfer model or from the circuit solver (packed only).
+    conversion : {"static", "per-vector"}, optional
+        Packed only: DAC and ADC ranges calibrated on ``x_calibration`` (default) or per-vector
+        scaling of each tile's inputs.
+    x_calibration : Tensor (n, L, d_input), optional
+        Training sequences for the static calibration.
+    solver : str
+        Circuit solver (:class:`~pyaimc.analog.circuit.CircuitCurrents`).
 
     Returns
     -------
     dict
         ``accuracy_mean``, ``accuracy_std`` (sample standard deviation over draws, 0 for one),
-        ``accuracies``, ``losses``, ``draws``, ``seed``, ``analog`` (the config), ``seconds``.
+        ``accuracies``, ``losses``, ``draws``, ``seed``, ``analog`` (the config), ``seconds``,
+        ``mapping``, ``engine``, ``conversion``; packed: ``utilisation``, ``calibration``
+        (ranges), circuit: ``circuit`` (solver statistics).
     """
     from tqdm import tqdm
 
     if draws < 1:
         raise ValueError(f"draws must be >= 1, got {draws}")
+    if conversion is None:
+        conversion = "per-vector" if mapping == "per-matrix" else "static"
+    _check_choices(mapping, engine, conversion)
     config = config if config is not None else AnalogConfig()
     tic = time.perf_counter()
-    accs, losses = [], []
+    calibration = None
+    if mapping == "packed" and conversion == "static":
+        if x_calibration is None:
+            raise ValueError("static conversion needs calibration sequences (x_calibration)")
+        from pyaimc.s4d.packed import calibrate
+
+        calibration = calibrate(model, x_calibration, noise_model, config)
+    accs, losses, extra = [], [], {}
     for child in tqdm(np.random.SeedSequence(seed).spawn(draws), disable=not progress,
                       desc="deploy", unit="draw"):
-        backend = AnalogBackend(noise_model, config, np.random.default_rng(child))
+        rng = np.random.default_rng(child)
+        if mapping == "per-matrix":
+            backend = AnalogBackend(noise_model, config, rng)
+        else:
+            from pyaimc.analog.circuit import CircuitCurrents
+            from pyaimc.s4d.packed import PackedBackend
+
+            currents = CircuitCurrents(noise_model, solver) if engine == "circuit" else None
+            backend = PackedBackend(noise_model, config, rng, calibration, currents)
         result = evaluate(RecurrentClassifier(model, backend), x, y, batch_size)
         accs.append(result["accuracy"])
         losses.append(result["loss"])
-    return {"accuracy_mean": float(np.mean(accs)),
+        if mapping == "packed":
+            extra["utilisation"] = backend.utilisation()
+            if engine == "circuit":
+                extra.setdefault("circuit", []).append(dict(currents.stats, solver=solver))
+    if calibration is not None:
+        extra["calibration"] = calibration["summary"]
+    return {"mapping": mapping, "engine": engine, "conversion": conversion, **extra,
+            "accuracy_mean": float(np.mean(accs)),
             "accuracy_std": float(np.std(accs, ddof=1)) if draws > 1 else 0.0,
             "accuracies": accs, "losses": losses, "draws": draws, "seed": seed,
             "programming_method": (config.programming_method
@@ -80,9 +144,10 @@ def deployed_accuracy(model, x: torch.Tensor, y: torch.Tensor, noise_model: Nois
 def accuracy_over_time(model, x: torch.Tensor, y: torch.Tensor, noise_model: NoiseModel,
                        times, draws: int = 5, seed: int = 0,
                        config: AnalogConfig | None = None, compensation=(False,),
-                       batch_size: int = 500, progress: bool = False) -> list[dict]:
+                       batch_size: int = 500, progress: bool = False, **options) -> list[dict]:
     """Deployed accuracy at each time after programming (``times``, s), with and/or without
-    global drift compensation.
+    global drift compensation (``options``: mapping, engine, conversion, ... of
+    :func:`deployed_accuracy`).
 
     Every time and compensation setting programs the same ``draws`` chips (same seed: the same
     programming error and, per cell, the same residual of the relaxation model), so the rows
@@ -100,14 +165,16 @@ def accuracy_over_time(model, x: torch.Tensor, y: torch.Tensor, noise_model: Noi
         for comp in compensation:
             cfg = dataclasses.replace(config, t_inference=float(t), drift_compensation=bool(comp))
             res = deployed_accuracy(model, x, y, noise_model, draws, seed, cfg, batch_size,
-                                    progress)
+                                    progress, **options)
             rows.append({"t_inference": float(t), "drift_compensation": bool(comp), **res})
     return rows
 
 
 def deploy_run(run_dir, noise_path, draws: int = 5, seed: int = 0, method: str | None = None,
                ngspice_step: bool = False, progress: bool = True, t_inference=(0.0,),
-               drift_compensation: bool = False) -> dict:
+               drift_compensation: bool = False, *,
+               mapping: str = "per-matrix", engine: str = "behavioral",
+               conversion: str | None = None) -> dict:
     """Deploy a trained run on the hardware of ``noise_path``; write ``RUN_DIR/deploy.json``.
 
     Parameters
@@ -128,6 +195,10 @@ def deploy_run(run_dir, noise_path, draws: int = 5, seed: int = 0, method: str |
         first, ``over_time`` all (accuracy vs time).
     drift_compensation : bool
         Global drift compensation (:class:`~pyaimc.analog.config.AnalogConfig`).
+    mapping, engine, conversion : str
+        As for :func:`deployed_accuracy` (static calibration on the first
+        ``CALIBRATION_SEQUENCES`` training sequences). With ``engine="circuit"`` the behavioral
+        result of the same chips is computed too (``hardware_behavioral``).
 
     Returns
     -------
@@ -144,10 +215,20 @@ def deploy_run(run_dir, noise_path, draws: int = 5, seed: int = 0, method: str |
     analog = AnalogConfig(programming_method=method, drift_compensation=drift_compensation)
     software = evaluate(model, data.x_test, data.y_test)
     step = evaluate(RecurrentClassifier(model), data.x_test, data.y_test)
+    options = dict(mapping=mapping, conversion=conversion,
+                   x_calibration=data.x_train[:CALIBRATION_SEQUENCES])
     over_time = accuracy_over_time(model, data.x_test, data.y_test, noise_model, times, draws,
-                                   seed, analog, (drift_compensation,), progress=progress)
+                                   seed, analog, (drift_compensation,), progress=progress,
+                                   engine=engine, **options)
     hardware = {k: v for k, v in over_time[0].items()
                 if k not in ("t_inference", "drift_compensation")}
+    behavioral = None
+    if engine == "circuit":
+        behavioral = deployed_accuracy(model, data.x_test, data.y_test, noise_model, draws,
+                                       seed, dataclasses.replace(
+                                           analog, t_inference=times[0],
+                                           drift_compensation=drift_compensation),
+                                       progress=progress, **options)
     check = None
     if ngspice_step:
         from pyaimc.experiments.spice_step import ngspice_step_check
@@ -166,6 +247,7 @@ def deploy_run(run_dir, noise_path, draws: int = 5, seed: int = 0, method: str |
         "retention": noise_model.retention.kind,
         "over_time": [{k: r[k] for k in ("t_inference", "drift_compensation", "accuracy_mean",
                                          "accuracy_std", "accuracies")} for r in over_time],
+        "hardware_behavioral": behavioral,
         "ngspice_step": check,
         "provenance": provenance(source=str(run_dir), seed=seed),
     }

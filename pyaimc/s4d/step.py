@@ -55,6 +55,21 @@ class MatvecBackend:
         """``y[b, g] = W[g] @ x[b, g]`` for the tiles programmed as ``name``."""
         raise NotImplementedError
 
+    def program_model(self, tiles: dict[str, torch.Tensor]) -> None:
+        """Store every matrix of a step (:func:`export_tiles`); by default one
+        :meth:`program` call each. A backend that maps matrices jointly (packed tiles)
+        overrides it."""
+        for name, weight in tiles.items():
+            self.program(name, weight)
+
+    def state_update(self, name: str, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """``x_k = A x_{k-1} + B u_k`` of the S4D layer ``name`` (``x`` ``(batch, H, N)``,
+        ``u`` ``(batch, H)``); by default two products summed digitally. A backend whose
+        ``A`` and ``B`` cells share one read-out overrides it."""
+        batch, H = u.shape
+        return (self.matvec(f"{name}.A", x.reshape(batch, -1, 2)).reshape(batch, H, -1)
+                + self.matvec(f"{name}.B", u.unsqueeze(-1)))
+
 
 class DigitalBackend(MatvecBackend):
     """Exact products in the tiles' dtype (the reference the analog backends are compared to)."""
@@ -149,8 +164,7 @@ class RecurrentClassifier:
     def __init__(self, model: S4DClassifier, backend: MatvecBackend | None = None):
         self.model = model.eval()
         self.backend = backend or DigitalBackend()
-        for name, weight in export_tiles(model).items():
-            self.backend.program(name, weight)
+        self.backend.program_model(export_tiles(model))
 
     def _dense(self, name: str, layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
         _, bias, quant = _dense_parts(layer)
@@ -158,11 +172,8 @@ class RecurrentClassifier:
         return y if bias is None else y + bias
 
     def _ssm(self, name: str, ssm: S4D, u: torch.Tensor, x: torch.Tensor):
-        batch, H = u.shape
         u = ssm.input_quant(u)
-        x = (self.backend.matvec(f"{name}.A", x.reshape(batch, -1, 2)).reshape(batch, H, -1)
-             + self.backend.matvec(f"{name}.B", u.unsqueeze(-1)))
-        x = ssm.state_quant(x)
+        x = ssm.state_quant(self.backend.state_update(name, x, u))
         y = self.backend.matvec(f"{name}.C", x).squeeze(-1) + ssm.D * u
         return y, x
 
