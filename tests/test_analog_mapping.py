@@ -151,8 +151,9 @@ def test_batched_solver_equals_the_fast_engine():
     def coef(gc):
         return torch.stack([gc, gc * 0.05, gc * -0.3], 1)
 
-    for nonlinear in (False, True):
+    for nonlinear, compiled in ((False, True), (True, True), (True, False)):
         sc = SparseCrossbars.from_tiles(torch.tensor(g), 1.0, 1.5, coef if nonlinear else None)
+        sc.compiled = compiled and sc.compiled      # False: the torch path (CUDA's)
         got, stats = sc.solve(torch.tensor(v))
         for t in range(3):
             cells = (PolynomialCells(np.stack([g[t], g[t] * 0.05, g[t] * -0.3], -1))

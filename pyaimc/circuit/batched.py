@@ -35,6 +35,50 @@ from pyaimc.circuit.errors import ConvergenceError
 __all__ = ["SparseCrossbars"]
 
 
+def _wires_kernel():
+    """The compiled ``R i`` for CPU float64 arrays (built on first use): torch's cumulative sums
+    are sequential and cost some thirty elementwise passes each; this is four streaming loops."""
+    import numba as nb
+
+    @nb.njit(cache=True, fastmath=False)
+    def wires(i, row_off, rr, perm, col_off, rc, out, scratch):
+        n, b = i.shape
+        acc = np.zeros(b)
+        for p in range(row_off.size - 1):
+            s, e = row_off[p], row_off[p + 1]
+            acc[:] = 0.0
+            for k in range(e - 1, s - 1, -1):       # current through the segment feeding k
+                for j in range(b):
+                    acc[j] += i[k, j]
+                    out[k, j] = acc[j]
+            acc[:] = 0.0
+            for k in range(s, e):                   # drop from the driver to k
+                r = rr[k]
+                for j in range(b):
+                    acc[j] += r * out[k, j]
+                    out[k, j] = acc[j]
+        for p in range(col_off.size - 1):
+            s, e = col_off[p], col_off[p + 1]
+            acc[:] = 0.0
+            for c in range(s, e):                   # current in the segment below c
+                k = perm[c]
+                for j in range(b):
+                    acc[j] += i[k, j]
+                    scratch[c, j] = acc[j]
+            acc[:] = 0.0
+            for c in range(e - 1, s - 1, -1):       # drop from c to the read-out
+                k, r = perm[c], rc[c]
+                for j in range(b):
+                    acc[j] += r * scratch[c, j]
+                    out[k, j] += acc[j]
+        return out
+
+    return wires
+
+
+_KERNEL = None
+
+
 def _segment_bases(start: torch.Tensor) -> torch.Tensor:
     """Index of each element's segment start (``start``: bool flags, first element True)."""
     idx = torch.arange(start.numel(), device=start.device)
@@ -42,31 +86,41 @@ def _segment_bases(start: torch.Tensor) -> torch.Tensor:
 
 
 class _Segments:
-    """Segmented prefix and suffix sums along the last axis (segments of consecutive
-    elements)."""
+    """Segmented prefix and suffix sums along axis 0 (segments of consecutive elements).
+
+    Arrays are ``(n_cells, batch)``: a gather of cells copies whole rows of the batch, which is
+    what makes the sums cheap on a CPU.
+    """
 
     def __init__(self, start: torch.Tensor):
         n = start.numel()
-        self.base = _segment_bases(start)                        # first index of my segment
+        base = _segment_bases(start)                             # first index of my segment
         end = torch.empty_like(start)
         end[:-1] = start[1:]
         end[-1] = True
-        last = torch.arange(n, device=start.device)
-        last = torch.flip(torch.cummin(torch.flip(torch.where(end, last, torch.full_like(
-            last, n)), [0]), dim=0).values, [0])
-        self.last = last                                         # last index of my segment
+        idx = torch.arange(n, device=start.device)
+        last = torch.flip(torch.cummin(torch.flip(torch.where(end, idx, torch.full_like(
+            idx, n)), [0]), dim=0).values, [0])
+        # into a cumulative sum with a leading zero row
+        self.before = base                                       # cs0[base] = sum before it
+        self.through = last + 1                                  # cs0[last + 1] = through end
+
+    @staticmethod
+    def _cumsum0(x: torch.Tensor) -> torch.Tensor:
+        out = torch.empty((x.shape[0] + 1,) + x.shape[1:], dtype=x.dtype, device=x.device)
+        out[0] = 0
+        torch.cumsum(x, dim=0, out=out[1:])
+        return out
 
     def prefix(self, x: torch.Tensor) -> torch.Tensor:
         """``sum_{l <= k, same segment} x_l``."""
-        cs = x.cumsum(-1)
-        before = torch.where(self.base > 0, cs[..., (self.base - 1).clamp_min(0)],
-                             torch.zeros((), dtype=x.dtype, device=x.device))
-        return cs - before
+        cs = self._cumsum0(x)
+        return cs[1:] - cs.index_select(0, self.before)
 
     def suffix(self, x: torch.Tensor) -> torch.Tensor:
         """``sum_{l >= k, same segment} x_l``."""
-        cs = x.cumsum(-1)
-        return cs[..., self.last] - cs + x          # segment total - prefix + x
+        cs = self._cumsum0(x)
+        return cs.index_select(0, self.through) - cs[:-1]
 
 
 class SparseCrossbars:
@@ -119,6 +173,8 @@ class SparseCrossbars:
         start = torch.ones(self.n, dtype=torch.bool, device=device)
         start[1:] = path[1:] != path[:-1]
         self.row_seg = _Segments(start)
+        self._row_off = torch.cat([torch.nonzero(start).reshape(-1),
+                                   torch.tensor([self.n], device=device)]).cpu().numpy()
         prev_col = torch.where(start, torch.zeros_like(self.col),
                                torch.roll(self.col, 1))
         self.r_row_seg = (self.col - prev_col).to(dtype) * self.r_row
@@ -132,30 +188,46 @@ class SparseCrossbars:
         cstart = torch.ones(self.n, dtype=torch.bool, device=device)
         cstart[1:] = cpath[1:] != cpath[:-1]
         self.col_seg = _Segments(cstart)
+        self._col_off = torch.cat([torch.nonzero(cstart).reshape(-1),
+                                   torch.tensor([self.n], device=device)]).cpu().numpy()
         cend = torch.ones(self.n, dtype=torch.bool, device=device)
         cend[:-1] = cstart[1:]
         next_row = torch.where(cend, torch.full_like(crow, rows - 1), torch.roll(crow, -1))
         self.r_col_seg = (next_row - crow).to(dtype) * self.r_col
         # diag(R): resistance from the driver to the cell plus from the cell to the read-out
-        self.r_diag = (self.row_seg.prefix(self.r_row_seg[None]) +
-                       self.col_seg.suffix(self.r_col_seg[None])[:, self.inv])[0]
+        self.r_diag = (self.row_seg.prefix(self.r_row_seg[:, None]) +
+                       self.col_seg.suffix(self.r_col_seg[:, None])[self.inv])
+        self.r_row_seg = self.r_row_seg[:, None]
+        self.r_col_seg = self.r_col_seg[:, None]
+        self.compiled = device.type == "cpu" and dtype == torch.float64
+        if self.compiled:
+            self._np = (self._row_off, self.r_row_seg[:, 0].numpy(), self.perm.numpy(),
+                        self._col_off, self.r_col_seg[:, 0].numpy())
 
     # ------------------------------------------------------------------ physics
     def wires(self, i: torch.Tensor) -> torch.Tensor:
-        """``R i``: the voltage the wires take from each cell (batch, n_cells), V."""
+        """``R i``: the voltage the wires take from each cell ``(n_cells, batch)``, V."""
+        if self.compiled:
+            global _KERNEL
+            if _KERNEL is None:
+                _KERNEL = _wires_kernel()
+            x = i.contiguous().numpy()
+            out = np.empty_like(x)
+            _KERNEL(x, *self._np[:3], self._np[3], self._np[4], out, np.empty_like(x))
+            return torch.from_numpy(out)
         drop_row = self.row_seg.prefix(self.r_row_seg * self.row_seg.suffix(i))
-        ic = i[..., self.perm]
+        ic = i.index_select(0, self.perm)
         drop_col = self.col_seg.suffix(self.r_col_seg * self.col_seg.prefix(ic))
-        return drop_row + drop_col[..., self.inv]
+        return drop_row.add_(drop_col.index_select(0, self.inv))
 
     def cell_current(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Cell currents and slopes for cell voltages ``u`` (batch, n_cells)."""
+        """Cell currents and slopes for cell voltages ``u`` ``(n_cells, batch)``."""
         a, K = self.a, self.a.shape[1]
-        h = torch.zeros_like(u) + a[:, K - 1]
-        slope = torch.zeros_like(u) + K * a[:, K - 1]
+        h = torch.zeros_like(u) + a[:, K - 1:K]
+        slope = torch.zeros_like(u) + K * a[:, K - 1:K]
         for k in range(K - 2, -1, -1):      # Horner: i = u (a_1 + u (a_2 + u a_3))
-            h = h * u + a[:, k]
-            slope = slope * u + (k + 1) * a[:, k]
+            h = h * u + a[:, k:k + 1]
+            slope = slope * u + (k + 1) * a[:, k:k + 1]
         return h * u, slope
 
     # ------------------------------------------------------------------ solve
@@ -177,28 +249,28 @@ class SparseCrossbars:
         v = v.to(self.dtype).reshape(batch, -1)
         step = max(1, chunk_elements // self.n)
         for s in range(0, batch, step):
-            vc = v[s:s + step, self.v_index]                         # (b, n_cells)
-            i, st = self._solve_chunk(vc, tol, max_newton, max_cg)
-            out[s:s + step].index_add_(1, self.out_index, i)
+            vc = v[s:s + step].t().index_select(0, self.v_index)     # (n_cells, b)
+            i, st = self._solve_chunk(vc.contiguous(), tol, max_newton, max_cg)
+            out[s:s + step].index_add_(1, self.out_index, i.t())
             stats["newton"] = max(stats["newton"], st["newton"])
             stats["cg"] += st["cg"]
             stats["residual"] = max(stats["residual"], st["residual"])
         return out.reshape(batch, self.n_tiles, self.cols), stats
 
     def _solve_chunk(self, vc: torch.Tensor, tol, max_newton, max_cg):
-        scale = vc.abs().amax(dim=1, keepdim=True).clamp_min(1e-30)
+        scale = vc.abs().amax(dim=0, keepdim=True).clamp_min(1e-30)
         u = vc.clone()
         cg_total = 0
         for it in range(max_newton + 1):
             i, slope = self.cell_current(u)
             F = u + self.wires(i) - vc
-            res = (F.abs().amax(dim=1, keepdim=True) / scale)
+            res = (F.abs().amax(dim=0, keepdim=True) / scale)
             worst = float(res.max())
             if worst <= tol:
                 return i, {"newton": it, "cg": cg_total, "residual": worst}
             if it == max_newton:
                 break
-            d = 1.0 / slope.clamp_min(1e-3 * self.a[:, 0])
+            d = 1.0 / slope.clamp_min(1e-3 * self.a[:, 0:1])
             z, n_cg = self._cg(d, -F, max_cg, rtol=max(min(1e-2, worst), 1e-3 * tol))
             cg_total += n_cg
             u = u + d * z
@@ -206,23 +278,23 @@ class SparseCrossbars:
                                f"steps (worst relative residual {worst:.2e}, tolerance {tol})")
 
     def _cg(self, d: torch.Tensor, b: torch.Tensor, max_iter: int, rtol: float):
-        """Solve ``(diag(d) + R) z = b`` per batch entry by preconditioned CG."""
+        """Solve ``(diag(d) + R) z = b`` per batch entry (columns) by preconditioned CG."""
         minv = 1.0 / (d + self.r_diag)
         z = b * minv                                  # start: the preconditioner's solution
         r = b - (d * z + self.wires(z))
         y = r * minv
         p = y.clone()
-        ry = (r * y).sum(dim=1, keepdim=True)
-        bnorm = b.norm(dim=1, keepdim=True).clamp_min(1e-300)
+        ry = (r * y).sum(dim=0, keepdim=True)
+        bnorm = b.norm(dim=0, keepdim=True).clamp_min(1e-300)
         for k in range(max_iter):
-            if bool((r.norm(dim=1, keepdim=True) <= rtol * bnorm).all()):
+            if bool((r.norm(dim=0, keepdim=True) <= rtol * bnorm).all()):
                 return z, k
-            ap = d * p + self.wires(p)
-            alpha = ry / (p * ap).sum(dim=1, keepdim=True).clamp_min(1e-300)
+            ap = self.wires(p).addcmul_(d, p)
+            alpha = ry / (p * ap).sum(dim=0, keepdim=True).clamp_min(1e-300)
             z = z + alpha * p
             r = r - alpha * ap
             y = r * minv
-            ry_new = (r * y).sum(dim=1, keepdim=True)
+            ry_new = (r * y).sum(dim=0, keepdim=True)
             p = y + (ry_new / ry.clamp_min(1e-300)) * p
             ry = ry_new
         return z, max_iter

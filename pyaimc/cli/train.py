@@ -20,7 +20,8 @@ def _add_train(sub) -> None:
     source.add_argument("--config", metavar="FILE", help="JSON or TOML configuration")
     source.add_argument("--preset", metavar="NAME",
                         help="fp32, 8bit, 4bit, 2bit, ternary or tiny")
-    p.add_argument("--task", choices=["mnist1d", "digits"], help="data set (overrides the config)")
+    p.add_argument("--task", choices=["mnist1d", "digits", "smnist", "recall"],
+                   help="data set (overrides the config)")
     p.add_argument("--noise", metavar="NOISE.json", help="hardware noise model (hardware-aware)")
     p.add_argument("-o", "--out", metavar="RUN_DIR", required=True, help="run directory")
     p.add_argument("--seed", type=int, help="random seed (overrides the config)")

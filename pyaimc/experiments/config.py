@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
-from pyaimc.s4d.config import NORMS, ConfigError, ModelConfig, QuantConfig
+from pyaimc.s4d.config import NORMS, POOLS, ConfigError, ModelConfig, QuantConfig
 from pyaimc.s4d.quant import Precision, check_precision
 from pyaimc.s4d.s4d import DISCRETIZATIONS, INITS
 
@@ -27,7 +27,7 @@ __all__ = ["CONFIG_SCHEMA", "ConfigError", "DataConfig", "ModelConfig", "PruneCo
            "from_dict", "load_config", "noise_digest", "preset", "to_dict", "validate"]
 
 CONFIG_SCHEMA = "pyaimc.train-config/1"
-TASKS = ("mnist1d", "digits")
+TASKS = ("mnist1d", "digits", "smnist", "recall")
 DIGITS_LAYOUTS = ("rows", "pixels")
 
 
@@ -35,9 +35,12 @@ DIGITS_LAYOUTS = ("rows", "pixels")
 class DataConfig:
     """Which data set and how it is split.
 
-    ``seed`` seeds the MNIST-1D generator (42 gives the standard set) and the digits split.
-    ``val_fraction`` holds out that share of the training set as a validation set (for tuning
-    without looking at the test set). ``train_size``/``test_size`` truncate the sets (tests).
+    ``seed`` seeds the MNIST-1D generator (42 gives the standard set), the digits and
+    pixel-MNIST splits and the delayed-recall generator. ``val_fraction`` holds out that share of
+    the training set as a validation set (for tuning without looking at the test set).
+    ``train_size``/``test_size`` truncate the sets (tests). ``length``: sequence length of the
+    long-sequence tasks (``smnist``: a square number up to 784, the image averaged down to
+    ``sqrt(length)`` pixels a side; ``recall``: any length >= 2; default 784 and 1000).
     """
     task: str = "mnist1d"
     seed: int = 42
@@ -45,6 +48,7 @@ class DataConfig:
     val_fraction: float = 0.0
     train_size: Optional[int] = None
     test_size: Optional[int] = None
+    length: Optional[int] = None
 
 
 @dataclass(frozen=True)
@@ -164,6 +168,10 @@ def validate(config: RunConfig) -> RunConfig:
     _float("data.val_fraction", d.val_fraction, 0.0, 0.5)
     _int("data.train_size", d.train_size, 1, optional=True)
     _int("data.test_size", d.test_size, 1, optional=True)
+    _int("data.length", d.length, 2, optional=True)
+    if d.task == "smnist" and d.length is not None and (
+            d.length > 784 or round(d.length ** 0.5) ** 2 != d.length):
+        _fail("data.length", "a square number <= 784 for smnist", d.length)
     _int("model.d_model", m.d_model, 1)
     _int("model.d_state", m.d_state, 2)
     if m.d_state % 2:
@@ -175,6 +183,7 @@ def validate(config: RunConfig) -> RunConfig:
     _float("model.dt_max", m.dt_max, m.dt_min)
     _float("model.dropout", m.dropout, 0.0, 0.9)
     _choice("model.norm", m.norm, NORMS)
+    _choice("model.pool", m.pool, POOLS)
     if not isinstance(m.prenorm, bool):
         _fail("model.prenorm", "true or false", m.prenorm)
     for name in ("a", "b", "c", "dense"):
@@ -219,9 +228,19 @@ def _check_precision(key, value, allow_ternary):
 # ---------------------------------------------------------------------------------------------
 # dictionaries, files, hashes
 
+#: keys added after the first version of the schema, with their defaults: written only when set
+#: otherwise, so that every earlier run keeps its configuration hash and its checkpoints load
+_LATER_KEYS = {("data", "length"): None, ("model", "pool"): "mean"}
+
+
 def to_dict(config: RunConfig) -> dict:
-    """Plain nested dictionary (JSON-ready) of ``config``."""
-    return dataclasses.asdict(config)
+    """Plain nested dictionary (JSON-ready) of ``config`` (later keys at their defaults left
+    out, see ``_LATER_KEYS``)."""
+    d = dataclasses.asdict(config)
+    for (section, key), default in _LATER_KEYS.items():
+        if d[section].get(key, default) == default:
+            d[section].pop(key, None)
+    return d
 
 
 def _merge(cls, base, values: Mapping[str, Any], prefix: str):

@@ -1,4 +1,5 @@
-"""A small sequence classifier around S4D: encoder, S4D blocks, mean pooling, decoder.
+"""A small sequence classifier around S4D: encoder, S4D blocks, mean (or last-step) pooling,
+decoder.
 
 Every dense layer is made by a ``linear_factory(in_features, out_features, name)`` so that the
 layers can be swapped without touching the model: :func:`quant_linear_factory` (the default)
@@ -97,12 +98,13 @@ class S4DClassifier(nn.Module):
         self.blocks = nn.ModuleList(S4DBlock(model, quant, linear_factory, f"blocks.{i}")
                                     for i in range(model.n_layers))
         self.decoder = linear_factory(model.d_model, n_classes, "decoder")
+        self.pool = getattr(model, "pool", "mean")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.encoder(x)
         for block in self.blocks:
             x = block(x)
-        return self.decoder(x.mean(dim=1))
+        return self.decoder(x[:, -1] if self.pool == "last" else x.mean(dim=1))
 
 
 def build_model(config, d_input: int, n_classes: int, seed: int | None = None,

@@ -14,6 +14,7 @@ from pyaimc.errors import InputError
 from pyaimc.s4d.quant import Precision
 
 NORMS = ("layer", "batch")
+POOLS = ("mean", "last")
 
 
 class ConfigError(InputError):
@@ -26,6 +27,9 @@ class ModelConfig:
 
     The step sizes ``dt`` start log-uniform in ``[dt_min, dt_max]``. The defaults suit short
     sequences (tens of steps): time constants ``1 / (dt |Re a|)`` from 2 to 200 steps.
+    ``pool``: the decoder reads the mean of the last block's outputs over time (``"mean"``) or
+    its output at the last step (``"last"``: whatever the answer needs must be carried in the
+    recurrent state to the end, as in delayed recall).
     """
     d_model: int = 64
     d_state: int = 64
@@ -37,6 +41,7 @@ class ModelConfig:
     dropout: float = 0.1
     norm: str = "layer"
     prenorm: bool = False
+    pool: str = "mean"
 
 
 @dataclass(frozen=True)

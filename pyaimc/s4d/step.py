@@ -207,4 +207,5 @@ class RecurrentClassifier:
         for k in range(inputs.shape[1]):
             h, states = self.step(inputs[:, k], states)
             total = total + h  # running sum: the mean pool needs no stored sequence
-        return self._dense("decoder", self.model.decoder, total / inputs.shape[1])
+        pooled = h if getattr(self.model, "pool", "mean") == "last" else total / inputs.shape[1]
+        return self._dense("decoder", self.model.decoder, pooled)
