@@ -227,3 +227,28 @@ def test_deploy_cli_circuit_engine(tmp_path, capsys):
     assert hw["circuit"][0]["residual_max"] < 1e-9
     assert main(["deploy", str(run), "--noise", str(path), "--engine", "circuit", "--mapping",
                  "per-matrix", "--quiet"]) == 2
+
+
+def test_cost_counts_follow_the_layout():
+    from pyaimc.analog.cost import CostTable, product_cost
+    from pyaimc.s4d.packed import inference_cost
+
+    model = _model()
+    nm = NoiseModel.ideal(rows=16, cols=16)
+    backend = PackedBackend(nm, AnalogConfig.ideal(), dtype=torch.float64)
+    RecurrentClassifier(model, backend)
+    lay = backend.layouts["blocks.0.ssm.AB"]
+    c = CostTable()
+    cost = product_cost(lay, 10, 1e-3, c)
+    H, N = 6, 8
+    assert cost["dac_conversions"] == 10 * (H * N + lay.n_tiles * 0 + sum(
+        int((lay.row_input[t] >= H * N).sum() - (lay.row_input[t] == lay.n_in).sum())
+        for t in range(lay.n_tiles)))
+    assert cost["adc_conversions"] == 10 * H * N           # one conversion per state element
+    assert cost["energy_crossbar"] == pytest.approx(10 * 1e-3 * c.t_read)
+    total = inference_cost(backend, 12)
+    assert total["analog"]["tiles"] == sum(x.n_tiles for x in backend.layouts.values())
+    # the digital baseline runs one multiply-add per weight and step (decoder once)
+    macs = sum((1 if n == "decoder" else 12) * int(x.used.sum())
+               for n, x in backend.layouts.items())
+    assert total["digital_int8"]["macs"] == macs

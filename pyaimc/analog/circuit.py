@@ -57,6 +57,8 @@ class CircuitCurrents:
         self._cache: dict[int, tuple] = {}
         self.stats = {"calls": 0, "vectors": 0, "seconds": 0.0, "newton_max": 0,
                       "residual_max": 0.0}
+        #: per product: [summed crossbar power of its reads (W), reads] (batched solver)
+        self.power: dict[str, list] = {}
 
     def coefficients(self, g: torch.Tensor) -> torch.Tensor:
         """Cell I-V coefficients ``(n, K)`` for conductances ``g`` (S)."""
@@ -92,6 +94,9 @@ class CircuitCurrents:
             i, st = sc.solve(both, tol=self.tol)
             self.stats["newton_max"] = max(self.stats["newton_max"], st["newton"])
             self.stats["residual_max"] = max(self.stats["residual_max"], st["residual"])
+            acc = self.power.setdefault(lay.name, [0.0, 0])
+            acc[0] += st["power"]
+            acc[1] += batch
             i = i.reshape(batch, 2, lay.n_tiles, lay.cols)
         else:
             i = torch.from_numpy(self._engine_currents(tiles, v)).reshape(

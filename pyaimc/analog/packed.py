@@ -102,6 +102,9 @@ class PackedTiles:
             self.mapped.append(w)
             self.scales.append(core.scales(w))                              # (nb, o)
         self.g_tiles = None
+        #: when set to ``[0.0, 0]``, every read adds its crossbar power (W, ``sum g v**2`` over
+        #: the used cells of both arrays, no wire loss) and the count of vectors
+        self.power = None
 
     @property
     def static(self) -> bool:
@@ -240,6 +243,11 @@ class PackedTiles:
         n_tiles, cols)`` (``I+ - I-``) for the row voltages instead of the transfer model.
         """
         v, scale = self.voltages(x)
+        if self.power is not None:
+            for k in range(len(self.layout.groups)):
+                vin = self.block_inputs(v, k)
+                self.power[0] += float(block_product(vin * vin, self._g_sum[k]).sum())
+            self.power[1] += x.shape[0]
         if currents_from is None:
             i = self.currents(v)
         else:

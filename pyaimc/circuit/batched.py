@@ -238,12 +238,14 @@ class SparseCrossbars:
         """Column read-out currents ``(batch, n_tiles, cols)`` (A, positive into the read-out)
         for row voltages ``v`` ``(batch, n_tiles, rows)`` (V).
 
-        Returns the currents and statistics (Newton steps, CG iterations, worst residual).
+        Returns the currents and statistics (Newton steps, CG iterations, worst residual, and
+        ``power``: the power the drivers deliver, ``sum v_row I_row`` in W, summed over the
+        batch).
         Raises :class:`~pyaimc.circuit.errors.ConvergenceError` when Newton does not converge.
         """
         batch = v.shape[0]
         out = torch.zeros(batch, self.n_tiles * self.cols, dtype=self.dtype, device=self.device)
-        stats = {"newton": 0, "cg": 0, "residual": 0.0}
+        stats = {"newton": 0, "cg": 0, "residual": 0.0, "power": 0.0}
         if self.n == 0 or batch == 0:
             return out.reshape(batch, self.n_tiles, self.cols), stats
         v = v.to(self.dtype).reshape(batch, -1)
@@ -252,6 +254,7 @@ class SparseCrossbars:
             vc = v[s:s + step].t().index_select(0, self.v_index)     # (n_cells, b)
             i, st = self._solve_chunk(vc.contiguous(), tol, max_newton, max_cg)
             out[s:s + step].index_add_(1, self.out_index, i.t())
+            stats["power"] += float((vc * i).sum())    # sum_rows v_row I_row, W, summed
             stats["newton"] = max(stats["newton"], st["newton"])
             stats["cg"] += st["cg"]
             stats["residual"] = max(stats["residual"], st["residual"])

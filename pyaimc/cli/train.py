@@ -142,6 +142,13 @@ def _run_deploy(args) -> int:
         u = hw["utilisation"]
         print(f"  packed layout: {u['tiles']} tiles, {100 * u['utilisation']:.1f} % of their "
               f"cells in use")
+    if "cost" in hw:
+        a, d = hw["cost"]["analog"], hw["cost"]["digital_int8"]
+        print(f"  per inference: {a['energy'] * 1e9:.1f} nJ (ADC {a['energy_adc'] * 1e9:.1f}, "
+              f"DAC {a['energy_dac'] * 1e9:.1f}, crossbar {a['energy_crossbar'] * 1e9:.2f}, "
+              f"digital {a['energy_digital'] * 1e9:.1f}), {a['latency'] * 1e6:.1f} us, "
+              f"{a['area'] * 1e6:.3f} mm^2; digital 8-bit baseline {d['energy'] * 1e9:.1f} nJ, "
+              f"{d['latency'] * 1e6:.1f} us (constants: pyaimc.analog.cost.COSTS)")
     beh = doc.get("hardware_behavioral")
     if beh is not None:
         print(f"  behavioral engine on the same chips: {beh['accuracy_mean']:.4f} +- "

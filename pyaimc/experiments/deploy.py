@@ -93,7 +93,9 @@ def deployed_accuracy(model, x: torch.Tensor, y: torch.Tensor, noise_model: Nois
         ``accuracy_mean``, ``accuracy_std`` (sample standard deviation over draws, 0 for one),
         ``accuracies``, ``losses``, ``draws``, ``seed``, ``analog`` (the config), ``seconds``,
         ``mapping``, ``engine``, ``conversion``; packed: ``utilisation``, ``calibration``
-        (ranges), circuit: ``circuit`` (solver statistics).
+        (ranges), ``cost`` (energy, latency, area per inference and a digital baseline,
+        :func:`~pyaimc.s4d.packed.inference_cost`, with the first chip's crossbar power),
+        circuit: ``circuit`` (solver statistics).
     """
     from tqdm import tqdm
 
@@ -115,6 +117,7 @@ def deployed_accuracy(model, x: torch.Tensor, y: torch.Tensor, noise_model: Nois
     for child in tqdm(np.random.SeedSequence(seed).spawn(draws), disable=not progress,
                       desc="deploy", unit="draw"):
         rng = np.random.default_rng(child)
+        currents = None
         if mapping == "per-matrix":
             backend = AnalogBackend(noise_model, config, rng)
         else:
@@ -123,7 +126,25 @@ def deployed_accuracy(model, x: torch.Tensor, y: torch.Tensor, noise_model: Nois
 
             currents = CircuitCurrents(noise_model, solver) if engine == "circuit" else None
             backend = PackedBackend(noise_model, config, rng, calibration, currents)
-        result = evaluate(RecurrentClassifier(model, backend), x, y, batch_size)
+        run = RecurrentClassifier(model, backend)
+        track = mapping == "packed" and not accs       # crossbar power of the first chip
+        if track and currents is None:
+            for tiles in backend.products.values():
+                tiles.power = [0.0, 0]
+        result = evaluate(run, x, y, batch_size)
+        if track:
+            from pyaimc.s4d.packed import inference_cost
+
+            acc_power = (currents.power if currents is not None else
+                         {n: t.power for n, t in backend.products.items()})
+            power = {n: s / max(1, c) for n, (s, c) in acc_power.items()}
+            extra["cost"] = inference_cost(backend, x.shape[1], power)
+            extra["cost"]["crossbar_energy_from"] = (
+                "solved currents (circuit engine)" if currents is not None else
+                "sum g v**2 of the programmed cells (behavioral, no wire loss)")
+            if currents is None:
+                for tiles in backend.products.values():
+                    tiles.power = None
         accs.append(result["accuracy"])
         losses.append(result["loss"])
         if mapping == "packed":

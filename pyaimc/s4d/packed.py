@@ -27,6 +27,8 @@ current seen with those DAC ranges. Per-vector scaling stays available (``calibr
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 
@@ -36,7 +38,7 @@ from pyaimc.analog.mapping import (Block, ProductLayout, dense_blocks, group_blo
 from pyaimc.analog.packed import PackedTiles
 from pyaimc.s4d.step import DigitalBackend, MatvecBackend, RecurrentClassifier, export_tiles
 
-__all__ = ["PackedBackend", "calibrate", "ssm_state_blocks", "step_layouts"]
+__all__ = ["PackedBackend", "calibrate", "inference_cost", "ssm_state_blocks", "step_layouts"]
 
 
 def ssm_state_blocks(A: torch.Tensor, B: torch.Tensor) -> list[Block]:
@@ -267,3 +269,43 @@ class PackedBackend(MatvecBackend):
         """Tiles and cells in use per product and in total (per array of a pair)."""
         return {"products": {n: lay.utilisation() for n, lay in self.layouts.items()},
                 **total_utilisation(list(self.layouts.values()))}
+
+
+def inference_cost(backend: PackedBackend, length: int, power: dict | None = None,
+                   costs=None) -> dict:
+    """Energy, latency and area of one inference (a sequence of ``length`` steps) on the
+    packed layout of ``backend``, beside a digital baseline (:mod:`pyaimc.analog.cost`).
+
+    Reads per inference: every product once per step, the decoder once. ``power`` (name ->
+    mean crossbar power per read, W; e.g. from the circuit engine's solved currents) adds the
+    crossbar energy. Digital periphery (the same on both sides): two operations per converted
+    output (scale, partial sum) on the chip, and per block and step about ``20 H`` operations
+    (``D u``, biases, GELU, GLU gate, residual, layer norm, pooling). The digital baseline
+    runs every weight as one 8-bit multiply-add, each weight read from SRAM once per use.
+    """
+    from pyaimc.analog.cost import CostTable, digital_cost, product_cost
+
+    c = costs or CostTable()
+    parts, macs = {}, 0.0
+    for name, lay in backend.layouts.items():
+        reads = 1 if name == "decoder" else length
+        parts[name] = product_cost(lay, reads, None if power is None else power.get(name), c)
+        macs += reads * int(lay.used.sum())
+    H = next(t for n, t in backend.shapes.items() if n.endswith(".ssm.B"))[0]
+    n_blocks = sum(1 for n in backend.layouts if n.endswith(".AB"))
+    periphery_ops = length * n_blocks * 20 * H
+    chip_ops = periphery_ops + 2 * sum(p["adc_conversions"] for p in parts.values())
+    analog = {k: sum(p[k] for p in parts.values())
+              for k in ("energy_dac", "energy_adc", "energy_crossbar", "dac_conversions",
+                        "adc_conversions", "area", "tiles")}
+    analog["energy_digital"] = chip_ops * c.e_digital_op
+    analog["energy"] = (analog["energy_dac"] + analog["energy_adc"] + analog["energy_crossbar"]
+                        + analog["energy_digital"])
+    # products of one step run one after another (each needs the previous one's output)
+    analog["latency"] = sum(p["latency"] for p in parts.values())
+    digital = digital_cost(macs, macs, True, c)
+    digital["energy_digital"] = periphery_ops * c.e_digital_op
+    digital["energy"] += digital["energy_digital"]
+    return {"length": length, "analog": analog, "digital_int8": digital, "products": parts,
+            "crossbar_energy_from": None if power is None else "power per read given",
+            "constants": dataclasses.asdict(c)}
