@@ -10,10 +10,18 @@ off, the bare mapping (tiles, pairs, scales), and the time to draw the normal ra
 hardware step needs, alone (the floor torch's CPU generator sets).
 
 Usage: python benchmarks/bench_analog_linear.py [--noise NOISE.json] [--sizes 256 1024]
-       [--batch 64] [--repeats 30] [--threads 1] [--r-wire OHMS]
+       [--batch 64] [--repeats 30] [--threads 1] [--r-wire OHMS] [--compare] [--device cuda]
 
 Without ``--noise`` a noise model is exported from calibration_data/models/example.json (64 x 64
 tiles, a few seconds); ``--r-wire`` adds the first-order IR-drop transfer document to it.
+
+``--compare`` prints the summary the issue's speed target is stated in: the full hardware
+configuration's ratio to ``nn.Linear`` at each size without and with the 1 ohm IR-drop model,
+beside aihwkit's ``AnalogLinear`` with an ``InferenceRPUConfig`` (and its torch-only variant,
+``TorchInferenceRPUConfig``) and aihwkit-lightning's ``AnalogLinear`` when those packages are
+importable (they are not pyaimc dependencies: install them in a separate environment and run
+this script there with pyaimc on the path), all timed in the same process, taking turns.
+``--device cuda`` runs everything on the GPU (timed with synchronisation).
 """
 
 from __future__ import annotations
@@ -47,6 +55,11 @@ class RandomNormals(torch.nn.Module):
         return torch.randn(self.n, generator=self.gen).sum() * 0 + self.anchor
 
 
+def _sync(x):
+    if x.is_cuda:
+        torch.cuda.synchronize()
+
+
 def step_times(layers: list, x: torch.Tensor, repeats: int) -> list[float]:
     """Median seconds of one forward + backward of each layer.
 
@@ -56,6 +69,7 @@ def step_times(layers: list, x: torch.Tensor, repeats: int) -> list[float]:
     def step(layer):
         layer.zero_grad(set_to_none=True)
         layer(x).sum().backward()
+        _sync(x)
 
     for layer in layers:
         for _ in range(3):
@@ -77,8 +91,14 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=30)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--r-wire", type=float, help="add a first-order IR-drop transfer (ohm)")
+    p.add_argument("--compare", action="store_true",
+                   help="summary: hardware config without and with 1 ohm IR drop, beside "
+                        "aihwkit / aihwkit-lightning when importable")
+    p.add_argument("--device", default="cpu")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.compare:
+        return compare(args)
     if args.noise:
         nm = NoiseModel.load(args.noise)
     else:
@@ -124,6 +144,65 @@ def main(argv=None) -> int:
               + " ".join(f"{t / t_d:15.2f}" for t in times[1:-1]) + f" {times[-1] / t_d:14.2f}")
         print(f"{'':>11} {'ms:':>13} " + " ".join(f"{t * 1e3:15.3f}" for t in times[1:-1])
               + f" {times[-1] * 1e3:14.3f}")
+    return 0
+
+
+def _with_wires(nm, r_wire: float):
+    return dataclasses.replace(
+        nm, tile=dataclasses.replace(nm.tile, r_wire=r_wire),
+        transfer=TransferModel.first_order(nm.tile.rows, nm.tile.cols, r_wire, nm.dac.v_max,
+                                           nm.window.g_min, nm.window.g_max))
+
+
+def _aihwkit_layers(n: int, device) -> dict:
+    """aihwkit's and aihwkit-lightning's inference layers, where importable."""
+    out = {}
+    try:
+        from aihwkit.nn import AnalogLinear as AihwLinear
+        from aihwkit.simulator.configs import InferenceRPUConfig, TorchInferenceRPUConfig
+
+        out["aihwkit"] = AihwLinear(n, n, rpu_config=InferenceRPUConfig()).to(device)
+        out["aihwkit torch"] = AihwLinear(n, n, rpu_config=TorchInferenceRPUConfig()).to(device)
+    except Exception as err:  # noqa: BLE001 - any import or build problem: not measured
+        print(f"  aihwkit not measured: {type(err).__name__}: {err}")
+    try:
+        from aihwkit_lightning.nn import AnalogLinear as LightLinear
+        from aihwkit_lightning.simulator.configs import TorchInferenceRPUConfig as LightConfig
+
+        out["aihwkit-lightning"] = LightLinear(n, n, rpu_config=LightConfig()).to(device)
+    except Exception as err:  # noqa: BLE001
+        print(f"  aihwkit-lightning not measured: {type(err).__name__}: {err}")
+    return out
+
+
+def compare(args) -> int:
+    from pyaimc.device import DeviceModel
+
+    device = torch.device(args.device)
+    dm = DeviceModel.load(ROOT / "calibration_data/models/example.json")
+    nm = NoiseModel.load(args.noise) if args.noise else export_noise_model(
+        dm, np.random.default_rng(0), n_devices=500, n_repeats=4)
+    wired = _with_wires(nm, 1.0)
+    print(f"torch {torch.__version__}, device {device}, {args.threads} thread(s), batch "
+          f"{args.batch}; ratio = forward + backward time / nn.Linear's (training mode, same "
+          "process, layers taking turns)")
+    print(f"{'size':>6} {'nn.Linear ms':>13} {'pyaimc':>8} {'pyaimc IR':>10} {'others':>8}")
+    gen = torch.Generator().manual_seed(0)
+    for n in args.sizes:
+        x = torch.randn(args.batch, n, generator=gen).to(device)
+        torch.manual_seed(0)
+        layers = {"nn.Linear": torch.nn.Linear(n, n).to(device),
+                  "pyaimc": AnalogLinear(n, n, noise_model=nm, seed=0).to(device),
+                  "pyaimc IR": AnalogLinear(n, n, noise_model=wired, seed=0).to(device)}
+        layers.update(_aihwkit_layers(n, device))
+        for layer in layers.values():
+            layer.train()
+        times = dict(zip(layers, step_times(list(layers.values()), x, args.repeats)))
+        t0 = times["nn.Linear"]
+        others = "  ".join(f"{k} {t / t0:.2f}" for k, t in times.items()
+                           if k not in ("nn.Linear", "pyaimc", "pyaimc IR"))
+        print(f"{n:>6} {t0 * 1e3:13.3f} {times['pyaimc'] / t0:8.2f} "
+              f"{times['pyaimc IR'] / t0:10.2f}  {others}")
     return 0
 
 

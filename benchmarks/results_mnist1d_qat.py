@@ -28,6 +28,17 @@ What it does (every step is resumable: a finished run directory is read, not ret
 
 Run it with one torch thread on a shared machine (``--threads``, default 1): two threads were
 up to 19 times slower on the 2-core machine while other jobs ran.
+
+Every row carries ``"mapping"`` and ``"engine"``: the rows above are ``"per-matrix"`` /
+``"behavioral"`` (one matrix of a group per tile, inputs scaled per vector, the transfer model).
+``--chip-rows fp32 ternary`` adds, for those precisions' software and hardware-aware models,
+rows deployed as a chip maps them (``"packed"``: blocks packed onto 64 x 64 tiles, ``A x + B u``
+on one read-out, static DAC/ADC ranges calibrated on 200 training sequences) with the
+behavioral engine (``--draws`` chips) and with the circuit engine (one chip, the first
+``--circuit-test`` test sequences). ``--add-to results/mnist1d_qat.json`` keeps an existing
+file's rows, pruning and ablation as they are and adds these (for when the full regeneration
+does not fit the time at hand: the run directories of the chip rows are trained or read, and
+their per-matrix deployment is recomputed as a check of the kept rows).
 """
 
 from __future__ import annotations
@@ -179,8 +190,27 @@ def pruned(cfg: RunConfig, init_from: Path, fraction: float, args) -> RunConfig:
         finetune_lr=args.prune_lr))
 
 
-def row(weights: str, hw_aware: bool, metrics: dict, deployed: dict, run_dir: Path) -> dict:
-    return {"weights": weights, "hw_aware": hw_aware,
+def chip_deploy(run_dir: Path, noise: Path, engine: str, draws: int, n_test: int,
+                seed: int = 0) -> dict:
+    """Deployed accuracy on packed tiles with static calibration (cached in the run dir)."""
+    cache = run_dir / f"deploy_{noise_digest(noise)}_packed_{engine}_{draws}_{n_test}_{seed}.json"
+    if cache.exists():
+        return json.loads(cache.read_text())
+    config, model = load_run(run_dir, software=True)
+    data = load_data(config.data)
+    result = deployed_accuracy(model, data.x_test[:n_test], data.y_test[:n_test],
+                               NoiseModel.load(noise), draws, seed, mapping="packed",
+                               engine=engine, x_calibration=data.x_train[:200])
+    write_json(cache, result)
+    log(f"deployed {run_dir.name} packed/{engine} on {noise.name}: "
+        f"{result['accuracy_mean']:.4f} +- {result['accuracy_std']:.4f} "
+        f"({result['seconds']:.0f} s, {n_test} sequences)")
+    return result
+
+
+def row(weights: str, hw_aware: bool, metrics: dict, deployed: dict, run_dir: Path,
+        mapping: str = "per-matrix", engine: str = "behavioral") -> dict:
+    return {"weights": weights, "hw_aware": hw_aware, "mapping": mapping, "engine": engine,
             "software_acc": metrics["software"]["test_accuracy"],
             "deployed_acc_mean": deployed["accuracy_mean"],
             "deployed_acc_std": deployed["accuracy_std"],
@@ -216,13 +246,17 @@ def markdown(doc: dict) -> str:
         f" {pct(hw.get('ideal_product_heldout_rel_rms_error') or 0)} %), DAC {hw['dac_bits']} "
         f"bit, ADC {hw['adc_bits']} bit, read noise at {hw['read_noise_bandwidth_hz']:.0e} Hz.",
         "",
-        "| weights | hardware-aware | epochs | software | deployed | model size (kbit) |",
-        "|---|---|---:|---:|---:|---:|",
+        "| weights | hardware-aware | mapping | engine | epochs | software | deployed | "
+        "model size (kbit) |",
+        "|---|---|---|---|---:|---:|---:|---:|",
     ]
     for r in doc["rows"]:
-        lines.append(f"| {r['weights']} | {'yes' if r['hw_aware'] else 'no'} | {r['epochs']} | "
-                     f"{pct(r['software_acc'])} | {pct(r['deployed_acc_mean'])} +- "
-                     f"{pct(r['deployed_acc_std'])} | {r['model_bits'] / 1e3:.1f} |")
+        note = (f" ({len(r['deployed_accs'])} chip, {r['test_sequences']} seq.)"
+                if r.get("test_sequences") not in (None, doc["test_sequences"]) else "")
+        lines.append(f"| {r['weights']} | {'yes' if r['hw_aware'] else 'no'} | "
+                     f"{r.get('mapping', 'per-matrix')} | {r.get('engine', 'behavioral')} | "
+                     f"{r['epochs']} | {pct(r['software_acc'])} | {pct(r['deployed_acc_mean'])} "
+                     f"+- {pct(r['deployed_acc_std'])}{note} | {r['model_bits'] / 1e3:.1f} |")
     lines += ["", "Hardware-aware runs start from the software run's weights and train the "
               "epochs listed on top (their software column: the same weights without the "
               "hardware, which they have learned to compensate).", "",
@@ -249,7 +283,7 @@ def plots(doc: dict, out: Path, stem: str) -> list[str]:
     import matplotlib.pyplot as plt
 
     written = []
-    rows = doc["rows"]
+    rows = [r for r in doc["rows"] if r.get("mapping", "per-matrix") == "per-matrix"]
     fig, ax = plt.subplots(figsize=(8, 4.8))
     width = 0.2
     kinds = [(False, "software_acc", "trained without noise, software"),
@@ -300,7 +334,7 @@ def plots(doc: dict, out: Path, stem: str) -> list[str]:
         for r in pts:
             ax.annotate(r["weights"], (r["model_bits"], 100 * r["deployed_acc_mean"]),
                         fontsize=7, xytext=(3, 3), textcoords="offset points")
-    pr = doc["pruning"]
+    pr = [r for r in doc["pruning"] if r.get("mapping", "per-matrix") == "per-matrix"]
     ax.semilogx([r["model_bits"] for r in pr], [100 * r["deployed_acc_mean"] for r in pr], "x",
                 label="pruned")
     ax.set_xlabel("model size (bits)")
@@ -314,6 +348,73 @@ def plots(doc: dict, out: Path, stem: str) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------
+# chip rows: packed mapping, static calibration, behavioral and circuit engines
+
+def chip_rows(args, noise: Path, configs: dict, soft_dirs: dict, hw_dirs: dict) -> list[dict]:
+    rows = []
+    for name in args.chip_rows:
+        for hw in (False, True):
+            rdir = hw_dirs[name] if hw else soft_dirs[name]
+            metrics = read_json(rdir / "metrics.json", "pyaimc.run/1")
+            for engine, draws, n_test in (("behavioral", args.draws, 1000),
+                                          ("circuit", 1, args.circuit_test)):
+                if args.quick:
+                    n_test = min(n_test, 64)
+                res = chip_deploy(rdir, noise, engine, draws, n_test)
+                r = row(name, hw, metrics, res, rdir, "packed", engine)
+                r.update(test_sequences=n_test, seconds=res["seconds"],
+                         utilisation=res["utilisation"]["utilisation"],
+                         tiles=res["utilisation"]["tiles"],
+                         energy_per_inference_j=res["cost"]["analog"]["energy"],
+                         digital_int8_energy_j=res["cost"]["digital_int8"]["energy"],
+                         latency_s=res["cost"]["analog"]["latency"],
+                         area_m2=res["cost"]["analog"]["area"])
+                if engine == "circuit":
+                    r["circuit"] = res["circuit"][0]
+                rows.append(r)
+    return rows
+
+
+def add_chip_rows(args, work: Path, out: Path, noise: Path, started: float) -> None:
+    """``--add-to``: the kept file plus chip rows for ``--chip-rows`` (module docstring)."""
+    doc = read_json(Path(args.add_to), RESULTS_SCHEMA)
+    kept = [dict(r, mapping=r.get("mapping", "per-matrix"), engine=r.get("engine", "behavioral"))
+            for r in doc["rows"] if r.get("mapping", "per-matrix") == "per-matrix"]
+    configs, soft_dirs, hw_dirs, checks = {}, {}, {}, []
+    for name in args.chip_rows:
+        cfg = software_config(name, args)
+        soft_dirs[name] = run_directory(work, name, cfg)
+        run(cfg, soft_dirs[name], args.draws)
+        hw_cfg = hardware_config(cfg, noise, soft_dirs[name], args)
+        hw_dirs[name] = run_directory(work, f"{name}_hw", hw_cfg)
+        metrics = run(hw_cfg, hw_dirs[name], args.draws)
+        # the kept rows, recomputed for these models: they must agree
+        for hw, rdir, dep in ((False, soft_dirs[name], None),
+                              (True, hw_dirs[name], metrics["hardware"])):
+            dep = dep or deploy(rdir, noise, args.draws)
+            old = next(r for r in kept if r["weights"] == name and r["hw_aware"] == hw)
+            checks.append({"weights": name, "hw_aware": hw, "kept": old["deployed_acc_mean"],
+                           "recomputed": dep["accuracy_mean"], "run": rdir.name})
+    new = chip_rows(args, noise, configs, soft_dirs, hw_dirs)
+    command = "python benchmarks/results_mnist1d_qat.py " + " ".join(
+        shlex.quote(a) for a in sys.argv[1:])
+    doc["rows"] = kept + new
+    doc["commands"] = [doc["command"], command.strip()]
+    doc["command"] = command.strip()
+    doc["kept_rows_check"] = checks
+    doc["chip_rows_note"] = (
+        "rows with mapping 'per-matrix' are the file's earlier rows, kept; rows with mapping "
+        "'packed' were added by the command, which trained or read the run directories of "
+        "their models and recomputed their per-matrix deployment (kept_rows_check)")
+    doc["seconds"] = time.perf_counter() - started
+    doc["provenance"] = provenance(source=str(args.device), seed=0, command=command.strip())
+    stem = "mnist1d_qat_quick" if args.quick else "mnist1d_qat"
+    doc["plots"] = plots(doc, out, stem)
+    write_json(out / f"{stem}.json", doc)
+    atomic_write_text(out / f"{stem}.md", markdown(doc))
+    log(f"wrote {out / stem}.json, .md ({doc['seconds'] / 60:.1f} min)")
+    print(markdown(doc))
+
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -334,6 +435,12 @@ def main() -> None:
     p.add_argument("--out", default="results", help="where the results files go")
     p.add_argument("--quick", action="store_true",
                    help="a smoke test: 256 training, 64 test sequences (not the results)")
+    p.add_argument("--chip-rows", nargs="*", default=[], metavar="PRECISION",
+                   help="add packed-mapping rows (behavioral and circuit engine) for these")
+    p.add_argument("--circuit-test", type=int, default=1000,
+                   help="test sequences of the circuit-engine rows (default all 1000)")
+    p.add_argument("--add-to", metavar="RESULTS.json",
+                   help="keep this file's rows, pruning and ablation; add the chip rows")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
@@ -342,6 +449,8 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     noise, plain = make_noise_models(work, Path(args.device), args.tile, args.r_wire)
 
+    if args.add_to:
+        return add_chip_rows(args, work, out, noise, started)
     rows, soft_dirs, hw_dirs, configs = [], {}, {}, {}
     for name in PRECISIONS:
         cfg = software_config(name, args)
@@ -355,6 +464,7 @@ def main() -> None:
         metrics = run(hw_cfg, hw_dirs[name], args.draws)
         rows.append(row(name, True, metrics, metrics["hardware"], hw_dirs[name]))
 
+    rows += chip_rows(args, noise, configs, soft_dirs, hw_dirs)
     pruning = []
     for name, hw in (("fp32", False), ("ternary", True)):
         base = configs[name][1] if hw else configs[name][0]
