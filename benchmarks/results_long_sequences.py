@@ -144,9 +144,9 @@ def state_error(run_dir: Path, noise: Path, mapping: str, n_seq: int, points: in
         _, s_ref = ref.step(x[:, k], s_ref)
         _, s_hw = hw.step(x[:, k], s_hw)
         if k + 1 in keep:
-            d = (s_hw[0] - s_ref[0]).pow(2).mean().sqrt() / s_ref[0].pow(2).mean().sqrt()
+            d = float((s_hw[0] - s_ref[0]).pow(2).mean().sqrt() / s_ref[0].pow(2).mean().sqrt())
             steps.append(k + 1)
-            errors.append(float(d))
+            errors.append(d if np.isfinite(d) else None)    # None: the state overflowed
     out = {"steps": steps, "rel_rms_error": errors, "sequences": n_seq, "mapping": mapping}
     write_json(cache, out)
     return out
@@ -177,7 +177,9 @@ def markdown(doc: dict) -> str:
         cells = []
         for s in (1, 10, 100, 1000, 4000):
             near = [err for st, err in zip(e["steps"], e["rel_rms_error"]) if st <= s]
-            cells.append(f"{near[-1]:.3g}" if near and s <= e["steps"][-1] else "")
+            value = "" if not near or s > e["steps"][-1] else (
+                "overflow" if near[-1] is None else f"{near[-1]:.3g}")
+            cells.append(value)
         lines.append(f"| {e['task']} L={e['sequence_length']} {e['weights']} | "
                      f"{e['mapping']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -191,7 +193,7 @@ def plot(doc: dict, out: Path) -> str:
 
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     for e in doc["state_error"]:
-        ax.loglog(e["steps"], e["rel_rms_error"], "o-" if e["mapping"] == "packed" else "s--",
+        ax.loglog(e["steps"], [np.nan if v is None else v for v in e["rel_rms_error"]], "o-" if e["mapping"] == "packed" else "s--",
                   ms=3, label=f"{e['task']} L={e['sequence_length']} {e['weights']}, "
                               f"{e['mapping']}")
     ax.set_xlabel("step")

@@ -146,7 +146,8 @@ def deployed_accuracy(model, x: torch.Tensor, y: torch.Tensor, noise_model: Nois
                 for tiles in backend.products.values():
                     tiles.power = None
         accs.append(result["accuracy"])
-        losses.append(result["loss"])
+        # a state that blew up gives infinite logits: no loss to report (JSON has no NaN)
+        losses.append(result["loss"] if np.isfinite(result["loss"]) else None)
         if mapping == "packed":
             extra["utilisation"] = backend.utilisation()
             if engine == "circuit":
