@@ -152,6 +152,33 @@ def state_error(run_dir: Path, noise: Path, mapping: str, n_seq: int, points: in
     return out
 
 
+#: which non-ideality breaks the recall: each alone (the rest ideal), both mappings
+ABLATION = ("ideal", "dac_adc", "programming_noise", "transfer", "read_noise")
+
+
+def ablation(run_dir: Path, noise: Path, n_test: int, seed: int = 0) -> list[dict]:
+    """Deployed accuracy with one non-ideality at a time (cached)."""
+    cache = run_dir / f"ablation_{noise_digest(noise)}_{n_test}.json"
+    if cache.exists():
+        return json.loads(cache.read_text())["rows"]
+    config, model = load_run(run_dir, software=True)
+    data = load_data(config.data)
+    nm = NoiseModel.load(noise)
+    ideal = AnalogConfig.ideal()
+    rows = []
+    for label in ABLATION:
+        cfg = ideal if label == "ideal" else dataclasses.replace(
+            ideal, **({"dac": True, "adc": True} if label == "dac_adc" else {label: True}))
+        for mapping in ("per-matrix", "packed"):
+            res = deployed_accuracy(model, data.x_test[:n_test], data.y_test[:n_test], nm, 1,
+                                    seed, cfg, mapping=mapping,
+                                    x_calibration=data.x_train[:200])
+            rows.append({"only": label, "mapping": mapping,
+                         "deployed_acc": res["accuracy_mean"]})
+    write_json(cache, {"rows": rows})
+    return rows
+
+
 def pct(x: float) -> str:
     return f"{100 * x:.1f}"
 
@@ -182,6 +209,13 @@ def markdown(doc: dict) -> str:
             cells.append(value)
         lines.append(f"| {e['task']} L={e['sequence_length']} {e['weights']} | "
                      f"{e['mapping']} | " + " | ".join(cells) + " |")
+    for a in doc.get("ablation", []):
+        lines += ["", f"## {a['task']} L={a['sequence_length']} {a['weights']}: one "
+                  f"non-ideality at a time ({a['test_sequences']} test sequences, one chip)", "",
+                  "| only | per-matrix | packed |", "|---|---:|---:|"]
+        for label in ABLATION:
+            acc = {r["mapping"]: r["deployed_acc"] for r in a["rows"] if r["only"] == label}
+            lines.append(f"| {label} | {pct(acc['per-matrix'])} | {pct(acc['packed'])} |")
     return "\n".join(lines) + "\n"
 
 
@@ -234,7 +268,7 @@ def main() -> None:
         noise, _ = make_noise_models(work, ROOT / "calibration_data/models/example.json",
                                      "64x64", 1.0)
     nm = NoiseModel.load(noise)
-    rows, errors = [], []
+    rows, errors, ablations = [], [], []
     for task, length, weights, overrides, epochs in TASKS:
         if args.only and task not in args.only:
             continue
@@ -269,6 +303,10 @@ def main() -> None:
                              **({"utilisation": res["utilisation"]["utilisation"],
                                  "tiles": res["utilisation"]["tiles"]}
                                 if "utilisation" in res else {})})
+            if not hw and task == "recall" and weights == "fp32" and length <= 1000:
+                ablations.append({"task": task, "sequence_length": length, "weights": weights,
+                                  "test_sequences": min(100, n_test),
+                                  "rows": ablation(d, noise, min(100, n_test), args.seed)})
             if not hw:
                 for mapping in ("per-matrix", "packed"):
                     e = state_error(d, noise, mapping, min(50, n_test))
@@ -281,6 +319,7 @@ def main() -> None:
         "command": command.strip(),
         "rows": rows,
         "state_error": errors,
+        "ablation": ablations,
         "noise": {"file": str(noise), "sha256": noise_digest(noise), "summary": (
             f"{nm.tile.rows}x{nm.tile.cols} tiles, {nm.tile.r_wire} ohm wires, "
             f"{nm.programming.table().method}, DAC {nm.dac.bits} bit, ADC {nm.adc.bits} bit")},
