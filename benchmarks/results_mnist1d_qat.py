@@ -35,7 +35,8 @@ Every row carries ``"mapping"`` and ``"engine"``: the rows above are ``"per-matr
 rows deployed as a chip maps them (``"packed"``: blocks packed onto 64 x 64 tiles, ``A x + B u``
 on one read-out, static DAC/ADC ranges calibrated on 200 training sequences) with the
 behavioral engine (``--draws`` chips) and with the circuit engine (one chip, the first
-``--circuit-test`` test sequences). ``--add-to results/mnist1d_qat.json`` keeps an existing
+``--circuit-test`` test sequences; the behavioral engine on the same chip and sequences beside
+it, for the gap between the two). ``--add-to results/mnist1d_qat.json`` keeps an existing
 file's rows, pruning and ablation as they are and adds these (for when the full regeneration
 does not fit the time at hand: the run directories of the chip rows are trained or read, and
 their per-matrix deployment is recomputed as a check of the kept rows).
@@ -356,8 +357,13 @@ def chip_rows(args, noise: Path, configs: dict, soft_dirs: dict, hw_dirs: dict) 
         for hw in (False, True):
             rdir = hw_dirs[name] if hw else soft_dirs[name]
             metrics = read_json(rdir / "metrics.json", "pyaimc.run/1")
+            # the circuit engine's chip and sequences also with the behavioral engine: the gap
             for engine, draws, n_test in (("behavioral", args.draws, 1000),
+                                          ("behavioral", 1, args.circuit_test),
                                           ("circuit", 1, args.circuit_test)):
+                if engine == "behavioral" and draws == 1 and n_test == 1000 and \
+                        args.draws == 1:
+                    continue
                 if args.quick:
                     n_test = min(n_test, 64)
                 res = chip_deploy(rdir, noise, engine, draws, n_test)
