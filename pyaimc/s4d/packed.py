@@ -280,7 +280,9 @@ def inference_cost(backend: PackedBackend, length: int, power: dict | None = Non
     mean crossbar power per read, W; e.g. from the circuit engine's solved currents) adds the
     crossbar energy. Digital periphery (the same on both sides): two operations per converted
     output (scale, partial sum) on the chip, and per block and step about ``20 H`` operations
-    (``D u``, biases, GELU, GLU gate, residual, layer norm, pooling). The digital baseline
+    (``D u``, biases, GELU, GLU gate, residual, layer norm, pooling); per-vector scaling
+    (no calibration) adds a max per used row and a multiply per output of every read, the cost
+    of that option. The digital baseline
     runs every weight as one 8-bit multiply-add, each weight read from SRAM once per use.
     """
     from pyaimc.analog.cost import CostTable, digital_cost, product_cost
@@ -295,6 +297,9 @@ def inference_cost(backend: PackedBackend, length: int, power: dict | None = Non
     n_blocks = sum(1 for n in backend.layouts if n.endswith(".AB"))
     periphery_ops = length * n_blocks * 20 * H
     chip_ops = periphery_ops + 2 * sum(p["adc_conversions"] for p in parts.values())
+    if backend.calibration is None:
+        # per-vector scaling: a max over each tile's rows and a multiply per output, each read
+        chip_ops += sum(p["dac_conversions"] + p["adc_conversions"] for p in parts.values())
     analog = {k: sum(p[k] for p in parts.values())
               for k in ("energy_dac", "energy_adc", "energy_crossbar", "dac_conversions",
                         "adc_conversions", "area", "tiles")}
