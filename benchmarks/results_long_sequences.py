@@ -218,6 +218,9 @@ def markdown(doc: dict) -> str:
         for label in ABLATION:
             acc = {r["mapping"]: r["deployed_acc"] for r in a["rows"] if r["only"] == label}
             lines.append(f"| {label} | {pct(acc['per-matrix'])} | {pct(acc['packed'])} |")
+    if doc.get("not_run"):
+        lines += ["", "Not run in the time the invocation had (re-run the command to add them; "
+                  "everything done is cached): " + "; ".join(doc["not_run"]) + "."]
     return "\n".join(lines) + "\n"
 
 
@@ -256,6 +259,9 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--only", nargs="*", help="task names to run (default all)")
+    p.add_argument("--cached-only", action="store_true",
+                   help="write the results from what the work directory holds, listing what "
+                        "is not there yet (a partial run; nothing is trained or deployed)")
     p.add_argument("--work", default="out/results_long_sequences")
     p.add_argument("--out", default="results")
     args = p.parse_args()
@@ -270,12 +276,18 @@ def main() -> None:
         noise, _ = make_noise_models(work, ROOT / "calibration_data/models/example.json",
                                      "64x64", 1.0)
     nm = NoiseModel.load(noise)
-    rows, errors, ablations = [], [], []
+    rows, errors, ablations, not_run = [], [], [], []
+
+    def cached(path_glob: str, d: Path) -> bool:
+        return any(d.glob(path_glob)) if d.exists() else False
     for task, length, weights, overrides, epochs in TASKS:
         if args.only and task not in args.only:
             continue
         cfg = task_config(task, length, overrides, epochs, args.seed)
         rdir = work / f"{task}{length}_{weights}-{config_hash(cfg)[:8]}"
+        if args.cached_only and not (rdir / "metrics.json").exists():
+            not_run.append(f"{task} L={length} {weights}: not trained")
+            continue
         metrics = run(cfg, rdir)
         variants = [(False, rdir, metrics)]
         if (task, length, weights) in HW_AWARE:
@@ -284,6 +296,8 @@ def main() -> None:
             hcfg = dataclasses.replace(cfg, noise=str(noise), train=t)
             hdir = work / f"{task}{length}_{weights}_hw-{config_hash(hcfg)[:8]}"
             try:
+                if args.cached_only and not (hdir / "metrics.json").exists():
+                    raise ValueError("not trained (cached-only)")
                 variants.append((True, hdir, run(hcfg, hdir)))
             except ValueError as err:   # a diverged run cannot write its metrics
                 log(f"hardware-aware {hdir.name} failed: {err}")
@@ -292,6 +306,10 @@ def main() -> None:
             for mode, draws, n in ((("per-matrix", "behavioral"), args.draws, n_test),
                                    (("packed", "behavioral"), args.draws, n_test),
                                    (("packed", "circuit"), 1, min(args.circuit_test, n_test))):
+                if args.cached_only and not cached(
+                        f"deploy_{noise_digest(noise)}_{mode[0]}_{mode[1]}_{draws}_{n}.json", d):
+                    not_run.append(f"{d.name} {mode[0]}/{mode[1]}: not deployed")
+                    continue
                 res = deploy(d, noise, mode, draws, n, args.seed)
                 rows.append({"task": task, "sequence_length": length, "weights": weights,
                              "hw_aware": hw, "mapping": mode[0], "engine": mode[1],
@@ -305,12 +323,17 @@ def main() -> None:
                              **({"utilisation": res["utilisation"]["utilisation"],
                                  "tiles": res["utilisation"]["tiles"]}
                                 if "utilisation" in res else {})})
-            if not hw and task == "recall" and weights == "fp32" and length <= 1000:
+            if not hw and task == "recall" and weights == "fp32" and length <= 1000 and not (
+                    args.cached_only and not cached(f"ablation_{noise_digest(noise)}_*.json", d)):
                 ablations.append({"task": task, "sequence_length": length, "weights": weights,
                                   "test_sequences": min(100, n_test),
                                   "rows": ablation(d, noise, min(100, n_test), args.seed)})
             if not hw:
                 for mapping in ("per-matrix", "packed"):
+                    if args.cached_only and not cached(
+                            f"state_error_{noise_digest(noise)}_{mapping}_*.json", d):
+                        not_run.append(f"{d.name} state error {mapping}: not computed")
+                        continue
                     e = state_error(d, noise, mapping, min(50, n_test))
                     errors.append({"task": task, "sequence_length": length,
                                    "weights": weights, **e})
@@ -322,6 +345,7 @@ def main() -> None:
         "rows": rows,
         "state_error": errors,
         "ablation": ablations,
+        "not_run": not_run,
         "noise": {"file": str(noise), "sha256": noise_digest(noise), "summary": (
             f"{nm.tile.rows}x{nm.tile.cols} tiles, {nm.tile.r_wire} ohm wires, "
             f"{nm.programming.table().method}, DAC {nm.dac.bits} bit, ADC {nm.adc.bits} bit")},
