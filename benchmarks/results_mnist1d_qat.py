@@ -191,10 +191,14 @@ def pruned(cfg: RunConfig, init_from: Path, fraction: float, args) -> RunConfig:
         finetune_lr=args.prune_lr))
 
 
+def chip_cache_name(noise: Path, engine: str, draws: int, n_test: int, seed: int = 0) -> str:
+    return f"deploy_{noise_digest(noise)}_packed_{engine}_{draws}_{n_test}_{seed}.json"
+
+
 def chip_deploy(run_dir: Path, noise: Path, engine: str, draws: int, n_test: int,
                 seed: int = 0) -> dict:
     """Deployed accuracy on packed tiles with static calibration (cached in the run dir)."""
-    cache = run_dir / f"deploy_{noise_digest(noise)}_packed_{engine}_{draws}_{n_test}_{seed}.json"
+    cache = run_dir / chip_cache_name(noise, engine, draws, n_test, seed)
     if cache.exists():
         return json.loads(cache.read_text())
     config, model = load_run(run_dir, software=True)
@@ -354,7 +358,7 @@ def plots(doc: dict, out: Path, stem: str) -> list[str]:
 def chip_rows(args, noise: Path, configs: dict, soft_dirs: dict, hw_dirs: dict) -> list[dict]:
     rows = []
     for name in args.chip_rows:
-        for hw in (False, True):
+        for hw in (True, False):          # the hardware-aware models first: they matter most
             rdir = hw_dirs[name] if hw else soft_dirs[name]
             metrics = read_json(rdir / "metrics.json", "pyaimc.run/1")
             # the circuit engine's chip and sequences also with the behavioral engine: the gap
@@ -366,6 +370,11 @@ def chip_rows(args, noise: Path, configs: dict, soft_dirs: dict, hw_dirs: dict) 
                     continue
                 if args.quick:
                     n_test = min(n_test, 64)
+                if args.cached_only and not (rdir / chip_cache_name(
+                        noise, engine, draws, n_test)).exists():
+                    args.not_run.append(f"{rdir.name} packed/{engine} ({draws} chips, "
+                                        f"{n_test} sequences)")
+                    continue
                 res = chip_deploy(rdir, noise, engine, draws, n_test)
                 r = row(name, hw, metrics, res, rdir, "packed", engine)
                 r.update(test_sequences=n_test, seconds=res["seconds"],
@@ -405,6 +414,7 @@ def add_chip_rows(args, work: Path, out: Path, noise: Path, started: float) -> N
     command = "python benchmarks/results_mnist1d_qat.py " + " ".join(
         shlex.quote(a) for a in sys.argv[1:])
     doc["rows"] = kept + new
+    doc["chip_rows_not_run"] = args.not_run
     doc["commands"] = [doc["command"], command.strip()]
     doc["command"] = command.strip()
     doc["kept_rows_check"] = checks
@@ -447,7 +457,11 @@ def main() -> None:
                    help="test sequences of the circuit-engine rows (default all 1000)")
     p.add_argument("--add-to", metavar="RESULTS.json",
                    help="keep this file's rows, pruning and ablation; add the chip rows")
+    p.add_argument("--cached-only", action="store_true",
+                   help="chip rows only from deployments the run directories hold; the rest "
+                        "is listed as not run")
     args = p.parse_args()
+    args.not_run = []
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
     work, out = Path(args.work), Path(args.out)
@@ -504,7 +518,8 @@ def main() -> None:
         "task": "mnist1d",
         "test_sequences": len(load_data(software_config("fp32", args).data).y_test),
         "draws": args.draws,
-        "settings": {k: v for k, v in vars(args).items() if k not in ("work", "out")},
+        "settings": {k: v for k, v in vars(args).items()
+                     if k not in ("work", "out", "not_run")},
         "noise": describe_noise(noise),
         "noise_without_wires": describe_noise(plain),
         "rows": rows,
