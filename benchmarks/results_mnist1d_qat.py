@@ -262,6 +262,9 @@ def markdown(doc: dict) -> str:
                      f"{r.get('mapping', 'per-matrix')} | {r.get('engine', 'behavioral')} | "
                      f"{r['epochs']} | {pct(r['software_acc'])} | {pct(r['deployed_acc_mean'])} "
                      f"+- {pct(r['deployed_acc_std'])}{note} | {r['model_bits'] / 1e3:.1f} |")
+    if doc.get("chip_rows_not_run"):
+        lines += ["", "Chip rows not run in the time the invocation had: "
+                  + "; ".join(doc["chip_rows_not_run"]) + "."]
     lines += ["", "Hardware-aware runs start from the software run's weights and train the "
               "epochs listed on top (their software column: the same weights without the "
               "hardware, which they have learned to compensate).", "",
@@ -414,6 +417,9 @@ def add_chip_rows(args, work: Path, out: Path, noise: Path, started: float) -> N
     command = "python benchmarks/results_mnist1d_qat.py " + " ".join(
         shlex.quote(a) for a in sys.argv[1:])
     doc["rows"] = kept + new
+    for r in doc.get("pruning", []) + doc.get("ablation", []):
+        r.setdefault("mapping", "per-matrix")
+        r.setdefault("engine", "behavioral")
     doc["chip_rows_not_run"] = args.not_run
     doc["commands"] = [doc["command"], command.strip()]
     doc["command"] = command.strip()
