@@ -204,8 +204,10 @@ def test_cost_model_parts_and_scaling():
     assert a["energy_j"] == pytest.approx(sum(a["energy_parts_j"].values()))
     assert two["analog"]["energy_j"] == pytest.approx(2 * a["energy_j"])
     assert two["analog"]["latency_s"] == pytest.approx(2 * a["latency_s"])
-    # 5 ns write + two 15 ns pulse windows + 10 ns ADC
-    assert a["latency_s"] == pytest.approx(45e-9)
+    # 5 ns write + two-phase stage 1 (2 x 15 ns) + stage 2 (15 ns) + 10 ns ADC
+    assert a["latency_s"] == pytest.approx(60e-9)
+    unsigned = cost_table(4, 16, 32, 1, periphery=Periphery(signed_query=False))
+    assert unsigned["analog"]["latency_s"] == pytest.approx(45e-9)
     d = one["digital_hbm"]
     # 2 * 32 * 16 * 4 values of 16 bit at 3.9 pJ/bit
     assert d["energy_parts_j"]["kv_read"] == pytest.approx(4096 * 16 * 3.9e-12)

@@ -25,6 +25,8 @@ short fine-tuning; the objective and the parameterisation here are this package'
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 
@@ -80,20 +82,37 @@ def map_ranges(model: CharGPT, x: torch.Tensor) -> None:
             map_core_ranges(core, *attention_inputs(model, x, layer, noise_seed=None))
 
 
-def core_error(core: GainCellCore, q, k, v, noise_seed: int | None = 0) -> float:
-    """Mean squared error of the core's output against exact sliding-window softmax attention,
-    relative to the reference's mean square (0: perfect, 1: as bad as outputting zeros)."""
+def reference_core(core: GainCellCore, reference: str):
+    """The attention a core is calibrated against: ``"softmax"`` (exact sliding window) or
+    ``"linear"`` (a frozen copy of the core as the intermediate linear-cell model)."""
+    if reference == "softmax":
+        return SoftmaxCore(core.window)
+    if reference == "linear":
+        twin = copy.deepcopy(core).requires_grad_(False)
+        twin.linear = True
+        return twin
+    raise ValueError(f"reference must be 'softmax' or 'linear', got {reference!r}")
+
+
+def core_error(core: GainCellCore, q, k, v, noise_seed: int | None = 0,
+               reference: torch.nn.Module | None = None) -> float:
+    """Mean squared error of the core's output against ``reference`` (default: exact
+    sliding-window softmax attention), relative to the reference's mean square (0: perfect,
+    1: as bad as outputting zeros)."""
     gen = torch.Generator().manual_seed(noise_seed) if noise_seed is not None else None
+    reference = reference or SoftmaxCore(core.window)
     with torch.no_grad():
-        ref = SoftmaxCore(core.window)(q, k, v)
+        ref = reference(q, k, v)
         noise = core.sample_write_noise(tuple(q.shape), gen) if gen is not None else None
         out = core(q, k, v, write_noise=noise)
         return float(((out - ref) ** 2).mean() / (ref ** 2).mean())
 
 
 def calibrate_core(core: GainCellCore, q, k, v, steps: int = 200, lr: float = 0.02,
-                   seed: int = 0, batch: int | None = None) -> list[float]:
-    """Fit one core's adaptation parameters to exact sliding-window attention.
+                   seed: int = 0, batch: int | None = None,
+                   reference: torch.nn.Module | None = None) -> list[float]:
+    """Fit one core's adaptation parameters to ``reference`` attention (default: exact
+    sliding-window softmax attention).
 
     Parameters
     ----------
@@ -107,6 +126,8 @@ def calibrate_core(core: GainCellCore, q, k, v, steps: int = 200, lr: float = 0.
         Write noise and chips drawn per step.
     batch : int, optional
         Sequences per step (default all).
+    reference : torch.nn.Module, optional
+        Maps ``q, k, v`` to the target outputs (:func:`reference_core`).
 
     Returns
     -------
@@ -115,8 +136,9 @@ def calibrate_core(core: GainCellCore, q, k, v, steps: int = 200, lr: float = 0.
     """
     gen = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
+    reference = reference or SoftmaxCore(core.window)
     with torch.no_grad():
-        ref = SoftmaxCore(core.window)(q, k, v)
+        ref = reference(q, k, v)
     # Adam moves each parameter by about ``lr`` per step in its own units: give every group a
     # rate in proportion to its natural magnitude (volts for the key/value shifts, the
     # saturation charge for the threshold, the reference's spread for the output bias)
@@ -153,9 +175,14 @@ def calibrate_core(core: GainCellCore, q, k, v, steps: int = 200, lr: float = 0.
 
 
 def calibrate(model: CharGPT, x: torch.Tensor, steps: int = 200, lr: float = 0.02,
-              seed: int = 0, batch: int | None = 8, chip_seed: int = 0) -> dict:
+              seed: int = 0, batch: int | None = 8, chip_seed: int = 0,
+              reference: str = "softmax") -> dict:
     """Calibrate every analog layer in turn, from the input up (the layers below already
     calibrated and analog, as on the chip).
+
+    ``reference``: ``"softmax"`` (exact sliding-window attention; from a softmax model) or
+    ``"linear"`` (each core's own parameters on ideal linear cells, as they are when
+    calibration starts; from a model fine-tuned on the intermediate ``"linear"`` attention).
 
     ``chip_seed``: the chips drawn during calibration are put back to the model's chip
     afterwards (layer ``l`` gets ``chip_seed + l``, as :meth:`CharGPT.set_attention`).
@@ -172,10 +199,12 @@ def calibrate(model: CharGPT, x: torch.Tensor, steps: int = 200, lr: float = 0.0
             continue
         q, k, v = attention_inputs(model, x, layer)
         core.resample_cells(np.random.default_rng(chip_seed + layer))
-        before = core_error(core, q, k, v)
+        ref = reference_core(core, reference)
+        before = core_error(core, q, k, v, reference=ref)
         history = calibrate_core(core, q, k, v, steps=steps, lr=lr, seed=seed + layer,
-                                 batch=batch)
+                                 batch=batch, reference=ref)
         core.resample_cells(np.random.default_rng(chip_seed + layer))
-        report[layer] = {"error_before": before, "error_after": core_error(core, q, k, v),
+        report[layer] = {"error_before": before,
+                         "error_after": core_error(core, q, k, v, reference=ref),
                          "history": history[:: max(1, steps // 20)]}
     return report

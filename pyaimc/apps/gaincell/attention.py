@@ -48,6 +48,15 @@ def _ste_round(x: torch.Tensor) -> torch.Tensor:
     return x + (torch.round(x) - x).detach()
 
 
+def _clip01_surrogate(z: torch.Tensor, width: float = 0.1) -> torch.Tensor:
+    """``clip(z, 0, 1)`` in the forward pass; in the backward pass the slope of a smoothed clip
+    (softplus edges of ``width``), so that pulses stuck at 0 or full scale still pass gradient
+    (otherwise a converter that is off for every token can never be trained back on)."""
+    smooth = width * (torch.nn.functional.softplus(z / width)
+                      - torch.nn.functional.softplus((z - 1.0) / width))
+    return smooth + (torch.clamp(z, 0.0, 1.0) - smooth).detach()
+
+
 # --------------------------------------------------------------------------- digital cores
 class SoftmaxCore(nn.Module):
     """Causal softmax attention, full (``window=None``) or over the last ``window`` tokens."""
@@ -133,6 +142,12 @@ class GainCellCore(nn.Module):
     rng : numpy.random.Generator, optional
         Draws this chip's cells (retention time constants and threshold offsets); seed 0 if
         omitted.
+    linear : bool
+        The intermediate hardware model of the adaptation: the same mappings, rounding,
+        hard-sigmoid and read-out, but ideal linear cells (``g = (u - v_offset) /
+        (v_max - v_offset)``) without write noise, decay or mismatch. It is computed with
+        matrix products (as fast as softmax attention), so a model can be fine-tuned on it
+        at digital speed before it goes onto the gain cells.
 
     Notes
     -----
@@ -141,11 +156,13 @@ class GainCellCore(nn.Module):
     """
 
     def __init__(self, heads: int, dim: int, window: int, device_model: GainCellModel,
-                 periphery: Periphery | None = None, rng: np.random.Generator | None = None):
+                 periphery: Periphery | None = None, rng: np.random.Generator | None = None,
+                 linear: bool = False):
         super().__init__()
         if window < 1:
             raise ValueError(f"window must be >= 1 token, got {window}")
         self.heads, self.dim, self.window = heads, dim, window
+        self.linear = linear
         self.device_model = device_model
         self.periphery = periphery or Periphery()
         rng = rng if rng is not None else np.random.default_rng(0)
@@ -212,15 +229,15 @@ class GainCellCore(nn.Module):
         return u
 
     def sample_write_noise(self, shape, generator: torch.Generator | None = None):
-        """Write noise ``(2, *shape)`` for K and V, V (zeros if the device has none)."""
+        """Write noise ``(2, *shape)`` for K and V, V (None if the cells have none)."""
         std = self.device_model.write_noise_std
-        if std == 0:
+        if std == 0 or self.linear:
             return None
         return std * torch.randn((2, *shape), generator=generator)
 
     def _phi(self, s):
         s_sat = self.periphery.s_sat * self.dim
-        return torch.clamp((s - self.theta[:, None, None]) / s_sat, 0.0, 1.0)
+        return _clip01_surrogate((s - self.theta[:, None, None]) / s_sat)
 
     def _readout(self, a):
         per = self.periphery
@@ -286,6 +303,14 @@ class GainCellCore(nn.Module):
                           None if write_noise is None else write_noise[0])
         uv = self._stored(self._targets(v, self.v_scale, self.v_shift),
                           None if write_noise is None else write_noise[1])
+        if self.linear:
+            half = m.v_max - m.v_offset
+            i = torch.arange(t)
+            lag_ij = i[:, None] - i[None, :]
+            keep = ((lag_ij >= 0) & (lag_ij < w)).to(q.dtype)
+            s = p @ ((uk - m.v_offset) / half).transpose(-1, -2)
+            phi = self._phi(s) * keep
+            return self._readout(phi @ ((uv - m.v_offset) / half))
         tau_k, tau_v, dvth_k, dvth_v = self.cell_parameters()
         ek, ev = self.decay_table(tau_k), self.decay_table(tau_v)
         table = self.read_table()
@@ -333,6 +358,10 @@ class GainCellCore(nn.Module):
         m, w = self.device_model, self.window
         t = state["t"]
         tau_k, tau_v, dvth_k, dvth_v = self.cell_parameters()
+        if self.linear:  # ideal cells: no leakage, no mismatch, no write noise
+            tau_k = tau_v = torch.full_like(tau_k, float("inf"))
+            dvth_k = dvth_v = torch.zeros_like(dvth_k)
+            write_noise = None
         dt = m.token_period
         keep_k = torch.exp(-(dt / tau_k.double())).float()
         keep_v = torch.exp(-(dt / tau_v.double())).float()
@@ -348,13 +377,17 @@ class GainCellCore(nn.Module):
         kk[:, :, row, :] = uk
         vv[:, :, row, :] = uv
         state["k"], state["v"], state["t"] = kk, vv, t + 1
-        table = self.read_table()
         p = self._query_pulses(q.unsqueeze(-2))  # (b,h,1,d)
-        gk = self._lookup(kk - dvth_k, table)  # (b,h,w,d)
+        if self.linear:
+            half = m.v_max - m.v_offset
+            gk, gv = (kk - m.v_offset) / half, (vv - m.v_offset) / half
+        else:
+            table = self.read_table()
+            gk = self._lookup(kk - dvth_k, table)  # (b,h,w,d)
+            gv = self._lookup(vv - dvth_v, table)
         s = (p * gk).sum(-1, keepdim=True).transpose(-1, -2)  # (b,h,1,w)
         valid = (torch.arange(w) <= t).to(q.dtype)  # rows written so far
         phi = self._phi(s) * valid
-        gv = self._lookup(vv - dvth_v, table)
         a = phi @ gv  # (b,h,1,d)
         return self._readout(a).squeeze(-2)
 

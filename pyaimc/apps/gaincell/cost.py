@@ -9,7 +9,8 @@ analog (gain cells, heads in parallel, layers one after another)
     the cells' read current integrated for the pulse width; ``W`` charge-to-pulse conversions;
     stage 2: the same for the V array driven by those ``W`` pulses; ``d`` ADC conversions;
     the digital periphery's per-channel scale and shift (``4 d`` multiply-adds).
-    Latency: write, two full-scale pulse windows, one ADC conversion.
+    Latency: write, the stage-1 pulse window (two with signed queries), the stage-2 window,
+    one ADC conversion.
 digital (a GPU reading its KV cache)
     read ``2 W d`` 16-bit values from memory (HBM by default, or on-chip SRAM), ``2 W d``
     FP16 multiply-adds, ``W`` exponentials. Latency: the bytes over the memory bandwidth plus
@@ -98,7 +99,9 @@ def analog_attention_cost(heads: int, dim: int, window: int, layers: int,
     parts = {"write": write, "pulses": pulses, "cells": cells,
              "charge_to_pulse": converters, "adc": adc, "digital_periphery": digital}
     per_head = sum(parts.values())
-    latency = layers * (c["t_write"] + 2 * m.t_max + c["t_adc"])
+    # signed queries are read in two phases (positive, then negative pulses)
+    phases = 2 if per.signed_query else 1
+    latency = layers * (c["t_write"] + (phases + 1) * m.t_max + c["t_adc"])
     return {"latency_s": latency, "energy_j": per_head * heads * layers,
             "energy_parts_j": {k: v * heads * layers for k, v in parts.items()},
             "adc_bits": bits}

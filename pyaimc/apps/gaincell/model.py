@@ -5,6 +5,8 @@ core between the Q/K/V projection and the output projection changes with ``atten
 
 ``"exact"``   causal softmax over the whole context;
 ``"window"``  causal softmax over the last ``window`` tokens (the digital sliding-window baseline);
+``"linear"``  the gain-cell core's intermediate model: hard-sigmoid read-out, ideal linear cells
+              (the adaptation's first fine-tuning runs on it at digital speed);
 ``"analog"``  :class:`~pyaimc.apps.gaincell.attention.GainCellCore` (gain-cell arrays).
 
 :meth:`CharGPT.set_attention` swaps the cores of a trained model in place (the projections, MLPs
@@ -22,7 +24,7 @@ from torch import nn
 from pyaimc.apps.gaincell.attention import GainCellCore, Periphery, SoftmaxCore
 from pyaimc.apps.gaincell.device import GainCellModel
 
-ATTENTION_KINDS = ("exact", "window", "analog")
+ATTENTION_KINDS = ("exact", "window", "linear", "analog")
 
 
 @dataclass
@@ -140,7 +142,7 @@ class CharGPT(nn.Module):
 
         Parameters
         ----------
-        kind : {"exact", "window", "analog"}
+        kind : {"exact", "window", "linear", "analog"}
         window : int
             Tokens in the window (``"window"``, ``"analog"``).
         device_model : GainCellModel
@@ -148,6 +150,9 @@ class CharGPT(nn.Module):
         periphery : Periphery, optional
         seed : int
             Seed of the chip (cell-to-cell variation), layer ``l`` uses ``seed + l``.
+
+        Going between ``"linear"`` and ``"analog"`` with the same window keeps the cores'
+        adaptation parameters (scales, shifts, threshold, output gain and bias).
         """
         if kind not in ATTENTION_KINDS:
             raise ValueError(f"attention must be one of {', '.join(ATTENTION_KINDS)}, "
@@ -161,9 +166,16 @@ class CharGPT(nn.Module):
             elif kind == "window":
                 attn.core = SoftmaxCore(window)
             else:
+                old = attn.core
                 attn.core = GainCellCore(attn.n_head, attn.head_dim, window,
                                          device_model or GainCellModel(), periphery,
-                                         rng=np.random.default_rng(seed + layer))
+                                         rng=np.random.default_rng(seed + layer),
+                                         linear=kind == "linear")
+                if isinstance(old, GainCellCore) and old.window == window:
+                    with torch.no_grad():
+                        for new_p, old_p in zip(attn.core.adaptation_parameters(),
+                                                old.adaptation_parameters()):
+                            new_p.copy_(old_p)
         self.attention, self.window = kind, window
         return self
 
