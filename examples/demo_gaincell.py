@@ -5,8 +5,9 @@
 1. pre-trains a tiny character GPT (2 layers, d_model 32, context 64) on Python standard-library
    source with exact attention;
 2. puts it on gain-cell attention with a 16-token window: direct mapping, then the adaptation
-   (layer-wise calibration, short fine-tuning), and fine-tunes the exact sliding-window model
-   as long, for comparison;
+   (calibration and fine-tuning of the intermediate linear-cell model, calibration on the gain
+   cells, short hardware-aware fine-tuning), and fine-tunes the exact sliding-window model as
+   many steps, for comparison;
 3. prints held-out perplexity of all four, generates a line of text step by step through the
    gain-cell arrays (write noise on every written row), and prints the attention's latency and
    energy per token against a digital KV cache.
@@ -35,7 +36,7 @@ def demo_gaincell(out_dir, threads: int = 1) -> dict:
     out = Path(out_dir)
     t0 = time.perf_counter()
     cfg = StudyConfig(d_model=32, n_layer=2, n_head=2, context=64, pretrain_steps=400,
-                      pretrain_batch=32, finetune_steps=40, finetune_batch=16, calib_steps=40,
+                      pretrain_batch=32, linear_steps=150, finetune_steps=30, finetune_batch=16, calib_steps=40,
                       calib_sequences=8, windows=(16,), decay_window=16, decays=(),
                       eval_sequences=64, eval_chips=1)
     study = Study(cfg, out / "work", log=lambda msg: print(f"    {msg}", flush=True))
@@ -48,8 +49,8 @@ def demo_gaincell(out_dir, threads: int = 1) -> dict:
     adapted_model, meta = study.analog_model(w, tau, adapted=True)
     adapted = study.evaluate(adapted_model)["perplexity"]
     print(f"    held-out perplexity per character: exact {exact:.3f}, window {w} {window:.3f}, "
-          f"gain cells direct mapping {direct:.3f}, calibrated "
-          f"{meta['perplexity_calibrated']:.3f}, adapted {adapted:.3f} "
+          f"gain cells direct mapping {direct:.3f}, intermediate linear-cell model "
+          f"{meta['linear']['perplexity']:.3f}, gain cells adapted {adapted:.3f} "
           f"({100 * (adapted / window - 1):+.1f} % vs window)")
 
     prompt = torch.from_numpy(encode("def ")).view(1, -1)
@@ -68,6 +69,7 @@ def demo_gaincell(out_dir, threads: int = 1) -> dict:
           f"{cost['digital_hbm']['latency_s'] * 1e6:.1f} us, "
           f"{cost['digital_hbm']['energy_j'] * 1e9:.1f} nJ (first-order estimates)")
     figures = {"perplexity": {"exact": exact, "window": window, "analog": direct,
+                              "intermediate_linear": meta["linear"]["perplexity"],
                               "analog_calibrated": meta["perplexity_calibrated"],
                               "analog_adapted": adapted},
                "window": w, "decay_s": tau, "sample": text, "cost": cost,

@@ -26,6 +26,7 @@ short fine-tuning; the objective and the parameterisation here are this package'
 from __future__ import annotations
 
 import copy
+import math
 
 import numpy as np
 import torch
@@ -69,6 +70,7 @@ def map_core_ranges(core: GainCellCore, q, k, v) -> None:
     core.v_scale.copy_(ones * half / absmax(v))
     core.v_shift.zero_()
     core.theta.zero_()
+    core.log_out_range.fill_(math.log(per.out_full_scale * core.window))
     # linear-cell picture: g(v) ~ (u - v_offset) / half, so A ~ sum phi * v * v_scale / half
     core.out_gain.copy_(per.out_full_scale * core.window * half / core.v_scale)
     core.out_bias.zero_()
@@ -151,7 +153,7 @@ def calibrate_core(core: GainCellCore, q, k, v, steps: int = 200, lr: float = 0.
     groups = [(core.q_scale, size(core.q_scale, 1e-3)), (core.q_shift, 1.0),
               (core.k_scale, size(core.k_scale, 1e-3)), (core.k_shift, half),
               (core.v_scale, size(core.v_scale, 1e-3)), (core.v_shift, half),
-              (core.theta, per.s_sat * core.dim),
+              (core.theta, per.s_sat * core.dim), (core.log_out_range, 1.0),
               (core.out_gain, size(core.out_gain, 1e-3)),
               (core.out_bias, float(ref.std()))]
     opt = torch.optim.Adam([{"params": [p], "lr": lr * scale} for p, scale in groups])

@@ -24,9 +24,10 @@ The analog core (:class:`GainCellCore`) is the system of Leroux et al. (arXiv 24
    ``phi(S) = clip((S - theta) / S_sat, 0, 1)`` (the hard-sigmoid of the paper, in units of
    ``t_max``): this replaces softmax (there is no normalisation and no ADC between the stages).
 4. Those pulses drive the V array: ``A_d = sum_j phi_j g(v_jd)``; one ADC per output channel
-   (32 levels in [-A_fs, A_fs]) and a digital gain and bias per channel finish the read-out.
+   (32 levels in [-A_fs, A_fs], ``A_fs`` a per-head reference) and a digital gain and bias per
+   channel finish the read-out.
 
-The scales, shifts, ``theta`` and the output gain and bias are the per-head adaptation
+The scales, shifts, ``theta``, the ADC reference and the output gain and bias are the adaptation
 parameters (:mod:`pyaimc.apps.gaincell.adapt` sets them); everything else is hardware.
 Rounding uses a straight-through gradient, so the core trains as it runs.
 """
@@ -113,8 +114,9 @@ class Periphery:
     out_levels : int
         ADC levels of the second stage's outputs in [-1, 1] of full scale (paper: 32).
     out_full_scale : float
-        ADC full scale in units of ``W`` cells at full pulse and ``g = 1``
-        (``A_fs = out_full_scale * W``).
+        Initial ADC full scale in units of ``W`` cells at full pulse and ``g = 1``
+        (``A_fs = out_full_scale * W``); each head's ADC reference is then set by the
+        adaptation (``GainCellCore.log_out_range``).
     """
 
     query_levels: int = 16
@@ -181,6 +183,9 @@ class GainCellCore(nn.Module):
         self.v_scale = nn.Parameter(ones * half)
         self.v_shift = nn.Parameter(zeros.clone())
         self.theta = nn.Parameter(torch.zeros(heads))
+        # per-head ADC full scale (a programmable reference), log-parameterised: positive
+        self.log_out_range = nn.Parameter(
+            torch.full((heads,), math.log(self.periphery.out_full_scale * window)))
         self.out_gain = nn.Parameter(ones.clone())
         self.out_bias = nn.Parameter(zeros.clone())
 
@@ -241,7 +246,7 @@ class GainCellCore(nn.Module):
 
     def _readout(self, a):
         per = self.periphery
-        a = a / (per.out_full_scale * self.window)
+        a = a / torch.exp(self.log_out_range)[:, None, None]
         a = torch.clamp(a, -1.0, 1.0)
         if per.out_levels >= 2:
             half = (per.out_levels - 1) / 2
@@ -393,4 +398,4 @@ class GainCellCore(nn.Module):
 
     def adaptation_parameters(self) -> list[nn.Parameter]:
         return [self.q_scale, self.q_shift, self.k_scale, self.k_shift, self.v_scale,
-                self.v_shift, self.theta, self.out_gain, self.out_bias]
+                self.v_shift, self.theta, self.log_out_range, self.out_gain, self.out_bias]

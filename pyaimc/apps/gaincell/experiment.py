@@ -3,10 +3,15 @@
 One pre-trained character GPT (exact attention) is the starting point of every run:
 
 ``exact``            the pre-trained model itself;
-``window``           its attention restricted to the last ``W`` tokens, fine-tuned as long as the
-                     analog runs (the digital baseline the analog model is held against);
+``window``           its attention restricted to the last ``W`` tokens, fine-tuned as many steps
+                     as the analog adaptation in all (the digital baseline the analog model is
+                     held against);
 ``analog``           the gain-cell core with the direct abs-max mapping (before adaptation);
-``analog_adapted``   after layer-wise calibration and the same short fine-tuning.
+``analog_adapted``   after the adaptation: layer-wise calibration of the intermediate model
+                     (hard-sigmoid read-out on ideal linear cells) against softmax, its
+                     fine-tuning (``linear_steps``, at digital speed, once per window), then on
+                     the gain cells layer-wise calibration against that intermediate model and
+                     a short hardware-aware fine-tuning (``finetune_steps``, per time constant).
 
 Runs sweep the window at the nominal retention time constant, and the time constant at one
 window. Perplexity is on held-out standard-library modules (and, for comparison, on training
@@ -45,8 +50,11 @@ class StudyConfig:
         Model size; ``context`` is also the evaluation sequence length.
     pretrain_steps, pretrain_batch, pretrain_lr
         Pre-training with exact attention.
+    linear_steps, linear_lr
+        Fine-tuning of the intermediate linear-cell model (per window).
     finetune_steps, finetune_batch, finetune_lr
-        Fine-tuning of every window and analog run.
+        Final fine-tuning on the gain cells (per window and time constant); the window
+        baseline is fine-tuned ``linear_steps + finetune_steps`` steps at ``finetune_lr``.
     calib_steps, calib_sequences
         Layer-wise calibration (Adam steps per layer; training sequences used).
     windows : tuple of int
@@ -75,6 +83,8 @@ class StudyConfig:
     pretrain_steps: int = 3000
     pretrain_batch: int = 32
     pretrain_lr: float = 3e-3
+    linear_steps: int = 1000
+    linear_lr: float = 2e-3
     finetune_steps: int = 300
     finetune_batch: int = 16
     finetune_lr: float = 1e-3
@@ -104,8 +114,9 @@ class StudyConfig:
 
 MODEL_FIELDS = ("d_model", "n_layer", "n_head", "context", "pretrain_steps", "pretrain_batch",
                 "pretrain_lr", "seed")
-TUNE_FIELDS = MODEL_FIELDS + ("finetune_steps", "finetune_batch", "finetune_lr", "calib_steps",
-                              "calib_sequences", "token_period", "signed_query")
+TUNE_FIELDS = MODEL_FIELDS + ("linear_steps", "linear_lr", "finetune_steps", "finetune_batch",
+                              "finetune_lr", "calib_steps", "calib_sequences", "token_period",
+                              "signed_query")
 
 
 @dataclass
@@ -162,7 +173,8 @@ class Study:
         self.train_seconds["pretrain"] = hist["seconds"]
         return model
 
-    def _tuned(self, name: str, model: CharGPT, prepare) -> tuple[CharGPT, dict]:
+    def _tuned(self, name: str, model: CharGPT, prepare, steps: int, lr: float
+               ) -> tuple[CharGPT, dict]:
         """Fine-tune ``model`` after ``prepare(model)`` (cached as ``name``)."""
         c = self.cfg
         path = self.work / f"{name}-{c.key(*TUNE_FIELDS)}.pt"
@@ -170,12 +182,12 @@ class Study:
             meta = load_checkpoint(model, path)
             self.train_seconds[name] = meta["seconds"]
             return model, meta
+        self.log(f"{name}: calibrating and fine-tuning {steps} steps")
         t0 = time.perf_counter()
         meta = prepare(model) or {}
         hist = train(model, self.corpus.train,
-                     TrainConfig(steps=c.finetune_steps, batch=c.finetune_batch,
-                                 length=c.context, lr=c.finetune_lr, warmup=20,
-                                 seed=c.seed + 1),
+                     TrainConfig(steps=steps, batch=c.finetune_batch, length=c.context, lr=lr,
+                                 warmup=20, seed=c.seed + 1),
                      progress=self.progress)
         meta.update(history=hist, seconds=time.perf_counter() - t0)
         save_checkpoint(model, path, meta)
@@ -183,27 +195,54 @@ class Study:
         return model, meta
 
     def window_model(self, window: int) -> tuple[CharGPT, dict]:
+        c = self.cfg
         model = self.base().set_attention("window", window)
-        return self._tuned(f"window{window}", model, lambda m: None)
+        return self._tuned(f"window{window}", model, lambda m: None,
+                           c.linear_steps + c.finetune_steps, c.finetune_lr)
+
+    def _calibration(self, model: CharGPT, reference: str) -> dict:
+        report = calibrate(model, self.calib, steps=self.cfg.calib_steps, seed=self.cfg.seed,
+                           chip_seed=self.cfg.seed, reference=reference)
+        return {str(k): {kk: v[kk] for kk in ("error_before", "error_after")}
+                for k, v in report.items()}
+
+    def linear_model(self, window: int) -> tuple[CharGPT, dict]:
+        """The intermediate model: hard-sigmoid read-out on ideal linear cells, calibrated
+        against softmax and fine-tuned (the device model only sets the voltage range)."""
+        c = self.cfg
+        model = self.base().set_attention("linear", window, self.device_model(c.nominal_tau),
+                                          self.periphery(), seed=c.seed)
+        map_ranges(model, self.calib)
+
+        def prepare(m):
+            return {"calibration": self._calibration(m, "softmax"),
+                    "perplexity_calibrated": self.evaluate(m)["perplexity"]}
+
+        return self._tuned(f"linear{window}", model, prepare, c.linear_steps, c.linear_lr)
 
     def analog_model(self, window: int, tau: float, adapted: bool,
                      ) -> tuple[CharGPT, dict]:
-        """The base model on gain cells: direct mapping, or adapted (calibrated, fine-tuned)."""
-        model = self.base().set_attention("analog", window, self.device_model(tau),
-                                          self.periphery(), seed=self.cfg.seed)
-        map_ranges(model, self.calib)
+        """The base model on gain cells: direct mapping, or adapted (see the module docstring)."""
+        c = self.cfg
         if not adapted:
+            model = self.base().set_attention("analog", window, self.device_model(tau),
+                                              self.periphery(), seed=c.seed)
+            map_ranges(model, self.calib)
             return model, {}
+        model, linear_meta = self.linear_model(window)
+        linear_ppl = self.evaluate(model)["perplexity"]
+        model.set_attention("analog", window, self.device_model(tau), self.periphery(),
+                            seed=c.seed)
 
         def prepare(m):
-            report = calibrate(m, self.calib, steps=self.cfg.calib_steps, seed=self.cfg.seed,
-                               chip_seed=self.cfg.seed)
-            calibrated = self.evaluate(m)
-            return {"calibration": {str(k): {kk: v[kk] for kk in ("error_before", "error_after")}
-                                    for k, v in report.items()},
-                    "perplexity_calibrated": calibrated["perplexity"]}
+            return {"linear": {"calibration": linear_meta["calibration"],
+                               "perplexity_calibrated": linear_meta["perplexity_calibrated"],
+                               "perplexity": linear_ppl},
+                    "calibration": self._calibration(m, "linear"),
+                    "perplexity_calibrated": self.evaluate(m)["perplexity"]}
 
-        return self._tuned(f"analog{window}-tau{tau:g}", model, prepare)
+        return self._tuned(f"analog{window}-tau{tau:g}", model, prepare, c.finetune_steps,
+                           c.finetune_lr)
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, model: CharGPT, in_sample: bool = False) -> dict:
@@ -265,8 +304,11 @@ def run_study(cfg: StudyConfig, work: str | Path, progress: bool = False, log=pr
         rows.append(_row(w, tau, "analog", st.evaluate(model, in_sample=True)))
         model, meta = st.analog_model(w, tau, adapted=True)
         rows.append(_row(w, tau, "analog_adapted", st.evaluate(model, in_sample=True),
-                         perplexity_calibrated=meta.get("perplexity_calibrated")))
-        calibration[f"W{w}-tau{tau:g}"] = meta.get("calibration")
+                         perplexity_calibrated=meta["perplexity_calibrated"],
+                         perplexity_linear=meta["linear"]["perplexity"],
+                         perplexity_linear_calibrated=meta["linear"]["perplexity_calibrated"]))
+        calibration[f"W{w}-tau{tau:g}"] = {"linear": meta["linear"]["calibration"],
+                                           "analog": meta["calibration"]}
         log(f"analog W {w} tau {tau:g} s: direct {rows[-2]['perplexity']:.3f}, adapted "
             f"{rows[-1]['perplexity']:.3f} (calibrated only "
             f"{meta.get('perplexity_calibrated', float('nan')):.3f})")
