@@ -143,6 +143,17 @@ def markdown(doc: dict) -> str:
         lines.append(f"| {tau:g} | {tau / (w * cfg['token_period']):.3g} | {_ppl(an)} | "
                      f"{_ppl(ad)} | {ad['perplexity'] / win['perplexity']:.3f} | "
                      f"{_ppl(tr) if tr else '-'} |")
+    if doc.get("ablation"):
+        an, ad = doc["ablation"]
+        ref = _find(rows, "analog_adapted", w, cfg["nominal_tau"])
+        lines += [
+            "",
+            f"Ablation, window {w}, tau {cfg['nominal_tau']:g} s, no rounding anywhere (write "
+            f"DAC, query pulses and ADC continuous; noise, non-linearity, decay as above): "
+            f"direct mapping {_ppl(an)}, intermediate linear-cell model "
+            f"{ad['perplexity_linear']:.3f}, adapted {_ppl(ad)} (with the paper's resolutions: "
+            f"intermediate {ref['perplexity_linear']:.3f}, adapted {_ppl(ref)}).",
+        ]
     s = doc["summary"]
     breaks = s["largest_decay_missing_aim_s"]
     lines += [
@@ -256,6 +267,8 @@ def main() -> None:
     p.add_argument("--eval-chips", type=int, default=d.eval_chips)
     p.add_argument("--unsigned-query", action="store_true",
                    help="queries clipped to [0, 1] as in the paper (default: two-phase signed)")
+    p.add_argument("--no-ablation", action="store_true",
+                   help="skip the run without rounding (write DAC, pulses, ADC continuous)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--work", default="out/results_gaincell", help="cached checkpoints")
@@ -270,12 +283,13 @@ def main() -> None:
                       calib_steps=args.calib_steps, windows=tuple(args.windows),
                       decay_window=args.decay_window, decays=tuple(args.decays),
                       eval_sequences=args.eval_sequences, eval_chips=args.eval_chips,
-                      signed_query=not args.unsigned_query, seed=args.seed)
+                      signed_query=not args.unsigned_query, ablation=not args.no_ablation,
+                      seed=args.seed)
     if args.quick:
         cfg = StudyConfig(pretrain_steps=60, linear_steps=10, finetune_steps=10, calib_steps=5,
                           windows=(8, 16),
                           decay_window=16, decays=(1e-5,), eval_sequences=16, eval_chips=2,
-                          signed_query=cfg.signed_query, seed=cfg.seed)
+                          signed_query=cfg.signed_query, ablation=cfg.ablation, seed=cfg.seed)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     study = run_study(cfg, Path(args.work) / ("quick" if args.quick else "full"),
@@ -296,6 +310,7 @@ def main() -> None:
         "settings": cfg.to_dict(),
         "rows": study["rows"],
         "transfer": study["transfer"],
+        "ablation": study["ablation"],
         "calibration": study["calibration"],
         "corpus": study["corpus"],
         "device_model": device.to_dict(),

@@ -235,3 +235,25 @@ def test_generate_is_seeded():
                        write_noise_generator=torch.Generator().manual_seed(1))
     assert a.shape == (1, 14) and torch.equal(a, b)
     assert decode(a[0, :4]) == "def "
+
+
+def test_retention_is_a_registered_noise_model_kind():
+    from pyaimc.apps.gaincell.device import GainCellRetention
+    from pyaimc.noise.protocols import RETENTION_MODELS, build
+
+    m = GainCellModel(tau=1e-3, tau_sigma_ln=0.4)
+    ret = m.retention()
+    assert RETENTION_MODELS["gain_cell_leak"] is GainCellRetention
+    back = build("retention", json.loads(json.dumps(ret.to_dict())), "none", "test")
+    assert back == ret
+    v = np.full(20000, 0.8)
+    np.testing.assert_allclose(ret.conductance_at(v[:3], 1e-3), m.decay(0.8, 1e-3, 1e-3))
+    # per-cell time constants from rng: the median cell decays as the median time constant
+    v_t = ret.conductance_at(v, 1e-3, np.random.default_rng(0))
+    assert float(np.median(v_t)) == pytest.approx(float(m.decay(0.8, 1e-3, 1e-3)), rel=0.02)
+    drift = ret.torch_drift(torch.full((4,), 0.8, dtype=torch.float64), 1e-3)
+    torch.testing.assert_close(drift, torch.full((4,), float(m.decay(0.8, 1e-3, 1e-3)),
+                                                 dtype=torch.float64))
+    errors = []
+    GainCellRetention(tau=-1.0).validate(errors.append)
+    assert errors and "tau_s must be > 0" in errors[0]

@@ -41,6 +41,7 @@ import numpy as np
 
 from pyaimc.device.iv import K_BOLTZMANN, Q_ELECTRON
 from pyaimc.io import provenance, read_json, write_json
+from pyaimc.noise.protocols import RETENTION_MODELS, register
 
 SCHEMA = "pyaimc.gaincell/1"
 KIND = "gain_cell"
@@ -265,6 +266,10 @@ class GainCellModel:
         """Threshold offsets of ``shape`` read transistors, V."""
         return self.vth_sigma * rng.standard_normal(shape)
 
+    def retention(self) -> "GainCellRetention":
+        """This technology's leakage as a noise-model retention part (kind ``gain_cell_leak``)."""
+        return GainCellRetention.from_model(self)
+
     def decay(self, v0, t, tau):
         """Stored voltage ``t`` seconds after it was ``v0`` (V), cells with time constants ``tau``."""
         return self.v_leak + (v0 - self.v_leak) * _exp(-t / tau)
@@ -303,3 +308,79 @@ class GainCellModel:
         """Stored voltage (V) whose nominal read factor is ``g`` (clipped to the cell's range)."""
         grid = np.linspace(self.v_min, self.v_max, 2001)
         return np.interp(np.asarray(g, dtype=np.float64), self.read_factor(grid), grid)
+
+
+# --------------------------------------------------------------------------- noise-model plug-in
+@register(RETENTION_MODELS)
+class GainCellRetention:
+    """The gain cell's leakage as a retention kind of the noise model (kind ``"gain_cell_leak"``).
+
+    The protocol's stored state is a ReRAM cell's conductance; for a gain cell it is the storage
+    node's voltage (V), and "programming" is the write. After ``t`` seconds a cell written to
+    ``v`` holds ``v_leak + (v - v_leak) exp(-t / tau_cell)``, with ``tau_cell`` log-normal around
+    ``tau`` (drawn per cell from ``rng``; the median without one).
+
+    Attributes
+    ----------
+    tau : float
+        Median time constant, s.
+    tau_sigma_ln : float
+        Standard deviation of ``ln tau`` from cell to cell.
+    v_leak : float
+        Voltage the node leaks towards, V.
+    """
+
+    kind = "gain_cell_leak"
+    is_identity = False
+
+    def __init__(self, tau: float = 5e-3, tau_sigma_ln: float = 0.5, v_leak: float = 0.0):
+        self.tau, self.tau_sigma_ln, self.v_leak = float(tau), float(tau_sigma_ln), float(v_leak)
+
+    @classmethod
+    def from_model(cls, model: "GainCellModel") -> "GainCellRetention":
+        return cls(model.tau, model.tau_sigma_ln, model.v_leak)
+
+    def conductance_at(self, g, t: float, rng: np.random.Generator | None = None,
+                       temperature: float | None = None) -> np.ndarray:
+        """Stored voltages (V) ``t`` seconds after writing ``g`` (V)."""
+        if not np.all(np.asarray(t) >= 0):
+            raise ValueError(f"times after the write must be >= 0 s, got {t}")
+        v = np.asarray(g, dtype=np.float64)
+        tau = (self.tau * np.exp(self.tau_sigma_ln * rng.standard_normal(v.shape))
+               if rng is not None else self.tau)
+        return self.v_leak + (v - self.v_leak) * np.exp(-np.asarray(t) / tau)
+
+    def torch_drift(self, g, t: float, generator=None, temperature: float | None = None):
+        """The torch form of :meth:`conductance_at` (cells drawn from ``generator``)."""
+        import torch
+
+        if not t >= 0:
+            raise ValueError(f"t must be >= 0 s, got {t}")
+        if generator is not None:
+            z = torch.randn(g.shape, generator=generator, dtype=torch.float64)
+            tau = self.tau * torch.exp(self.tau_sigma_ln * z)
+        else:
+            tau = torch.full(g.shape, self.tau, dtype=torch.float64)
+        keep = torch.exp(-t / tau).to(g.dtype)
+        return self.v_leak + (g - self.v_leak) * keep
+
+    def validate(self, fail) -> None:
+        if not (math.isfinite(self.tau) and self.tau > 0):
+            fail(f"retention.tau_s must be > 0 s, got {self.tau}")
+        if not (math.isfinite(self.tau_sigma_ln) and self.tau_sigma_ln >= 0):
+            fail(f"retention.tau_sigma_ln must be >= 0, got {self.tau_sigma_ln}")
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "tau_s": self.tau, "tau_sigma_ln": self.tau_sigma_ln,
+                "v_leak_v": self.v_leak}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "GainCellRetention":
+        return cls(d["tau_s"], d.get("tau_sigma_ln", 0.0), d.get("v_leak_v", 0.0))
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, GainCellRetention) and self.to_dict() == other.to_dict()
+
+    def __repr__(self) -> str:
+        return (f"GainCellRetention(tau={self.tau:g}, tau_sigma_ln={self.tau_sigma_ln:g}, "
+                f"v_leak={self.v_leak:g})")

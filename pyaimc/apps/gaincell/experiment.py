@@ -73,6 +73,10 @@ class StudyConfig:
         Chips (cell variation and write noise) each analog model is evaluated on.
     signed_query : bool
         Sign-magnitude query pulses (two read phases).
+    ablation : bool
+        Also adapt the ``decay_window`` model at ``nominal_tau`` without any rounding (write
+        DAC, query pulses and ADC continuous), to separate the cost of the paper's resolutions
+        from that of the hard-sigmoid read-out and the cells.
     seed : int
     """
 
@@ -80,10 +84,10 @@ class StudyConfig:
     n_layer: int = 3
     n_head: int = 4
     context: int = 128
-    pretrain_steps: int = 3000
+    pretrain_steps: int = 2000
     pretrain_batch: int = 32
     pretrain_lr: float = 3e-3
-    linear_steps: int = 1000
+    linear_steps: int = 2500
     linear_lr: float = 2e-3
     finetune_steps: int = 300
     finetune_batch: int = 16
@@ -98,6 +102,7 @@ class StudyConfig:
     eval_sequences: int = 200
     eval_chips: int = 3
     signed_query: bool = True
+    ablation: bool = True
     seed: int = 0
 
     def to_dict(self) -> dict:
@@ -149,11 +154,13 @@ class Study:
         return GPTConfig(vocab=len(VOCAB), context=c.context, d_model=c.d_model,
                          n_layer=c.n_layer, n_head=c.n_head)
 
-    def device_model(self, tau: float) -> GainCellModel:
-        return GainCellModel(tau=tau, token_period=self.cfg.token_period)
+    def device_model(self, tau: float, rounding: bool = True) -> GainCellModel:
+        levels = {} if rounding else {"write_levels": 0}
+        return GainCellModel(tau=tau, token_period=self.cfg.token_period, **levels)
 
-    def periphery(self) -> Periphery:
-        return Periphery(signed_query=self.cfg.signed_query)
+    def periphery(self, rounding: bool = True) -> Periphery:
+        levels = {} if rounding else {"query_levels": 0, "out_levels": 0}
+        return Periphery(signed_query=self.cfg.signed_query, **levels)
 
     def base(self) -> CharGPT:
         """The pre-trained exact-attention model (trained once, then read from its checkpoint)."""
@@ -206,33 +213,40 @@ class Study:
         return {str(k): {kk: v[kk] for kk in ("error_before", "error_after")}
                 for k, v in report.items()}
 
-    def linear_model(self, window: int) -> tuple[CharGPT, dict]:
+    def linear_model(self, window: int, rounding: bool = True) -> tuple[CharGPT, dict]:
         """The intermediate model: hard-sigmoid read-out on ideal linear cells, calibrated
         against softmax and fine-tuned (the device model only sets the voltage range)."""
         c = self.cfg
-        model = self.base().set_attention("linear", window, self.device_model(c.nominal_tau),
-                                          self.periphery(), seed=c.seed)
+        model = self.base().set_attention("linear", window,
+                                          self.device_model(c.nominal_tau, rounding),
+                                          self.periphery(rounding), seed=c.seed)
         map_ranges(model, self.calib)
 
         def prepare(m):
             return {"calibration": self._calibration(m, "softmax"),
                     "perplexity_calibrated": self.evaluate(m)["perplexity"]}
 
-        return self._tuned(f"linear{window}", model, prepare, c.linear_steps, c.linear_lr)
+        suffix = "" if rounding else "-norounding"
+        return self._tuned(f"linear{window}{suffix}", model, prepare, c.linear_steps,
+                           c.linear_lr)
 
-    def analog_model(self, window: int, tau: float, adapted: bool,
+    def analog_model(self, window: int, tau: float, adapted: bool, rounding: bool = True
                      ) -> tuple[CharGPT, dict]:
-        """The base model on gain cells: direct mapping, or adapted (see the module docstring)."""
+        """The base model on gain cells: direct mapping, or adapted (see the module docstring).
+
+        ``rounding=False``: write DAC, query pulses and ADC without rounding (ablation)."""
         c = self.cfg
+        suffix = "" if rounding else "-norounding"
         if not adapted:
-            model = self.base().set_attention("analog", window, self.device_model(tau),
-                                              self.periphery(), seed=c.seed)
+            model = self.base().set_attention("analog", window,
+                                              self.device_model(tau, rounding),
+                                              self.periphery(rounding), seed=c.seed)
             map_ranges(model, self.calib)
             return model, {}
-        model, linear_meta = self.linear_model(window)
+        model, linear_meta = self.linear_model(window, rounding)
         linear_ppl = self.evaluate(model)["perplexity"]
-        model.set_attention("analog", window, self.device_model(tau), self.periphery(),
-                            seed=c.seed)
+        model.set_attention("analog", window, self.device_model(tau, rounding),
+                            self.periphery(rounding), seed=c.seed)
 
         def prepare(m):
             return {"linear": {"calibration": linear_meta["calibration"],
@@ -241,8 +255,8 @@ class Study:
                     "calibration": self._calibration(m, "linear"),
                     "perplexity_calibrated": self.evaluate(m)["perplexity"]}
 
-        return self._tuned(f"analog{window}-tau{tau:g}", model, prepare, c.finetune_steps,
-                           c.finetune_lr)
+        return self._tuned(f"analog{window}-tau{tau:g}{suffix}", model, prepare,
+                           c.finetune_steps, c.finetune_lr)
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, model: CharGPT, in_sample: bool = False) -> dict:
@@ -281,7 +295,7 @@ def run_study(cfg: StudyConfig, work: str | Path, progress: bool = False, log=pr
     Returns
     -------
     dict
-        ``{"rows", "transfer", "calibration", "train_seconds" (training and calibration of all
+        ``{"rows", "transfer", "ablation", "calibration", "train_seconds" (training and calibration of all
         runs, cached ones included), "seconds", "corpus"}``.
     """
     st = Study(cfg, work, progress=progress, log=log)
@@ -299,16 +313,16 @@ def run_study(cfg: StudyConfig, work: str | Path, progress: bool = False, log=pr
         log(f"window {w}: {rows[-1]['perplexity']:.3f} (before fine-tuning "
             f"{raw['perplexity']:.3f})")
 
-    def analog_rows(w, tau):
-        model, _ = st.analog_model(w, tau, adapted=False)
+    def analog_rows(w, tau, rows=rows, rounding=True):
+        model, _ = st.analog_model(w, tau, adapted=False, rounding=rounding)
         rows.append(_row(w, tau, "analog", st.evaluate(model, in_sample=True)))
-        model, meta = st.analog_model(w, tau, adapted=True)
+        model, meta = st.analog_model(w, tau, adapted=True, rounding=rounding)
         rows.append(_row(w, tau, "analog_adapted", st.evaluate(model, in_sample=True),
                          perplexity_calibrated=meta["perplexity_calibrated"],
                          perplexity_linear=meta["linear"]["perplexity"],
                          perplexity_linear_calibrated=meta["linear"]["perplexity_calibrated"]))
-        calibration[f"W{w}-tau{tau:g}"] = {"linear": meta["linear"]["calibration"],
-                                           "analog": meta["calibration"]}
+        calibration[f"W{w}-tau{tau:g}" + ("" if rounding else "-norounding")] = {
+            "linear": meta["linear"]["calibration"], "analog": meta["calibration"]}
         log(f"analog W {w} tau {tau:g} s: direct {rows[-2]['perplexity']:.3f}, adapted "
             f"{rows[-1]['perplexity']:.3f} (calibrated only "
             f"{meta.get('perplexity_calibrated', float('nan')):.3f})")
@@ -327,6 +341,12 @@ def run_study(cfg: StudyConfig, work: str | Path, progress: bool = False, log=pr
         window_rows(cfg.decay_window)
     for tau in cfg.decays:
         analog_rows(cfg.decay_window, tau)
-    return {"rows": rows, "transfer": transfer, "calibration": calibration,
+    ablation = []
+    if cfg.ablation:
+        log("ablation: no rounding anywhere")
+        analog_rows(cfg.decay_window, cfg.nominal_tau, rows=ablation, rounding=False)
+        for r in ablation:
+            r["rounding"] = False
+    return {"rows": rows, "transfer": transfer, "ablation": ablation, "calibration": calibration,
             "train_seconds": float(sum(st.train_seconds.values())),
             "seconds": time.perf_counter() - t0, "corpus": st.corpus.describe()}
