@@ -36,7 +36,8 @@ def demo_gaincell(out_dir, threads: int = 1) -> dict:
     out = Path(out_dir)
     t0 = time.perf_counter()
     cfg = StudyConfig(d_model=32, n_layer=2, n_head=2, context=64, pretrain_steps=400,
-                      pretrain_batch=32, linear_steps=150, finetune_steps=30, finetune_batch=16, calib_steps=40,
+                      pretrain_batch=32, linear_steps=150, finetune_steps=30, finetune_batch=16,
+                      calib_steps=40,
                       calib_sequences=8, windows=(16,), decay_window=16, decays=(),
                       eval_sequences=64, eval_chips=1)
     study = Study(cfg, out / "work", log=lambda msg: print(f"    {msg}", flush=True))

@@ -128,7 +128,7 @@ def test_kernels_match_the_torch_formulation_values_and_gradients():
     assert float(results[0][0].abs().max()) > 0.1  # the check is not on zeros
 
 
-@pytest.mark.parametrize("kind", ["exact", "window", "analog"])
+@pytest.mark.parametrize("kind", ["exact", "window", "linear", "analog"])
 def test_training_and_generation_modes_agree(kind):
     """Whole-sequence logits (training, perplexity) equal step-by-step generation logits, with
     the same write noise; analog with strong decay so that retention matters."""
@@ -150,6 +150,41 @@ def test_training_and_generation_modes_agree(kind):
                  for i in range(24)]
     torch.testing.assert_close(torch.stack(steps, 1), whole, rtol=1e-5, atol=2e-5)
     assert float(whole.std()) > 0.5
+
+
+def test_linear_twin_is_the_ideal_limit_and_swaps_keep_the_adaptation():
+    """With ideal cells whose read factor is close to linear over the used range, the gain-cell
+    core and its linear twin agree; going linear -> analog keeps the adaptation parameters."""
+    cfg = GPTConfig(vocab=len(VOCAB), context=16, d_model=16, n_layer=1, n_head=2)
+    model = CharGPT(cfg).set_attention("linear", 4)
+    core = model.analog_cores()[0]
+    assert core.linear and core.sample_write_noise((1, 2, 3, 8)) is None
+    with torch.no_grad():
+        core.k_scale.fill_(0.123)
+        core.theta.fill_(0.5)
+    model.set_attention("analog", 4)
+    new = model.analog_cores()[0]
+    assert not new.linear and new.k_scale[0, 0].item() == pytest.approx(0.123)
+    assert new.theta[0].item() == pytest.approx(0.5)
+    # g(v) is linear to 1 % above 0.5 V: keys and values mapped there, the two cores agree
+    m = GainCellModel.ideal()
+    analog = GainCellCore(1, 4, 4, m, Periphery(query_levels=0, out_levels=0))
+    with torch.no_grad():
+        analog.k_scale.fill_(0.1)
+        analog.k_shift.fill_(0.3)
+        analog.v_scale.fill_(0.1)
+        analog.v_shift.fill_(0.3)
+        analog.log_out_range.fill_(np.log(8.0))  # no ADC clipping
+    twin = GainCellCore(1, 4, 4, m, Periphery(query_levels=0, out_levels=0), linear=True)
+    twin.load_state_dict(analog.state_dict())
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 1, 10, 4, generator=g).clamp(-1, 1) for _ in range(3))
+    with torch.no_grad():
+        a, b = analog(q, k, v), twin(q, k, v)
+    # the ideal read factor has slope 1/(v_max - v_offset) in triode, so the cores differ by the
+    # read transistor's residual curvature only
+    assert float(b.abs().max()) > 0.2 and float(b.abs().max()) < 0.99
+    assert float((a - b).abs().max()) < 0.02 * float(b.abs().max())
 
 
 def test_window_forgets_and_decay_changes_the_output():

@@ -271,7 +271,7 @@ class GainCellModel:
         return GainCellRetention.from_model(self)
 
     def decay(self, v0, t, tau):
-        """Stored voltage ``t`` seconds after it was ``v0`` (V), cells with time constants ``tau``."""
+        """Stored voltage ``t`` s after it was ``v0`` (V), in cells with time constants ``tau``."""
         return self.v_leak + (v0 - self.v_leak) * _exp(-t / tau)
 
     # ------------------------------------------------------------------ read

@@ -295,8 +295,8 @@ def run_study(cfg: StudyConfig, work: str | Path, progress: bool = False, log=pr
     Returns
     -------
     dict
-        ``{"rows", "transfer", "ablation", "calibration", "train_seconds" (training and calibration of all
-        runs, cached ones included), "seconds", "corpus"}``.
+        ``{"rows", "transfer", "ablation", "calibration", "train_seconds" (training and
+        calibration of all runs, cached ones included), "seconds", "corpus"}``.
     """
     st = Study(cfg, work, progress=progress, log=log)
     t0 = time.perf_counter()

@@ -9,8 +9,10 @@ fixed noise draw (seeded).
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -142,9 +144,6 @@ def perplexity(model: CharGPT, x: torch.Tensor, y: torch.Tensor, batch: int = 32
 
 def save_checkpoint(model: CharGPT, path, meta: dict) -> None:
     """Weights and the attention setup (``torch.save``; written through a temporary file)."""
-    import os
-    from pathlib import Path
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
