@@ -96,7 +96,7 @@ class StudyConfig:
     calib_sequences: int = 16
     windows: tuple = (8, 16, 32, 64)
     decay_window: int = 32
-    decays: tuple = (1e-5, 3e-5, 1e-4, 1e-3)
+    decays: tuple = (3e-6, 1e-5, 3e-5, 1e-4, 1e-3)
     nominal_tau: float = 5e-3
     token_period: float = 1e-6
     eval_sequences: int = 200
