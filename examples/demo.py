@@ -20,6 +20,8 @@ Stages (each prints what it wrote):
 9. measure a virtual chip through a virtual board (gain, offset, series-resistance and ADC
    errors): calibration, resistance accuracy, the cycling protocol written as ``pyaimc fit``
    reads it and fitted, a RADAR write-verify through the board.
+10. put a tiny character GPT's attention on gain-cell memories (sliding window, adaptation) and
+   compare perplexity, generation and cost with exact and digital sliding-window attention.
 
 ``--stages 4 5`` runs a subset; a later stage reads what the earlier ones wrote in ``--out``.
 """
@@ -136,6 +138,15 @@ def stage_nanopore(out: Path) -> None:
     _done(t0)
 
 
+def stage_gaincell(out: Path) -> None:
+    from examples.demo_gaincell import demo_gaincell
+
+    t0 = _stage("10. gain-cell sliding-window attention on a tiny character GPT")
+    demo_gaincell(out / "gaincell")
+    print(f"    wrote {out / 'gaincell'}/gaincell_device.json, demo_gaincell.json")
+    _done(t0)
+
+
 def _needs(path: Path, stage: str) -> Path:
     if not path.exists():
         raise SystemExit(f"{path} is missing: run stage {stage!r} first (or all stages)")
@@ -195,6 +206,7 @@ STAGES = [
      lambda out: stage_programming(out)),
     ("nanopore", "nanopore reads in a ReRAM CAM", stage_nanopore),
     ("instruments", "measurement protocols on a virtual board", stage_instruments),
+    ("gaincell", "gain-cell attention", stage_gaincell),
 ]
 
 
