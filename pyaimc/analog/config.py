@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass
@@ -23,12 +23,30 @@ class AnalogConfig:
         Quantise inputs and column currents with the noise model's DAC and ADC.
     transfer : bool
         Apply the noise model's crossbar transfer model (IR drop, non-linearity, saturation).
-    input_scaling : {"abs_max", "fixed"}
+    input_scaling : {"abs_max", "fixed", "learned"}
         ``"abs_max"``: each input vector is scaled so its largest magnitude is ``v_max``
         (digital scale, multiplied back after the ADC); ``"fixed"``: inputs are divided by
-        ``input_range`` and clipped to [-1, 1].
+        ``input_range`` and clipped to [-1, 1]; ``"learned"``: as ``"fixed"`` with a range per
+        layer that is a trained parameter, set from the first ``input_range_init_batches``
+        training batches (mean of ``input_range_init_std`` standard deviations of the inputs),
+        then learned (its gradient comes from the clipped inputs, plus a decay that shrinks it
+        while at least ``input_range_min_inside`` of the inputs lie inside).
     input_range : float
-        For ``"fixed"`` scaling.
+        For ``"fixed"`` scaling (and the learned range before it is set).
+    input_range_init_batches, input_range_init_std, input_range_decay, input_range_min_inside
+        For ``"learned"`` (see above).
+    mapping : str
+        Weight-to-conductance mapping (:mod:`pyaimc.analog.weight_maps`: ``"differential_pair"``,
+        ``"single_device"``, ``"n_pairs"``, ``"optimised_pairs"``), with ``mapping_options``.
+    weight_clip : {None, "fixed", "sigma"}
+        Clip the weights before mapping: at ``+-weight_clip_value`` (``"fixed"``) or at
+        ``weight_clip_value`` standard deviations of each output channel's weights
+        (``"sigma"``); the output scale ``s_o`` then follows the clipped weights, so outliers no
+        longer squeeze the other weights into the low end of the window.
+    learn_out_scale : bool
+        The output channel scales ``s_o`` become trained parameters (initialised to
+        ``max |w_o|``): weights beyond them are clipped, and the gradient trades that clipping
+        against programming and read noise, which grow with ``s_o``.
     t_inference : float
         Time after programming at which the programmed conductances are read, s (the noise
         model's retention part drifts them; 0: at the instant of programming).
@@ -55,11 +73,41 @@ class AnalogConfig:
     t_inference: float = 0.0
     drift_compensation: bool = False
     t_train: tuple | None = None
+    mapping: str = "differential_pair"
+    mapping_options: dict = field(default_factory=dict)
+    weight_clip: str | None = None
+    weight_clip_value: float = 3.0
+    learn_out_scale: bool = False
+    input_range_init_batches: int = 10
+    input_range_init_std: float = 3.0
+    input_range_decay: float = 0.01
+    input_range_min_inside: float = 0.95
 
     def __post_init__(self) -> None:
-        if self.input_scaling not in ("abs_max", "fixed"):
-            raise ValueError(f"input_scaling must be 'abs_max' or 'fixed', got "
+        if self.input_scaling not in ("abs_max", "fixed", "learned"):
+            raise ValueError(f"input_scaling must be 'abs_max', 'fixed' or 'learned', got "
                              f"{self.input_scaling!r}")
+        if self.weight_clip not in (None, "fixed", "sigma"):
+            raise ValueError(f"weight_clip must be None, 'fixed' or 'sigma', got "
+                             f"{self.weight_clip!r}")
+        if not self.weight_clip_value > 0:
+            raise ValueError(f"weight_clip_value must be > 0, got {self.weight_clip_value}")
+        if not (isinstance(self.input_range_init_batches, int)
+                and self.input_range_init_batches >= 0):
+            raise ValueError("input_range_init_batches must be an integer >= 0, got "
+                             f"{self.input_range_init_batches!r}")
+        if not (self.input_range_init_std > 0 and self.input_range_decay >= 0
+                and 0 <= self.input_range_min_inside <= 1):
+            raise ValueError("input_range_init_std must be > 0, input_range_decay >= 0 and "
+                             "input_range_min_inside in [0, 1]")
+        from pyaimc.analog.weight_maps import WEIGHT_MAPS
+
+        if self.mapping not in WEIGHT_MAPS:
+            raise ValueError(f"mapping {self.mapping!r} is not registered (known: "
+                             f"{', '.join(sorted(WEIGHT_MAPS))})")
+        if not isinstance(self.mapping_options, dict):
+            raise ValueError(f"mapping_options must be a dict, got "
+                             f"{type(self.mapping_options).__name__}")
         if not self.input_range > 0:
             raise ValueError(f"input_range must be > 0, got {self.input_range}")
         if not self.t_inference >= 0:
@@ -86,3 +134,19 @@ class AnalogConfig:
     def noise_only(cls) -> "AnalogConfig":
         """Programming and read noise, but exact converters and an ideal crossbar."""
         return cls(dac=False, adc=False, transfer=False)
+
+    @classmethod
+    def trained_ranges(cls) -> "AnalogConfig":
+        """Every non-ideality, with the training tools aihwkit users know: weights clipped at
+        3 standard deviations per output channel, learned input ranges (DAC) and learned
+        output scales."""
+        return cls(weight_clip="sigma", weight_clip_value=3.0, input_scaling="learned",
+                   learn_out_scale=True)
+
+    @classmethod
+    def preset(cls, name: str) -> "AnalogConfig":
+        """A preset by name: ``hardware``, ``ideal``, ``noise_only``, ``trained_ranges``."""
+        names = ("hardware", "ideal", "noise_only", "trained_ranges")
+        if name not in names:
+            raise ValueError(f"unknown AnalogConfig preset {name!r} (known: {', '.join(names)})")
+        return getattr(cls, name)()

@@ -5,11 +5,13 @@ Training (:class:`~pyaimc.analog.linear.AnalogLinear`), deployment
 (:mod:`pyaimc.s4d.hardware`) differ only in how they lay matrices onto tiles and batch the
 products; the physics is here, in :class:`TileCore`, built from a noise model and a config:
 
-* **mapping** (differential pair): per output row ``o`` the scale ``s_o = max_i |w_oi|``;
-  targets ``g+- = g_min + (g_max - g_min) max(+-w / s_o, 0)`` (:meth:`TileCore.scales`,
-  :meth:`TileCore.targets`); programmed conductances drawn by the noise model's sampler for the
-  configured write scheme (:attr:`TileCore.sampler`), then drifted to ``t_inference`` by its
-  retention part (:meth:`TileCore.drift`);
+* **mapping** (the config's, :mod:`pyaimc.analog.weight_maps`; by default the differential
+  pair): per output row ``o`` the scale ``s_o = max_i |w_oi|`` (of the clipped weights when
+  the config clips, :meth:`TileCore.clip`); targets ``g+- = g_min + (g_max - g_min)
+  max(+-w / s_o, 0)`` (:meth:`TileCore.scales`, :meth:`TileCore.targets`); programmed
+  conductances drawn by the noise model's sampler for the configured write scheme
+  (:attr:`TileCore.sampler`), then drifted to ``t_inference`` by its retention part
+  (:meth:`TileCore.drift`);
 * **DAC**: inputs scaled per vector to ``v_max`` (``"abs_max"``) or by a fixed range, then the
   periphery's DAC (:meth:`TileCore.input_voltages`);
 * **crossbar**: the noise model's transfer model in torch (:attr:`TileCore.transfer`; None for an
@@ -28,6 +30,7 @@ import math
 import torch
 
 from pyaimc.analog.config import AnalogConfig
+from pyaimc.analog.weight_maps import get_weight_map
 from pyaimc.circuit.transfer_torch import TorchTransfer
 
 _TINY = 1e-12
@@ -105,6 +108,8 @@ class TileCore:
         The noise model's sampler of the configured scheme (None without programming noise).
     read : column read noise
     transfer : TorchTransfer or None
+    mapping : WeightMap
+        The config's weight-to-conductance mapping (:mod:`pyaimc.analog.weight_maps`).
     """
 
     def __init__(self, noise_model, config: AnalogConfig | None = None,
@@ -122,6 +127,7 @@ class TileCore:
                         if cfg.programming_noise else None)
         self.read = noise_model.read_noise_sampler()
         self.transfer = transfer_for(noise_model, cfg)
+        self.mapping = get_weight_map(cfg.mapping, self, **cfg.mapping_options)
 
     @property
     def reads_noise(self) -> bool:
@@ -142,13 +148,51 @@ class TileCore:
         # two plain reductions: several times faster than vector_norm(inf) or abs().amax()
         return torch.maximum(w.amax(dim=-1), -w.amin(dim=-1)).clamp_min(_TINY)
 
+    def clip(self, w: torch.Tensor) -> torch.Tensor:
+        """The weights ``w`` (..., out, in) clipped as the config says (``w`` itself when it
+        does not): at ``+-weight_clip_value`` or at ``weight_clip_value`` standard deviations
+        of each output channel (the bound detached)."""
+        cfg = self.config
+        if cfg.weight_clip is None:
+            return w
+        if cfg.weight_clip == "fixed":
+            return w.clamp(-cfg.weight_clip_value, cfg.weight_clip_value)
+        bound = (cfg.weight_clip_value * w.detach().std(dim=-1, keepdim=True)).clamp_min(_TINY)
+        return torch.minimum(torch.maximum(w, -bound), bound)
+
+    def _squeeze(self, pair: tuple) -> tuple:
+        """(P, ...) cells of the mapping as the layers hold them: (...) for one pair."""
+        return tuple(g[0] for g in pair) if self.mapping.n_pairs == 1 else pair
+
     def targets(self, w: torch.Tensor, scale: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Target conductances ``g+``, ``g-`` (S; shape of ``w``, differentiable in it)."""
+        """Target conductances ``g+``, ``g-`` (S; shape of ``w``, differentiable in it), or the
+        mapping's ``(g_a, g_b)`` (P, ...) when it has ``P > 1`` pairs per weight."""
         scale = self.scales(w) if scale is None else scale
         wn = w / scale.unsqueeze(-1)
-        return (self.g_min + self.span * wn.clamp(min=0.0),
-                self.g_min + self.span * (-wn).clamp(min=0.0))
+        if self.mapping.native:
+            return self.mapping.pair_targets(wn)
+        return self._squeeze(self.mapping.targets(wn.clamp(-1.0, 1.0), self.cols))
+
+    def _programmed(self, w, scale, sampler, generator):
+        """Programmed cells at the instant of programming (shapes as :meth:`targets`)."""
+        # clipping is exact for weights inside their scale: only learned scales change anything
+        wn = (w / scale.unsqueeze(-1)).clamp(-1.0, 1.0)
+        if self.mapping.native:
+            if sampler is None:
+                return self.mapping.pair_targets(wn)
+            return sampler.sample_cells(wn, generator)
+        return self._squeeze(self.mapping.program(wn.clamp(-1.0, 1.0), sampler, generator,
+                                                  self.cols))
+
+    def difference(self, g_a: torch.Tensor, g_b: torch.Tensor) -> torch.Tensor:
+        """The conductance difference each weight presents, ``sum_k c_k (g_a_k - g_b_k)`` (S;
+        ``g_a - g_b`` for one pair of gain 1)."""
+        if self.mapping.native:
+            return g_a - g_b
+        if self.mapping.n_pairs == 1:
+            return self.mapping.gains[0] * (g_a - g_b)
+        return self.mapping.combine(g_a, g_b)
 
     @torch.no_grad()
     def program(self, w: torch.Tensor, generator: torch.Generator | None,
@@ -160,11 +204,7 @@ class TileCore:
         noise), then the retention part's drift to the configured time after programming.
         """
         scale = self.scales(w) if scale is None else scale
-        sampler = self.sampler_for(scheme)
-        if sampler is None:
-            g_pos, g_neg = self.targets(w, scale)
-        else:
-            g_pos, g_neg = sampler.sample_cells(w / scale.unsqueeze(-1), generator)
+        g_pos, g_neg = self._programmed(w, scale, self.sampler_for(scheme), generator)
         return self.drift(g_pos, generator), self.drift(g_neg, generator)
 
     def drift(self, g: torch.Tensor, generator: torch.Generator | None,
@@ -197,18 +237,15 @@ class TileCore:
             inputs and ``cols`` outputs (default the physical tile).
         """
         scale = self.scales(w) if scale is None else scale
-        sampler = self.sampler_for(scheme)
-        if sampler is None:
-            g0_pos, g0_neg = self.targets(w, scale)
-        else:
-            g0_pos, g0_neg = sampler.sample_cells(w / scale.unsqueeze(-1), generator)
+        g0_pos, g0_neg = self._programmed(w, scale, self.sampler_for(scheme), generator)
         g_pos, g_neg = self.drift(g0_pos, generator), self.drift(g0_neg, generator)
         rows = self.rows if rows is None else rows
         cols = self.cols if cols is None else cols
+        d0 = self.difference(g0_pos, g0_neg)
         if self.config.drift_compensation and self.drifts:
-            alpha = tile_compensation(g0_pos - g0_neg, g_pos - g_neg, rows, cols)
+            alpha = tile_compensation(d0, self.difference(g_pos, g_neg), rows, cols)
         else:
-            alpha = tile_compensation(g0_pos - g0_neg, g0_pos - g0_neg, rows, cols)
+            alpha = tile_compensation(d0, d0, rows, cols)
         return g_pos, g_neg, alpha
 
     def training_time(self, generator: torch.Generator | None) -> float | None:
@@ -221,14 +258,28 @@ class TileCore:
         return float(math.exp(math.log(t[0]) + u * (math.log(t[1]) - math.log(t[0]))))
 
     # ------------------------------------------------------------------ converters
-    def input_voltages(self, x: torch.Tensor, grad: bool = True
+    def input_voltages(self, x: torch.Tensor, grad: bool = True,
+                       input_range: torch.Tensor | None = None
                        ) -> tuple[torch.Tensor, torch.Tensor]:
         """Row voltages (shape of ``x``; V) after scaling and the DAC, and the input scales
         (``x.shape[:-1] + (1,)``).
 
         ``grad`` False converts in place without building a graph (deployment).
+        ``input_range`` is the layer's learned range (a 0-d tensor) for ``"learned"`` scaling.
         """
         cfg = self.config
+        if cfg.input_scaling == "learned":
+            if input_range is None:
+                raise ValueError("input_scaling 'learned' needs the layer's input_range")
+            if grad:
+                v = scale_clip(x, input_range, cfg.input_range_decay,
+                               cfg.input_range_min_inside) * self.v_max
+            else:
+                v = (x * (self.v_max / input_range.detach())).clamp_(-self.v_max, self.v_max)
+            x_scale = input_range.expand(x[..., :1].shape)
+            if cfg.dac:
+                v = self.noise_model.periphery.torch_dac(v, inplace=True, grad=grad)
+            return v, x_scale
         if cfg.input_scaling == "abs_max":
             x_scale = x.detach().abs().amax(dim=-1, keepdim=True).clamp_min(_TINY)
             v = x * (self.v_max / x_scale) if not grad else x / x_scale * self.v_max
@@ -252,3 +303,33 @@ class TileCore:
     def output_gain(self) -> float:
         """``1 / ((g_max - g_min) v_max)``: current (A) to weight-times-input units."""
         return 1.0 / (self.span * self.v_max)
+
+
+class _ScaleClip(torch.autograd.Function):
+    """``clamp(x / r, -1, 1)`` with the learned range ``r``'s gradient as the clip gives it,
+    plus ``decay * r`` while at least ``min_inside`` of the inputs lie inside the range (what
+    pulls an unused range back, after aihwkit's input-range learning)."""
+
+    @staticmethod
+    def forward(ctx, x, r, decay, min_inside):
+        y = x / r
+        inside = y.abs() <= 1.0
+        ctx.save_for_backward(y, inside, r)
+        ctx.decay, ctx.min_inside = decay, min_inside
+        return y.clamp(-1.0, 1.0)
+
+    @staticmethod
+    def backward(ctx, grad):
+        y, inside, r = ctx.saved_tensors
+        grad_x = grad * inside / r
+        grad_r = -(grad * y * inside).sum() / r
+        if ctx.decay and inside.float().mean() >= ctx.min_inside:
+            grad_r = grad_r + ctx.decay * r
+        return grad_x, grad_r.reshape(r.shape), None, None
+
+
+def scale_clip(x: torch.Tensor, r: torch.Tensor, decay: float = 0.0,
+               min_inside: float = 1.0) -> torch.Tensor:
+    """``x / r`` clipped to [-1, 1] with a trainable range ``r`` (0-d tensor; see
+    :class:`_ScaleClip`)."""
+    return _ScaleClip.apply(x, r, float(decay), float(min_inside))

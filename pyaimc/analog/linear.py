@@ -20,6 +20,7 @@ What one forward pass computes, per tile of the noise model's size::
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 
@@ -34,7 +35,8 @@ from pyaimc.analog.ops import (Scratch, inputs_of, pair_cells, pair_difference, 
 from pyaimc.circuit.transfer_torch import input_powers, min_matrices, tile_weights_wl
 from pyaimc.noise.model import NoiseModel
 
-__all__ = ["AnalogConfig", "AnalogLinear", "analog_layers", "convert_to_analog", "program"]
+__all__ = ["AnalogConfig", "AnalogLinear", "analog_layers", "clip_weights", "convert_to_analog",
+           "hold_draw", "program", "register_converter"]
 
 
 class AnalogLinear(nn.Module):
@@ -66,6 +68,9 @@ class AnalogLinear(nn.Module):
     is_programmed : buffer (bool)
     """
 
+    #: marks analog layers (convert_to_analog leaves them and their parts alone)
+    is_analog = True
+
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
                  noise_model: NoiseModel | None = None, config: AnalogConfig | None = None,
                  seed: int | None = None, device=None, dtype=None) -> None:
@@ -81,6 +86,7 @@ class AnalogLinear(nn.Module):
         self.seed = int(seed) if seed is not None else int(torch.randint(0, 2**62, (1,)).item())
         self._generator = None
         self._scratch = Scratch()
+        self._hold, self._held = False, None
         self.register_buffer("programmed_g_pos", torch.zeros(out_features, in_features, **kw))
         self.register_buffer("programmed_g_neg", torch.zeros(out_features, in_features, **kw))
         self.register_buffer("programmed_scale", torch.zeros(out_features, **kw))
@@ -120,7 +126,25 @@ class AnalogLinear(nn.Module):
         else:
             self.register_buffer("mmin", None, persistent=False)
             self.register_buffer("nmin", None, persistent=False)
+        self._setup_options()
 
+    def _setup_options(self) -> None:
+        """Parameters and buffers of the config's options: learned input range and output
+        scales, the programmed cells of a mapping with several pairs per weight."""
+        cfg, kw = self.config, {"device": self.weight.device, "dtype": self.weight.dtype}
+        if cfg.input_scaling == "learned" and getattr(self, "input_range", None) is None:
+            self.input_range = nn.Parameter(torch.tensor(float(cfg.input_range), **kw))
+            self.register_buffer("input_range_batches",
+                                 torch.tensor(0, device=self.weight.device))
+        if cfg.learn_out_scale and getattr(self, "out_scale", None) is None:
+            # set from the weights at the first forward pass (they are copied in after __init__)
+            self.out_scale = nn.Parameter(torch.zeros(self.out_features, **kw))
+        shape = (self.out_features, self.in_features)
+        if self.core.mapping.n_pairs > 1:
+            shape = (self.core.mapping.n_pairs,) + shape
+        if hasattr(self, "programmed_g_pos") and tuple(self.programmed_g_pos.shape) != shape:
+            self.register_buffer("programmed_g_pos", torch.zeros(shape, **kw))
+            self.register_buffer("programmed_g_neg", torch.zeros(shape, **kw))
     def configure(self, config: AnalogConfig | None = None,
                   noise_model: NoiseModel | None = None) -> "AnalogLinear":
         """Switch to another config or noise model (same tile size); programmed state is kept."""
@@ -139,6 +163,7 @@ class AnalogLinear(nn.Module):
         state = self.__dict__.copy()
         state["_generator"] = None  # torch generators do not pickle; re-seeded on first use
         state["_scratch"] = Scratch()
+        state["_hold"], state["_held"] = False, None
         return state
 
     def extra_repr(self) -> str:
@@ -156,16 +181,23 @@ class AnalogLinear(nn.Module):
 
     # ------------------------------------------------------------------ mapping
     def mapped_weight(self) -> torch.Tensor:
-        """The weight the tiles are programmed with (out, in): the clean ``weight`` here.
+        """The weight the tiles are programmed with (out, in): the clean ``weight`` here,
+        clipped when the config clips weights.
 
         Subclasses override it to map a transformed weight (a quantized one, say): everything
         the layer programmes or samples starts from it, and gradients flow through it.
         """
-        return self.weight
+        return self.core.clip(self.weight)
 
     def _scale(self, w: torch.Tensor | None = None) -> torch.Tensor:
         """Output channel scales ``max_i |w_oi|`` (out,) of ``w`` (default the mapped weight),
-        detached."""
+        detached; the learned output scales (differentiable) when the config learns them."""
+        if self.config.learn_out_scale:
+            if not bool((self.out_scale != 0).any()):
+                with torch.no_grad():
+                    self.out_scale.copy_(TileCore.scales(
+                        self.mapped_weight() if w is None else w))
+            return self.out_scale.abs().clamp_min(1e-12)
         return TileCore.scales(self.mapped_weight() if w is None else w)
 
     def target_conductances(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -209,6 +241,8 @@ class AnalogLinear(nn.Module):
         scale : tensor (out,)
             Output channel scales.
         """
+        if not self.core.mapping.native or self.config.learn_out_scale:
+            return self._mapped_conductances()
         need_cells = self.transfer is not None
         span = self.g_max - self.g_min
         if not self.training and bool(self.is_programmed):
@@ -240,15 +274,81 @@ class AnalogLinear(nn.Module):
         return None, pair_difference(w, scale, sampler, self.generator(), self._scratch), read, \
             scale
 
+    def _mapped_conductances(self):
+        """:meth:`_conductances` for the other mappings and learned output scales, through
+        autograd: cells (P, out, in) straight-through to their targets."""
+        core, m = self.core, self.core.mapping
+        span = core.span
+        if not self.training and bool(self.is_programmed):
+            ga, gb = self.programmed_g_pos, self.programmed_g_neg
+            scale = self.programmed_scale
+            if m.n_pairs == 1:
+                ga, gb = ga.unsqueeze(0), gb.unsqueeze(0)
+        else:
+            w = self.mapped_weight()
+            scale = self._scale(w)
+            wn = (w / scale[:, None]).clamp(-1.0, 1.0)
+            ta, tb = m.targets(wn, self.cols)
+            sampler = self.sampler if self.training and self.config.programming_noise else None
+            t_train = core.training_time(self.generator()) if self.training else None
+            if sampler is None and t_train is None:
+                ga, gb = ta, tb
+            else:
+                with torch.no_grad():
+                    sa, sb = m.program(wn.detach(), sampler, self.generator(), self.cols)
+                    if t_train is not None:
+                        sa = core.drift(sa, self.generator(), t_train)
+                        sb = core.drift(sb, self.generator(), t_train)
+                ga, gb = ta + (sa - ta.detach()), tb + (sb - tb.detach())
+        read = None
+        if core.reads_noise:
+            with torch.no_grad():
+                read = (0.0, 1.0, m.noise_conductance(ga.detach(), gb.detach()))
+        if self.transfer is not None:
+            return [(m.gains[k], ga[k], gb[k]) for k in range(m.n_pairs)], None, read, scale
+        return None, m.combine(ga, gb) / span, read, scale
+
+    def _draw(self):
+        """The conductances of this forward pass: fresh, or those held by :func:`hold_draw`."""
+        if not self._hold:
+            return self._conductances()
+        if self._held is None:
+            self._held = self._conductances()
+        return self._held
+
     # ------------------------------------------------------------------ forward
     def input_voltages(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Row voltages (batch, in; V) after scaling and the DAC; input scales (batch, 1)."""
+        if self.config.input_scaling == "learned":
+            if self.training and int(self.input_range_batches) < \
+                    self.config.input_range_init_batches:
+                self._init_input_range(x)
+            return self.core.input_voltages(x, input_range=self.input_range.abs().clamp_min(
+                1e-12))
         return self.core.input_voltages(x)
+
+    @torch.no_grad()
+    def _init_input_range(self, x: torch.Tensor) -> None:
+        """Running mean of ``input_range_init_std`` input standard deviations over the first
+        training batches."""
+        n = int(self.input_range_batches)
+        r = self.config.input_range_init_std * float(x.detach().std())
+        r = r if r > 0 else float(self.config.input_range)
+        self.input_range.copy_((self.input_range * n + r) / (n + 1) if n else
+                               torch.tensor(r, dtype=self.input_range.dtype))
+        self.input_range_batches.add_(1)
+
+    def _pair_currents(self, v, cells):
+        """Column-pair currents of a mapping with several pairs: ``sum_k c_k I_k`` (each pair
+        through the transfer model on its own columns)."""
+        return sum(c * self._currents(v, (ga, gb), None) for c, ga, gb in cells)
 
     def tile_currents(self, v: torch.Tensor) -> torch.Tensor:
         """Column-pair currents ``I+ - I-`` (row_tiles, batch, outputs; A) for row voltages ``v``
         (batch, in; V), before read noise and ADC."""
         cells, diff, _, _ = self._conductances()
+        if isinstance(cells, list):
+            return self._pair_currents(v, cells)
         return self._currents(v, cells, diff)
 
     def _currents(self, v, cells, diff):
@@ -298,9 +398,10 @@ class AnalogLinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         lead = x.shape[:-1]
         x2 = x.reshape(-1, self.in_features)
-        cells, diff, read, scale = self._conductances()
+        cells, diff, read, scale = self._draw()
         v, x_scale = self.input_voltages(x2)
-        i = self._currents(v, cells, diff)
+        i = self._pair_currents(v, cells) if isinstance(cells, list) else \
+            self._currents(v, cells, diff)
         if self.core.reads_noise:
             # in place: the product's backward does not need its output
             i = i.add_(self._read_noise(v.detach(), read))
@@ -314,10 +415,38 @@ class AnalogLinear(nn.Module):
         return y.reshape(*lead, self.out_features)
 
 
+#: torch module types convert_to_analog replaces, and how (conv and recurrent layers register
+#: theirs in their modules)
+CONVERTERS: dict = {}
+
+
+def register_converter(torch_type: type, convert) -> None:
+    """Make :func:`convert_to_analog` replace modules of ``torch_type`` (exactly that type) by
+    ``convert(module, noise_model, config, seed)``."""
+    CONVERTERS[torch_type] = convert
+
+
+def _convert_linear(lin: nn.Linear, noise_model, config, seed) -> AnalogLinear:
+    w = lin.weight
+    new = AnalogLinear(lin.in_features, lin.out_features, lin.bias is not None, noise_model,
+                       config, seed, device=w.device, dtype=w.dtype)
+    with torch.no_grad():
+        new.weight.copy_(w)
+        if lin.bias is not None:
+            new.bias.copy_(lin.bias)
+    return new
+
+
+register_converter(nn.Linear, _convert_linear)
+
+
 def convert_to_analog(module: nn.Module, noise_model: NoiseModel,
                       config: AnalogConfig | None = None,
                       rng: np.random.Generator | None = None) -> nn.Module:
-    """A copy of ``module`` with every ``nn.Linear`` (at any depth) an :class:`AnalogLinear`.
+    """A copy of ``module`` with every ``nn.Linear`` (at any depth) an :class:`AnalogLinear`,
+    every ``nn.Conv1d`` / ``nn.Conv2d`` an ``AnalogConv1d`` / ``AnalogConv2d``, every
+    ``nn.LSTM`` / ``nn.GRU`` / ``nn.RNN`` (and their cells) the analog layer of
+    :mod:`pyaimc.analog.recurrent`.
 
     Weights and biases are copied (biases stay digital). ``rng`` gives each layer its seed (in
     module order); None: seeds from torch's global generator. The original is left as it is.
@@ -327,29 +456,71 @@ def convert_to_analog(module: nn.Module, noise_model: NoiseModel,
     def seed():
         return None if rng is None else int(rng.integers(0, 2**62))
 
-    def swap(lin: nn.Linear) -> AnalogLinear:
-        w = lin.weight
-        new = AnalogLinear(lin.in_features, lin.out_features, lin.bias is not None, noise_model,
-                           config, seed(), device=w.device, dtype=w.dtype)
-        with torch.no_grad():
-            new.weight.copy_(w)
-            if lin.bias is not None:
-                new.bias.copy_(lin.bias)
-        new.train(lin.training)
+    def swap(child: nn.Module, convert) -> nn.Module:
+        new = convert(child, noise_model, config, seed())
+        new.train(child.training)
         return new
 
-    if isinstance(module, nn.Linear) and not isinstance(module, AnalogLinear):
-        return swap(module)
+    convert = _converter_for(module)
+    if convert is not None:
+        return swap(module, convert)
     for parent in list(module.modules()):
+        if getattr(parent, "is_analog", False):
+            continue                     # an analog layer's parts are analog already
         for name, child in list(parent.named_children()):
-            if isinstance(child, nn.Linear) and not isinstance(child, AnalogLinear):
-                setattr(parent, name, swap(child))
+            convert = _converter_for(child)
+            if convert is not None:
+                setattr(parent, name, swap(child, convert))
     return module
 
 
+def _converter_for(module: nn.Module):
+    """The converter of ``module``'s type (or of a registered base class: subclasses of
+    ``nn.Linear`` convert as it does); None for analog layers and everything else."""
+    if getattr(module, "is_analog", False):
+        return None
+    convert = CONVERTERS.get(type(module))
+    if convert is not None:
+        return convert
+    for torch_type, convert in CONVERTERS.items():
+        if isinstance(module, torch_type):
+            return convert
+    return None
+
+
 def analog_layers(module: nn.Module) -> list[AnalogLinear]:
-    """Every :class:`AnalogLinear` in ``module``, in module order."""
+    """Every :class:`AnalogLinear` in ``module`` (convolutions and the parts of recurrent
+    layers included), in module order."""
     return [m for m in module.modules() if isinstance(m, AnalogLinear)]
+
+
+@contextlib.contextmanager
+def hold_draw(module: nn.Module):
+    """Within the block, every analog layer of ``module`` keeps the conductances it draws at
+    its first forward pass (one programmed instance for all the time steps of a sequence, as
+    the hardware holds one); they are dropped on leaving.
+
+    Outside it a training forward pass draws fresh programming noise at every call.
+    """
+    layers = analog_layers(module)
+    for layer in layers:
+        layer._hold, layer._held = True, None
+    try:
+        yield module
+    finally:
+        for layer in layers:
+            layer._hold, layer._held = False, None
+
+
+@torch.no_grad()
+def clip_weights(module: nn.Module) -> nn.Module:
+    """Clip the clean weights of every analog layer in place, as its config clips them (fixed
+    or sigma-based; aihwkit's clipping after each optimiser step). The forward pass maps the
+    clipped weights either way; this keeps the parameters themselves inside the bounds."""
+    for layer in analog_layers(module):
+        if layer.config.weight_clip is not None:
+            layer.weight.copy_(layer.core.clip(layer.weight))
+    return module
 
 
 def program(module: nn.Module, rng: np.random.Generator, method: str | None = None) -> nn.Module:
