@@ -28,8 +28,8 @@ class AnalogConfig:
         (digital scale, multiplied back after the ADC); ``"fixed"``: inputs are divided by
         ``input_range`` and clipped to [-1, 1]; ``"learned"``: as ``"fixed"`` with a range per
         layer that is a trained parameter, set from the first ``input_range_init_batches``
-        training batches (mean of ``input_range_init_std`` standard deviations of the inputs),
-        then learned (its gradient comes from the clipped inputs, plus a decay that shrinks it
+        training reads (mean of ``input_range_init_std`` standard deviations of the inputs;
+        all-zero inputs skipped), then learned (its gradient comes from the clipped inputs, plus a decay that shrinks it
         while at least ``input_range_min_inside`` of the inputs lie inside).
     input_range : float
         For ``"fixed"`` scaling (and the learned range before it is set).
@@ -40,9 +40,9 @@ class AnalogConfig:
         ``"single_device"``, ``"n_pairs"``, ``"optimised_pairs"``), with ``mapping_options``.
     weight_clip : {None, "fixed", "sigma"}
         Clip the weights before mapping: at ``+-weight_clip_value`` (``"fixed"``) or at
-        ``weight_clip_value`` standard deviations of each output channel's weights
-        (``"sigma"``); the output scale ``s_o`` then follows the clipped weights, so outliers no
-        longer squeeze the other weights into the low end of the window.
+        ``weight_clip_value`` standard deviations of the layer's weights (``"sigma"``); the
+        output scale ``s_o`` then follows the clipped weights, so outliers no longer squeeze the
+        other weights into the low end of the window.
     learn_out_scale : bool
         The output channel scales ``s_o`` become trained parameters (initialised to
         ``max |w_o|``): weights beyond them are clipped, and the gradient trades that clipping
@@ -138,7 +138,7 @@ class AnalogConfig:
     @classmethod
     def trained_ranges(cls) -> "AnalogConfig":
         """Every non-ideality, with the training tools aihwkit users know: weights clipped at
-        3 standard deviations per output channel, learned input ranges (DAC) and learned
+        3 standard deviations of each layer's weights, learned input ranges (DAC) and learned
         output scales."""
         return cls(weight_clip="sigma", weight_clip_value=3.0, input_scaling="learned",
                    learn_out_scale=True)

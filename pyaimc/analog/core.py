@@ -151,13 +151,16 @@ class TileCore:
     def clip(self, w: torch.Tensor) -> torch.Tensor:
         """The weights ``w`` (..., out, in) clipped as the config says (``w`` itself when it
         does not): at ``+-weight_clip_value`` or at ``weight_clip_value`` standard deviations
-        of each output channel (the bound detached)."""
+        of the matrix's weights (the bound detached; aihwkit's layer-Gaussian clipping)."""
         cfg = self.config
         if cfg.weight_clip is None:
             return w
         if cfg.weight_clip == "fixed":
             return w.clamp(-cfg.weight_clip_value, cfg.weight_clip_value)
-        bound = (cfg.weight_clip_value * w.detach().std(dim=-1, keepdim=True)).clamp_min(_TINY)
+        flat = w.detach().reshape(*w.shape[:-2], -1)
+        if flat.shape[-1] < 2:
+            return w
+        bound = (cfg.weight_clip_value * flat.std(dim=-1)).clamp_min(_TINY)[..., None, None]
         return torch.minimum(torch.maximum(w, -bound), bound)
 
     def _squeeze(self, pair: tuple) -> tuple:

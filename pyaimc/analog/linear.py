@@ -134,8 +134,10 @@ class AnalogLinear(nn.Module):
         cfg, kw = self.config, {"device": self.weight.device, "dtype": self.weight.dtype}
         if cfg.input_scaling == "learned" and getattr(self, "input_range", None) is None:
             self.input_range = nn.Parameter(torch.tensor(float(cfg.input_range), **kw))
+            # reads seen while the range is set from data, and their running mean
             self.register_buffer("input_range_batches",
                                  torch.tensor(0, device=self.weight.device))
+            self.register_buffer("input_range_init", torch.tensor(float(cfg.input_range), **kw))
         if cfg.learn_out_scale and getattr(self, "out_scale", None) is None:
             # set from the weights at the first forward pass (they are copied in after __init__)
             self.out_scale = nn.Parameter(torch.zeros(self.out_features, **kw))
@@ -188,6 +190,15 @@ class AnalogLinear(nn.Module):
         the layer programmes or samples starts from it, and gradients flow through it.
         """
         return self.core.clip(self.weight)
+
+    def effective_weight(self) -> torch.Tensor:
+        """The weight matrix as programmed, before any analog error: the mapped weight, clipped
+        at the learned output scales when the config learns them."""
+        w = self.mapped_weight()
+        if self.config.learn_out_scale:
+            s = self._scale(w)[:, None]
+            w = torch.minimum(torch.maximum(w, -s), s)
+        return w
 
     def _scale(self, w: torch.Tensor | None = None) -> torch.Tensor:
         """Output channel scales ``max_i |w_oi|`` (out,) of ``w`` (default the mapped weight),
@@ -320,23 +331,30 @@ class AnalogLinear(nn.Module):
     def input_voltages(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Row voltages (batch, in; V) after scaling and the DAC; input scales (batch, 1)."""
         if self.config.input_scaling == "learned":
-            if self.training and int(self.input_range_batches) < \
-                    self.config.input_range_init_batches:
-                self._init_input_range(x)
-            return self.core.input_voltages(x, input_range=self.input_range.abs().clamp_min(
-                1e-12))
+            return self.core.input_voltages(x, input_range=self._learned_range(x))
         return self.core.input_voltages(x)
 
-    @torch.no_grad()
-    def _init_input_range(self, x: torch.Tensor) -> None:
-        """Running mean of ``input_range_init_std`` input standard deviations over the first
-        training batches."""
+    def _learned_range(self, x: torch.Tensor) -> torch.Tensor:
+        """The learned input range for this read (0-d tensor).
+
+        For the first ``input_range_init_batches`` training reads it is the running mean of
+        ``input_range_init_std`` standard deviations of the inputs (a detached copy: the
+        parameter is not in any graph yet, so it can be set in place when that phase ends);
+        after them, the parameter.
+        """
+        cfg = self.config
         n = int(self.input_range_batches)
-        r = self.config.input_range_init_std * float(x.detach().std())
-        r = r if r > 0 else float(self.config.input_range)
-        self.input_range.copy_((self.input_range * n + r) / (n + 1) if n else
-                               torch.tensor(r, dtype=self.input_range.dtype))
-        self.input_range_batches.add_(1)
+        if self.training and n < cfg.input_range_init_batches:
+            with torch.no_grad():
+                r = cfg.input_range_init_std * x.detach().std()
+                if bool(r > 0):
+                    self.input_range_init.copy_((self.input_range_init * n + r) / (n + 1))
+                    self.input_range_batches.add_(1)
+                    n += 1
+                if n < cfg.input_range_init_batches:
+                    return self.input_range_init.clone()
+                self.input_range.copy_(self.input_range_init)
+        return self.input_range.abs().clamp_min(1e-12)
 
     def _pair_currents(self, v, cells):
         """Column-pair currents of a mapping with several pairs: ``sum_k c_k I_k`` (each pair

@@ -148,6 +148,10 @@ class AnalogTiles:
         self.groups, self.out_features, self.in_features = self.weight.shape
         self.layout = TileLayout.of(self.out_features, self.in_features, noise_model)
         core = self.core = TileCore(noise_model, self.config, self.layout.r)
+        if not core.mapping.native:
+            raise ValueError(f"AnalogTiles holds differential pairs; mapping "
+                             f"{self.config.mapping!r} runs in the layers (AnalogLinear and "
+                             "those over it)")
         self.g_min, self.span, self.v_max, self.i_max = core.g_min, core.span, core.v_max, \
             core.i_max
         self.scale = core.scales(self.weight)                                # (G, out)

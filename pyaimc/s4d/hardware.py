@@ -89,7 +89,8 @@ class QuantAnalogLinear(AnalogLinear):
         self.input_quant = ActQuantizer(act_bits)
 
     def mapped_weight(self) -> torch.Tensor:
-        return self.weight_quant(self.weight)
+        # the config's clipping (none by default: the weight itself) before the quantizer
+        return self.weight_quant(self.core.clip(self.weight))
 
     def effective_weight(self) -> torch.Tensor:
         """The weight matrix as programmed (quantized, before any analog error)."""
