@@ -177,8 +177,9 @@ def weight_error(name, opts, draws=4):
 
 
 def test_mappings_trade_cells_for_precision_as_expected():
-    """Two equal pairs average their errors (about 1/sqrt(2)); one cell against a reference
-    has half the signal (error about 2x); a corrected pair of significance 4 cuts the error by
+    """Two equal pairs average their random errors (not the write scheme's mean offset: the
+    ratio stays above 1/sqrt(2)); one cell against a reference has half the signal (error
+    about 2x); a corrected pair of significance 4 cuts the error by
     more than 2x; the optimised split beats every pair holding the weight."""
     e = {n + str(o): weight_error(n, o) for n, o in [
         ("differential_pair", {}), ("single_device", {}), ("n_pairs", {"n_pairs": 2}),
@@ -186,7 +187,7 @@ def test_mappings_trade_cells_for_precision_as_expected():
         ("n_pairs", {"n_pairs": 2, "significance": 2.0}),
         ("optimised_pairs", {"n_pairs": 2, "significance": 2.0})]}
     pair = e["differential_pair{}"]
-    assert 0.6 < e["n_pairs{'n_pairs': 2}"] / pair < 0.85
+    assert 0.69 < e["n_pairs{'n_pairs': 2}"] / pair < 0.9
     assert 1.5 < e["single_device{}"] / pair < 2.6
     assert e["n_pairs{'n_pairs': 2, 'significance': 4.0, 'correct': True}"] / pair < 0.5
     assert e["optimised_pairs{'n_pairs': 2, 'significance': 2.0}"] < \

@@ -181,6 +181,11 @@ class AnalogLinear(nn.Module):
             self._generator = torch.Generator(device=device).manual_seed(self.seed)
         return self._generator
 
+    def reset_generator(self) -> "AnalogLinear":
+        """Start the layer's noise generator again from its ``seed``."""
+        self._generator = None
+        return self
+
     # ------------------------------------------------------------------ mapping
     def mapped_weight(self) -> torch.Tensor:
         """The weight the tiles are programmed with (out, in): the clean ``weight`` here,
