@@ -257,7 +257,9 @@ class TileCore:
         t = self.config.t_train
         if t is None or getattr(self.noise_model.retention, "is_identity", False):
             return None
-        u = float(torch.rand((), generator=generator, dtype=torch.float64))
+        # on the generator's device: a CUDA generator cannot draw on the CPU
+        u = float(torch.rand((), generator=generator, dtype=torch.float64,
+                             device=None if generator is None else generator.device))
         return float(math.exp(math.log(t[0]) + u * (math.log(t[1]) - math.log(t[0]))))
 
     # ------------------------------------------------------------------ converters

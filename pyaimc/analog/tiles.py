@@ -232,7 +232,8 @@ class AnalogTiles:
         (batch, G, out) from column-pair currents ``i`` (batch, G, n_row_tiles, O)."""
         if self.core.reads_noise:
             sigma = _product(self.read.per_volt_weight(v), self._g_sum).clamp_min_(0.0).sqrt_()
-            z = torch.randn(sigma.shape, generator=generator, dtype=sigma.dtype)
+            z = torch.randn(sigma.shape, generator=generator, dtype=sigma.dtype,
+                            device=sigma.device)
             i = i + sigma.mul_(z)
         i = self.core.adc(i if i.is_contiguous() else i.clone(), grad=False)
         if self.alpha is not None:
