@@ -292,7 +292,7 @@ def main(argv=None) -> int:
                      {"software_lsh": lambda s: pack(run.gauss.hash(s)),
                       "device_lsh": dev_hash, "device_lsh_cam": dev_hash},
                      L, mg_rng, tcam_of={"device_lsh_cam": cam_search})
-    log(f"metagenomic: " + ", ".join(f"{m} F1 {mg[m]['f1']:.3f}" for m in
+    log("metagenomic: " + ", ".join(f"{m} F1 {mg[m]['f1']:.3f}" for m in
                                      ("software_lsh", "device_lsh", "device_lsh_cam")))
 
     circ = circuit_check(run, np.random.default_rng([cfg.seed, 5]))

@@ -13,8 +13,7 @@ nn = torch.nn
 
 from _noise_helpers import example_noise_model  # noqa: E402
 
-from pyaimc.analog import (WEIGHT_MAPS, AnalogConfig, AnalogConv1d, AnalogConv2d,  # noqa: E402
-                           AnalogLinear, AnalogLSTM, AnalogTiles, WeightMap, analog_layers,
+from pyaimc.analog import (WEIGHT_MAPS, AnalogConfig, AnalogConv1d, AnalogLSTM, AnalogTiles, WeightMap, analog_layers,
                            clip_weights, convert_to_analog, hold_draw, program,
                            register_weight_map)
 from pyaimc.analog.weight_maps import DifferentialPair  # noqa: E402

@@ -18,7 +18,7 @@ from pyaimc.cli import main
 from pyaimc.experiments.config import from_dict
 from pyaimc.noise import NoiseModel, Tile
 from pyaimc.s4d.classifier import build_model
-from pyaimc.s4d.packed import PackedBackend, calibrate, ssm_state_blocks, step_layouts
+from pyaimc.s4d.packed import PackedBackend, calibrate, ssm_state_blocks
 from pyaimc.s4d.step import RecurrentClassifier, export_tiles
 
 torch.set_num_threads(1)

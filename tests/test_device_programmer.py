@@ -7,7 +7,7 @@ import pytest
 
 from pyaimc.data.pulses import RESET, SET
 from pyaimc.device.programmer import LookupProgrammer, PulseProgrammer, one_shot_score
-from tests._pulse_helpers import KnownPulse, compliance, synthetic_pulses
+from tests._pulse_helpers import KnownPulse, synthetic_pulses
 from tests.conftest import ROOT, need_shared
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pyaimc.apps.nanopore.events import EventSettings, collapse, events
-from pyaimc.apps.nanopore.pore import PoreModel, normalize, reverse_complement
+from pyaimc.apps.nanopore.pore import PoreModel, reverse_complement
 
 
 @dataclass
