@@ -282,3 +282,51 @@ def test_noise_digest_ignores_provenance_at_any_depth(tmp_path):
     again["transfer"]["ir_drop"]["k_col"] = 1.01
     (tmp_path / "c.json").write_text(json.dumps(again))
     assert noise_digest(tmp_path / "c.json") != noise_digest(tmp_path / "a.json")
+
+
+def test_explicit_cpu_device_is_the_default_run(tmp_path, noise_file):
+    cfg = _config(noise_file, epochs=1)
+    a = train(cfg, tmp_path / "a", progress=False, deploy_draws=1)
+    b = train(cfg, tmp_path / "b", progress=False, deploy_draws=1, device="cpu")
+    assert [r["train_loss"] for r in a["history"]] == [r["train_loss"] for r in b["history"]]
+    assert a["hardware"]["accuracy_mean"] == b["hardware"]["accuracy_mean"]
+
+
+def test_cli_refuses_a_device_torch_does_not_have(tmp_path, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    code = main(["train", "--preset", "tiny", "--task", "digits", "--epochs", "1",
+                 "-o", str(tmp_path / "r"), "--device", "cuda", "--quiet"])
+    assert code == 2
+    assert "no CUDA device" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
+def test_hardware_aware_s4d_trains_on_cuda_as_on_the_cpu(tmp_path, noise_file):
+    # the noise streams differ between devices (other generators), the learning does not:
+    # software runs agree to float32 rounding, hardware-aware runs to the noise's spread
+    soft = from_dict({**TINY, "train": {**TINY["train"], "epochs": 2}})
+    cpu = train(soft, tmp_path / "cpu", progress=False)
+    gpu = train(soft, tmp_path / "gpu", progress=False, device="cuda")
+    for r_cpu, r_gpu in zip(cpu["history"], gpu["history"]):
+        assert r_gpu["train_loss"] == pytest.approx(r_cpu["train_loss"], rel=1e-3)
+    cfg = _config(noise_file, epochs=2)
+    cpu = train(cfg, tmp_path / "hw_cpu", progress=False, deploy_draws=1)
+    gpu = train(cfg, tmp_path / "hw_gpu", progress=False, deploy_draws=1, device="cuda")
+    assert gpu["history"][-1]["train_loss"] == pytest.approx(
+        cpu["history"][-1]["train_loss"], rel=0.1)
+    assert abs(gpu["hardware"]["accuracy_mean"] - cpu["hardware"]["accuracy_mean"]) < 0.1
+    # resuming on the device it was written on continues the run exactly
+    class Stop(Exception):
+        pass
+
+    def stop(record):
+        raise Stop
+
+    with pytest.raises(Stop):
+        train(cfg, tmp_path / "cut", progress=False, on_epoch_end=stop, device="cuda")
+    with pytest.raises(CheckpointMismatch):
+        train(cfg, tmp_path / "cut", progress=False)          # on the CPU: refused
+    resumed = train(cfg, tmp_path / "cut", progress=False, deploy_draws=1, device="cuda")
+    assert [r["train_loss"] for r in resumed["history"]] == [
+        r["train_loss"] for r in gpu["history"]]

@@ -27,6 +27,9 @@ def _add_train(sub) -> None:
     p.add_argument("--seed", type=int, help="random seed (overrides the config)")
     p.add_argument("--epochs", type=int, help="training epochs (overrides the config)")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--device", default="cpu",
+                   help="where the model trains: cpu (default) or cuda[:N]; evaluation and "
+                        "deployment run on the CPU")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=_run_train)
 
@@ -59,7 +62,15 @@ def _run_train(args) -> int:
     validate(config)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    metrics = train(config, args.out, progress=not args.quiet)
+    try:
+        device = torch.device(args.device)
+    except RuntimeError as err:
+        raise CLIError(f"--device: {err}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise CLIError(f"--device {args.device}: torch sees no CUDA device here")
+    if device.type not in ("cpu", "cuda"):
+        raise CLIError(f"--device must be cpu or cuda[:N], got {args.device!r}")
+    metrics = train(config, args.out, progress=not args.quiet, device=device)
     sw = metrics["software"]
     print(f"{args.out}: test accuracy {sw['test_accuracy']:.4f} (step mode "
           f"{sw['test_accuracy_step_mode']:.4f}), {metrics['epochs']} epochs, "

@@ -32,12 +32,17 @@ class CheckpointMismatch(ConfigError):
 @torch.no_grad()
 def evaluate(model: Callable, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> dict:
     """Mean cross-entropy and accuracy of ``model`` (an eval-mode module or any callable)."""
+    device = None
     if isinstance(model, nn.Module):
         model.eval()
+        param = next(model.parameters(), None)
+        device = None if param is None or param.device == x.device else param.device
     loss, correct = 0.0, 0
     for start in range(0, len(y), batch_size):
-        logits = model(x[start:start + batch_size])
-        yb = y[start:start + batch_size]
+        xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+        if device is not None:   # a model on another device (a GPU): batches go there
+            xb, yb = xb.to(device), yb.to(device)
+        logits = model(xb)
         loss += F.cross_entropy(logits, yb, reduction="sum").item()
         correct += (logits.argmax(-1) == yb).sum().item()
     return {"loss": loss / max(1, len(y)), "accuracy": correct / max(1, len(y))}

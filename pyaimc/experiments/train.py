@@ -102,7 +102,7 @@ class TrainingDiverged(FailedError):
 
 
 def _train_epoch(model, data: SequenceData, config: RunConfig, optimizer, scheduler,
-                 generator: torch.Generator) -> dict:
+                 generator: torch.Generator, device: torch.device | None = None) -> dict:
     t = config.train
     model.train()
     order = torch.randperm(len(data.y_train), generator=generator)
@@ -112,6 +112,9 @@ def _train_epoch(model, data: SequenceData, config: RunConfig, optimizer, schedu
         x, y = data.x_train[idx], data.y_train[idx]
         if t.shift:
             x = _shift(x, t.shift, generator)
+        if device is not None:
+            # batches are drawn and shifted on the CPU (same order on every device), then moved
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         logits = model(x)
         loss = F.cross_entropy(logits, y, label_smoothing=t.label_smoothing)
         if not torch.isfinite(loss):
@@ -156,7 +159,7 @@ def _phases(config: RunConfig) -> list[tuple[str, int]]:
 
 def train(config: RunConfig, run_dir: str | Path, *, linear_factory: LinearFactory | None = None,
           progress: bool = True, on_epoch_end: Callable[[dict], None] | None = None,
-          deploy_draws: int = 3) -> dict:
+          deploy_draws: int = 3, device: str | torch.device | None = None) -> dict:
     """Train (or resume training) the classifier of ``config`` and write ``run_dir``.
 
     Parameters
@@ -175,6 +178,10 @@ def train(config: RunConfig, run_dir: str | Path, *, linear_factory: LinearFacto
         Called with the epoch's record after its checkpoint is written.
     deploy_draws : int
         Programming draws of the deployment at the end of a hardware-aware run.
+    device : str or torch.device, optional
+        Where the model trains (``"cuda"`` on a GPU; default the CPU). The model is built and
+        initialised on the CPU, mini-batches are drawn there and moved; the final evaluation
+        and deployment run on the CPU. A run resumes on the device it was written on.
 
     Returns
     -------
@@ -184,6 +191,10 @@ def train(config: RunConfig, run_dir: str | Path, *, linear_factory: LinearFacto
     from tqdm import tqdm
 
     validate(config)
+    device = torch.device("cpu" if device is None else device)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
+    on_cpu = device.type == "cpu"
     noise_model = None
     if config.noise is not None:
         noise_model = load_noise_model(config.noise)
@@ -201,11 +212,11 @@ def train(config: RunConfig, run_dir: str | Path, *, linear_factory: LinearFacto
                             linear_factory=linear_factory)
         if noise_model is not None:
             attach_ssm_noise(model, noise_model, config.seed)
-        return model
+        return model.to(device)
 
     phases = _phases(config)
     started = time.perf_counter()
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[] if on_cpu else [device]):
         torch.manual_seed(config.seed)  # dropout draws from the (forked) global generator
         generator = torch.Generator().manual_seed(config.seed)  # shuffling and augmentation
         if state is None:
@@ -224,8 +235,17 @@ def train(config: RunConfig, run_dir: str | Path, *, linear_factory: LinearFacto
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
             torch.set_rng_state(state["torch_rng"])
+            if not on_cpu:
+                if "device_rng" not in state:
+                    raise CheckpointMismatch(f"{ckpt_path}: written by a run on the CPU; resume "
+                                             f"it there (device {device} asked)")
+                torch.cuda.set_rng_state(state["device_rng"], device)
             generator.set_state(state["generator_rng"])
-            set_generator_states(model, state.get("noise_rng", {}))
+            try:
+                set_generator_states(model, state.get("noise_rng", {}), device)
+            except RuntimeError as err:  # a generator state of another device
+                raise CheckpointMismatch(f"{ckpt_path}: noise generators of another device; "
+                                         f"resume the run where it was written ({err})") from None
 
         def save(phase: str, epoch: int) -> None:
             bad = [n for n, p in model.named_parameters() if not torch.isfinite(p).all()]
@@ -240,6 +260,7 @@ def train(config: RunConfig, run_dir: str | Path, *, linear_factory: LinearFacto
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
                 "generator_rng": generator.get_state(), "history": history,
+                **({} if on_cpu else {"device_rng": torch.cuda.get_rng_state(device)}),
                 "noise_rng": generator_states(model),
                 "noise_digest": None if config.noise is None else noise_digest(config.noise),
                 "elapsed_s": elapsed + time.perf_counter() - started})
@@ -256,7 +277,8 @@ def train(config: RunConfig, run_dir: str | Path, *, linear_factory: LinearFacto
             phase, n_epochs = phases[phase_index]
             while epoch < n_epochs:
                 tic = time.perf_counter()
-                record = _train_epoch(model, data, config, optimizer, scheduler, generator)
+                record = _train_epoch(model, data, config, optimizer, scheduler, generator,
+                                      None if on_cpu else device)
                 if len(data.y_val):
                     record["val_accuracy"] = evaluate(model, data.x_val, data.y_val)["accuracy"]
                 epoch += 1
@@ -282,6 +304,7 @@ def train(config: RunConfig, run_dir: str | Path, *, linear_factory: LinearFacto
                                                     steps_per_epoch)
             save(phases[phase_index][0], 0)
         bar.close()
+    model = model.cpu()  # evaluation and deployment run on the CPU (numpy circuit engines)
     metrics = _final_metrics(model, data, config, history,
                              elapsed + time.perf_counter() - started, noise_model, deploy_draws)
     write_json(run_dir / "metrics.json", metrics)

@@ -187,10 +187,14 @@ class SSMTileNoise(nn.Module):
         core = TileCore(noise_model, self.config)
         self.sampler, self.transfer = core.sampler, core.transfer
 
-    def generator(self) -> torch.Generator:
-        """The module's generator (created from ``seed`` on first use)."""
-        if self._generator is None:
-            self._generator = torch.Generator().manual_seed(self.seed)
+    def generator(self, device=None) -> torch.Generator:
+        """The module's generator on ``device`` (default: where it is, the CPU at first),
+        created from ``seed`` on first use or when the device changes."""
+        if device is None:
+            device = self._generator.device if self._generator is not None else "cpu"
+        device = torch.device(device)
+        if self._generator is None or self._generator.device != device:
+            self._generator = torch.Generator(device=device).manual_seed(self.seed)
         return self._generator
 
     def __getstate__(self):
@@ -205,7 +209,7 @@ class SSMTileNoise(nn.Module):
         if not self.training or (self.sampler is None and self.transfer is None):
             return w
         tiles = programmed_matrices(ssm_part_tiles(self.part, w), self.noise_model,
-                                    self.sampler, self.generator(), self.transfer)
+                                    self.sampler, self.generator(w.device), self.transfer)
         if self.part == "A":
             return tiles.reshape(*w.shape[:2], 2, 2)
         return tiles.reshape(w.shape)
@@ -226,10 +230,11 @@ def attach_ssm_noise(model: S4DClassifier, noise_model: NoiseModel, seed: int,
 # ---------------------------------------------------------------------------------------------
 # noise generators in checkpoints, software view
 
-def noise_generators(model: nn.Module) -> dict[str, torch.Generator]:
-    """The noise generators of every hardware-aware module, by module name."""
-    return {name: m.generator() for name, m in model.named_modules()
-            if isinstance(m, (AnalogLinear, SSMTileNoise))}
+def noise_generators(model: nn.Module, device=None) -> dict[str, torch.Generator]:
+    """The noise generators of every hardware-aware module, by module name: analog layers' on
+    their weights' device, the S4D parts' on ``device`` (default: where they are)."""
+    return {name: m.generator() if isinstance(m, AnalogLinear) else m.generator(device)
+            for name, m in model.named_modules() if isinstance(m, (AnalogLinear, SSMTileNoise))}
 
 
 def generator_states(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -237,9 +242,11 @@ def generator_states(model: nn.Module) -> dict[str, torch.Tensor]:
     return {name: g.get_state() for name, g in noise_generators(model).items()}
 
 
-def set_generator_states(model: nn.Module, states: dict[str, torch.Tensor]) -> None:
-    """Restore :func:`generator_states`; a missing or extra module is an error."""
-    gens = noise_generators(model)
+def set_generator_states(model: nn.Module, states: dict[str, torch.Tensor],
+                         device=None) -> None:
+    """Restore :func:`generator_states` (generators of the S4D parts on ``device``, default the
+    CPU); a missing or extra module is an error."""
+    gens = noise_generators(model, device)
     if set(gens) != set(states):
         raise ValueError(f"noise generators differ: model has {sorted(gens)}, "
                          f"checkpoint {sorted(states)}")

@@ -186,7 +186,8 @@ class RecurrentClassifier:
 
     def initial_state(self, batch: int, dtype: torch.dtype = torch.float32) -> list[torch.Tensor]:
         """Zero real states, one ``(batch, H, N)`` tensor per block."""
-        return [torch.zeros(batch, b.ssm.d_model, b.ssm.d_state, dtype=dtype)
+        device = next(self.model.parameters()).device
+        return [torch.zeros(batch, b.ssm.d_model, b.ssm.d_state, dtype=dtype, device=device)
                 for b in self.model.blocks]
 
     @torch.no_grad()
