@@ -16,7 +16,9 @@ Stages (each prints what it wrote):
    RADAR with the network programmer's first shot, to the 2-bits-per-cell windows of the
    measured evaluations; replay a pulse table through the model;
 8. map simulated SARS-CoV-2 and background nanopore reads with software LSH and with
-   device-noise hashing + a ReRAM TCAM (needs ``../shared/data/nanopore``).
+   device-noise hashing + a ReRAM TCAM (needs ``../shared/data/nanopore``);
+9. train the spiking sequence-learning network (NEST) on two second-order sequences with ideal
+   synapses and with ReRAM synapses of the RADAR pulse model.
 
 ``--stages 4 5`` runs a subset; a later stage reads what the earlier ones wrote in ``--out``.
 """
@@ -147,6 +149,19 @@ def stage_programming(out: Path) -> None:
     _done(t0)
 
 
+def stage_snn(out: Path) -> None:
+    from examples.demo_snn import EPISODES, demo_snn
+
+    t0 = _stage("9. spiking sequence learning in NEST with ideal and ReRAM synapses")
+    for name, r in demo_snn(out / "snn").items():
+        print(f"    {name:30s} after {EPISODES} episodes: prediction error {r['prediction_error']:.2f}"
+              f" (false positive {r['false_positive']:.2f}, false negative "
+              f"{r['false_negative']:.2f}), {r['active_per_element']:.0f} neurons active per "
+              f"element, {r['pulses']:,} pulses")
+    print(f"    wrote {out / 'snn'}/snn.json, snn.png")
+    _done(t0)
+
+
 STAGES = [
     ("fit", "device model", stage_fit),
     ("compact", "Verilog-A and ngspice",
@@ -161,6 +176,7 @@ STAGES = [
     ("programming", "pulse-level write-verify (RADAR pulse model)",
      lambda out: stage_programming(out)),
     ("nanopore", "nanopore reads in a ReRAM CAM", stage_nanopore),
+    ("snn", "sequence learning in NEST with ReRAM synapses", stage_snn),
 ]
 
 

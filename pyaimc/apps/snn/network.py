@@ -26,6 +26,7 @@ burst). The plastic synapses are set between chunks from a synapse array
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -190,11 +191,15 @@ class SequenceNetwork:
         self.z = np.zeros(n)                             # dAP traces at self.t_z
         self.t_z = 0.0
         self.sim_time = 0.0                              # ms simulated
+        # wall seconds spent in NEST, in the plasticity rule, in the synapses, setting weights
+        self.timers = {"nest": 0.0, "rule": 0.0, "synapses": 0.0, "weights": 0.0}
 
     # ------------------------------------------------------------------ running
     def _set_weights(self) -> None:
+        t = time.perf_counter()
         w = self.synapses.weights(self.p.w_max)
         self._conns.set(weight=w[self._nest_to_syn])
+        self.timers["weights"] += time.perf_counter() - t
 
     def present(self, sequence, plastic: bool = True) -> dict:
         """Present one sequence (symbol indices), then the gap; learn from it if ``plastic``.
@@ -218,7 +223,9 @@ class SequenceNetwork:
             self.gens[m].set(spike_times=onsets[[i for i, s in enumerate(seq) if s == m]].tolist(),
                              origin=0.0)
         duration = 1.0 + p.interval * len(seq) + p.gap
+        t = time.perf_counter()
         nest.Simulate(duration)
+        self.timers["nest"] += time.perf_counter() - t
         self.sim_time += duration
         soma = self._events(self.rec_soma, self.soma)
         dap = self._events(self.rec_dend, self.dend)
@@ -247,9 +254,13 @@ class SequenceNetwork:
 
     def _learn(self, soma, dap, t0) -> None:
         pp = self.p.plasticity
+        t = time.perf_counter()
         z_at, _ = dap_trace(self.z, self.t_z, dap[0], dap[1], soma[0], soma[1], pp.tau_h)
         dp = permanence_update(self.pre, self.post, soma, z_at, self.n, pp)
+        t1 = time.perf_counter()
         self.synapses.update(dp, self.rng)
+        self.timers["rule"] += t1 - t
+        self.timers["synapses"] += time.perf_counter() - t1
         self._set_weights()
 
     def _advance_z(self, dap, t0, t1) -> None:
