@@ -15,6 +15,7 @@ About 40 min on two loaded cores with ``--jobs 2``.
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
 import time
@@ -24,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pyaimc.apps.snn.study import BASE_DEVICE, STUDY, run_row  # noqa: E402
+from pyaimc.apps.snn.study import BASE_DEVICE, STUDY, combine, run_one  # noqa: E402
 from pyaimc.io import OutputSet, atomic_write_text, provenance, write_json  # noqa: E402
 
 LABELS = {"ideal": "ideal synapses (reference)", "readout": "ideal, linear read-out (control)",
@@ -34,9 +35,16 @@ LABELS = {"ideal": "ideal synapses (reference)", "readout": "ideal, linear read-
           "stuck_on": "stuck on (fraction)"}
 
 
-def _row(args):
-    parameter, value, device, seeds, episodes = args
-    return run_row(parameter, value, device, seeds, episodes)
+def _run(args):
+    """One (row, seed); with a cache folder, read from it or written to it."""
+    parameter, value, device, seed, episodes, cache = args
+    path = None if cache is None else cache / f"{parameter}-{value}-{seed}-{episodes}.json"
+    if path is not None and path.exists():
+        return args, json.loads(path.read_text())
+    r = run_one(parameter, value, device, seed, episodes)
+    if path is not None:
+        write_json(path, r)
+    return args, r
 
 
 def markdown(rows, command) -> str:
@@ -91,7 +99,9 @@ def plots(rows, path_sweeps: Path, path_curves: Path) -> None:
             ax.set_xscale("log")
         ax.set_ylim(-0.05, 1.05)
     axes[0].set_ylabel("last element, test")
-    axes[0].legend(fontsize=7)
+    shown = [ax for ax in axes if ax.get_visible()]
+    if shown:
+        shown[0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path_sweeps, dpi=120, format="png")
     plt.close(fig)
@@ -116,27 +126,28 @@ def main(argv=None) -> int:
     ap.add_argument("--jobs", type=int, default=1, help="rows run in parallel processes")
     ap.add_argument("--only", nargs="*", help="run only these parameters")
     ap.add_argument("--out", type=Path, default=ROOT / "results")
+    ap.add_argument("--cache", type=Path, help="keep each (row, seed) result here and reuse it")
     a = ap.parse_args(argv)
     command = "python benchmarks/results_nest.py " + shlex.join(sys.argv[1:] if argv is None
                                                                  else argv)
     study = [s for s in STUDY if not a.only or s[0] in a.only or s[0] in ("ideal", "base")]
-    tasks = [(p, v, d, a.seeds, a.episodes) for p, v, d in study]
+    # seed-major order: with --cache, an interrupted run keeps whole seeds of every row
+    tasks = [(p, v, d, s, a.episodes, a.cache) for s in a.seeds for p, v, d in study]
+    if a.cache is not None:
+        a.cache.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    rows = []
-    if a.jobs > 1:
-        with ProcessPoolExecutor(a.jobs) as pool:
-            for r in pool.map(_row, tasks):
-                rows.append(r)
-                print(f"{r['parameter']:>20} {r['value']!s:>9}  E {r['prediction_error']:.3f} "
-                      f"FP {r['false_positive']:.3f} FN {r['false_negative']:.3f} "
-                      f"({r['wall_s']:.0f} s/run)", flush=True)
-    else:
-        for t in tasks:
-            r = _row(t)
-            rows.append(r)
-            print(f"{r['parameter']:>20} {r['value']!s:>9}  E {r['prediction_error']:.3f} "
-                  f"FP {r['false_positive']:.3f} FN {r['false_negative']:.3f} "
-                  f"({r['wall_s']:.0f} s/run)", flush=True)
+    done = {}
+    pool = ProcessPoolExecutor(a.jobs) if a.jobs > 1 else None
+    results = pool.map(_run, tasks) if pool else map(_run, tasks)
+    for (p, v, d, s, _, _), r in results:
+        done[(p, str(v), s)] = r
+        print(f"{p:>20} {v!s:>9} seed {s}  E {r['prediction_error']:.3f} "
+              f"FP {r['false_positive']:.3f} FN {r['false_negative']:.3f} "
+              f"({r['wall_s']:.0f} s)", flush=True)
+    if pool:
+        pool.shutdown()
+    rows = [combine(p, v, d, [done[(p, str(v), s)] for s in a.seeds], a.seeds)
+            for p, v, d in study]
     wall = time.perf_counter() - t0
     payload = {"schema": "pyaimc.nest_sequences/1", "command": command,
                "sequences": ["ADBE", "FDBC"], "episodes": a.episodes, "seeds": a.seeds,

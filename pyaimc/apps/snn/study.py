@@ -53,6 +53,11 @@ def run_row(parameter: str, value, device: dict | None, seeds, episodes: int = 4
     fac = synapse_factory(parameter, value, device, model)
     runs = [run_sequences(fac, sequences or SEQUENCES_SHORT, params=params, episodes=episodes,
                           seed=int(s)) for s in seeds]
+    return combine(parameter, value, device, runs, seeds)
+
+
+def combine(parameter: str, value, device: dict | None, runs: list[dict], seeds) -> dict:
+    """One row of the study from the :func:`~.task.run_sequences` results of its seeds."""
     row = {"parameter": parameter, "value": value,
            "device": None if device is None else dict(BASE_DEVICE, **device)}
     for key in ("prediction_error", "false_positive", "false_negative", "prediction_error_all",
@@ -66,3 +71,14 @@ def run_row(parameter: str, value, device: dict | None, seeds, episodes: int = 4
     row["n_neurons"] = runs[0]["n_neurons"]
     row["sim_time_s"] = runs[0]["sim_time_s"]
     return row
+
+
+def run_one(parameter: str, value, device: dict | None, seed: int, episodes: int = 40,
+            model_path: str = "radar_pulse-4-24-20") -> dict:
+    """One seed of one row: the :func:`~.task.run_sequences` result."""
+    from pyaimc.apps.snn.task import SEQUENCES_SHORT, run_sequences
+    from pyaimc.device import DeviceModel
+
+    model = None if device is None else DeviceModel.load(model_path)
+    return run_sequences(synapse_factory(parameter, value, device, model), SEQUENCES_SHORT,
+                         episodes=episodes, seed=int(seed))
