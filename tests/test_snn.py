@@ -114,6 +114,23 @@ def test_device_variability_and_stuck_cells(pulse_model):
         ReRAMSynapses(pulse_model, 10, rng, levels=1)
 
 
+def test_cycling_only_model_is_a_two_level_synapse():
+    """Without a pulse part: a SET sweep to the cycle's LRS, a RESET sweep back to the HRS."""
+    from pyaimc.device import DeviceModel
+
+    model = DeviceModel.load("radar_cycling-4-24-20")
+    rng = np.random.default_rng(0)
+    syn = ReRAMSynapses(model, 500, rng, on_off_ratio=10)
+    assert np.median(syn.permanence) < 0.1                 # formed: HRS
+    syn.update(np.full(500, 0.8), rng)
+    assert np.median(syn.permanence) == pytest.approx(1.0, abs=0.15)
+    n = syn.pulses
+    syn.update(np.full(500, 0.05), rng)   # cells in the upper half stay: (almost) no sweeps
+    assert syn.pulses - n < 0.02 * 500
+    syn.update(np.full(500, -0.9), rng)
+    assert np.median(syn.permanence) < 0.1
+
+
 def test_ideal_synapses_threshold():
     syn = IdealSynapses(1000, np.random.default_rng(0), theta_p=0.5, p0_max=0.4)
     assert syn.weights(13.0).max() == 0.0

@@ -242,10 +242,10 @@ class ReRAMSynapses:
             return
         g_t = self.g_off + p_target * (self.g_on - self.g_off)
         g_now = self._read(idx, rng)
-        self.pulses += len(idx)
         if self.pm is None:
             self._write_cycling(idx, g_now, g_t)
             return
+        self.pulses += len(idx)
         up = g_t > g_now
         s = self.variability
         for pol, (name, sel) in enumerate((("set", up), ("reset", ~up))):
@@ -279,6 +279,7 @@ class ReRAMSynapses:
         u[idx[(g_t < mid) & (g_now >= mid)]] = 1.5       # V: a full RESET
         for v in (-1.5, 1.5):
             if np.any(u == v):
+                self.pulses += int(np.count_nonzero(u == v))
                 self.cells.apply_voltage(np.where(u == v, v, 0.0))
         self.g[idx] = self.cells.conductance[idx]
 
