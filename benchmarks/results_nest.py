@@ -72,6 +72,7 @@ def plots(rows, path_sweeps: Path, path_curves: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     ideal = next(r for r in rows if r["parameter"] == "ideal")
     base = next(r for r in rows if r["parameter"] == "base")
@@ -96,7 +97,10 @@ def plots(rows, path_sweeps: Path, path_curves: Path) -> None:
         ax.axhline(ideal["prediction_error"], color="k", lw=0.8, label="ideal")
         ax.set_xlabel(LABELS[par])
         if logx:
+            # ticks at the values run: matplotlib's minor log labels overlap on a short range
             ax.set_xscale("log")
+            ax.set_xticks(xs, [f"{x:g}" for x in xs])
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_ylim(-0.05, 1.05)
     axes[0].set_ylabel("last element, test")
     shown = [ax for ax in axes if ax.get_visible()]
