@@ -9,7 +9,9 @@ update and setting the weights in NEST::
     python benchmarks/bench_nest_scaling.py --sizes 100 200 400 --threads 1 2 --episodes 4
 
 MPI: the PyPI wheel of NEST is built without MPI (``nest.build_info["have_mpi"]`` is False);
-the script prints it. Threads are NEST's OpenMP threads (``local_num_threads``).
+the script prints it. Threads are NEST's OpenMP threads (``local_num_threads``). On a machine
+whose cores are busy with other jobs, OpenMP's default busy wait made 2 threads 15-24x slower
+than 1; run with ``OMP_WAIT_POLICY=passive`` there (docs/snn.md, "Scale").
 """
 
 from __future__ import annotations
@@ -50,8 +52,8 @@ def main(argv=None) -> int:
             p = NetworkParams(n_e=n_e, rho=20, threads=th)
             rng = np.random.default_rng(0)
             t0 = time.perf_counter()
-            fac = ((lambda n: ReRAMSynapses(model, n, rng, variability=0.0)) if a.device
-                   else (lambda n: IdealSynapses(n, rng)))
+            fac = ((lambda n, rng=rng: ReRAMSynapses(model, n, rng, variability=0.0))
+                   if a.device else (lambda n, rng=rng: IdealSynapses(n, rng)))
             net = SequenceNetwork(len(alphabet), fac, p, rng)
             build = time.perf_counter() - t0
             t0 = time.perf_counter()

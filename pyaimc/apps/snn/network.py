@@ -39,7 +39,7 @@ def import_nest():
     """Import NEST quietly; an :class:`InputError` naming the extra when it is missing."""
     os.environ.setdefault("PYNEST_QUIET", "1")
     try:
-        import nest  # noqa: F401
+        import nest
     except ImportError as e:  # pragma: no cover - depends on the environment
         raise InputError("the spiking network needs NEST: pip install 'pyaimc[snn]' "
                          f"(nest-simulator >= 3.10; {e})") from e

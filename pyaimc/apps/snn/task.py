@@ -119,7 +119,7 @@ def run_sequences(synapses_factory, sequences=SEQUENCES_SHORT, params=None, epis
     test_seqs = [s for _ in range(test_repeats) for s in seqs]
     recs = [net.present(s, plastic=False) for s in test_seqs]
     out = evaluate(recs, test_seqs, theta_pred)
-    out.update(curve=curve, pulses=pulses, n_synapses=int(len(net.pre)), n_neurons=int(net.n),
+    out.update(curve=curve, pulses=pulses, n_synapses=len(net.pre), n_neurons=int(net.n),
                sim_time_s=net.sim_time / 1e3, wall_s=time.perf_counter() - t_start,
                alphabet="".join(alphabet))
     return out
