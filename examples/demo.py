@@ -22,6 +22,8 @@ Stages (each prints what it wrote):
    reads it and fitted, a RADAR write-verify through the board.
 10. put a tiny character GPT's attention on gain-cell memories (sliding window, adaptation) and
    compare perplexity, generation and cost with exact and digital sliding-window attention.
+11. train the spiking sequence-learning network (NEST) on two second-order sequences with ideal
+    synapses and with ReRAM synapses of the RADAR pulse model.
 
 ``--stages 4 5`` runs a subset; a later stage reads what the earlier ones wrote in ``--out``.
 """
@@ -191,6 +193,19 @@ def stage_instruments(out: Path) -> None:
     _done(t0)
 
 
+def stage_snn(out: Path) -> None:
+    from examples.demo_snn import EPISODES, demo_snn
+
+    t0 = _stage("11. spiking sequence learning in NEST with ideal and ReRAM synapses")
+    for name, r in demo_snn(out / "snn").items():
+        print(f"    {name:30s} after {EPISODES} episodes: prediction error {r['prediction_error']:.2f}"
+              f" (false positive {r['false_positive']:.2f}, false negative "
+              f"{r['false_negative']:.2f}), {r['active_per_element']:.0f} neurons active per "
+              f"element, {r['pulses']:,} pulses")
+    print(f"    wrote {out / 'snn'}/snn.json, snn.png")
+    _done(t0)
+
+
 STAGES = [
     ("fit", "device model", stage_fit),
     ("compact", "Verilog-A in VACASK, and ngspice",
@@ -207,6 +222,7 @@ STAGES = [
     ("nanopore", "nanopore reads in a ReRAM CAM", stage_nanopore),
     ("instruments", "measurement protocols on a virtual board", stage_instruments),
     ("gaincell", "gain-cell attention", stage_gaincell),
+    ("snn", "sequence learning in NEST with ReRAM synapses", stage_snn),
 ]
 
 
