@@ -24,6 +24,8 @@ Stages (each prints what it wrote):
    compare perplexity, generation and cost with exact and digital sliding-window attention.
 11. train the spiking sequence-learning network (NEST) on two second-order sequences with ideal
     synapses and with ReRAM synapses of the RADAR pulse model.
+12. train a small CNN and a row-by-row GRU on the digits, convert them to analog layers on the
+    noise model of stage 4 and deploy them as trained and after hardware-aware epochs.
 
 ``--stages 4 5`` runs a subset; a later stage reads what the earlier ones wrote in ``--out``.
 """
@@ -206,6 +208,20 @@ def stage_snn(out: Path) -> None:
     _done(t0)
 
 
+def stage_layers(out: Path, noise: Path) -> None:
+    from examples.demo_layers import demo_layers
+
+    t0 = _stage("12. analog convolutions and recurrent layers: a CNN and a GRU on the digits")
+    doc = demo_layers(out / "layers", noise)
+    for name, r in doc["rows"].items():
+        print(f"    {name} ({', '.join(r['analog_layers'])}): software {r['software_acc']:.1%}, "
+              f"deployed as trained {sum(r['deployed_acc']) / len(r['deployed_acc']):.1%}, after "
+              f"{r['hw_aware_epochs']} hardware-aware epochs {sum(r['hw_aware_deployed_acc']) / len(r['hw_aware_deployed_acc']):.1%}"
+              f" ({doc['draws']} programmed chips)")
+    print(f"    wrote {out / 'layers'}/layers.json")
+    _done(t0)
+
+
 STAGES = [
     ("fit", "device model", stage_fit),
     ("compact", "Verilog-A in VACASK, and ngspice",
@@ -223,6 +239,8 @@ STAGES = [
     ("instruments", "measurement protocols on a virtual board", stage_instruments),
     ("gaincell", "gain-cell attention", stage_gaincell),
     ("snn", "sequence learning in NEST with ReRAM synapses", stage_snn),
+    ("layers", "analog convolutions and recurrent layers",
+     lambda out: stage_layers(out, _needs(out / NOISE, "noise"))),
 ]
 
 

@@ -347,3 +347,19 @@ def test_layers_run_on_cuda_as_on_the_cpu():
         program(hw, np.random.default_rng(1))
         hw.eval()
         assert torch.isfinite(run(hw, x.float().cuda())).all()
+
+
+def test_layers_demo_trains_and_deploys_both_networks(tmp_path):
+    # the demo's stage 12: a CNN and a GRU on the digits on the example device's noise model
+    from examples.demo_layers import demo_layers
+
+    doc = demo_layers(tmp_path, seed=0)
+    assert set(doc["rows"]) == {"cnn", "gru"}
+    assert "AnalogConv2d" in doc["rows"]["cnn"]["analog_layers"]
+    assert "AnalogGRU" in doc["rows"]["gru"]["analog_layers"]
+    for r in doc["rows"].values():
+        assert r["software_acc"] > 0.93
+        # deployed within 3 points of software on this device (measured: within 0.5)
+        assert abs(np.mean(r["deployed_acc"]) - r["software_acc"]) < 0.03
+        assert abs(np.mean(r["hw_aware_deployed_acc"]) - r["software_acc"]) < 0.03
+    assert (tmp_path / "layers.json").exists()
