@@ -21,7 +21,11 @@ beside aihwkit's ``AnalogLinear`` with an ``InferenceRPUConfig`` (and its torch-
 ``TorchInferenceRPUConfig``) and aihwkit-lightning's ``AnalogLinear`` when those packages are
 importable (they are not pyaimc dependencies: install them in a separate environment and run
 this script there with pyaimc on the path), all timed in the same process, taking turns.
-``--device cuda`` runs everything on the GPU (timed with synchronisation).
+``--device cuda`` runs everything on the GPU (timed with synchronisation). Beside them: pyaimc
+with fresh normals every step (``normal_pool=False``), and aihwkit-lightning both with its
+default config (no noise, no converters, untiled: close to ``nn.Linear``) and with the
+hardware-like one of ``benchmarks/bench_layers.py`` ("hw": 64-row tiles, 8-bit DAC and ADC,
+output noise, weight noise every step).
 """
 
 from __future__ import annotations
@@ -170,9 +174,28 @@ def _aihwkit_layers(n: int, device) -> dict:
         from aihwkit_lightning.simulator.configs import TorchInferenceRPUConfig as LightConfig
 
         out["aihwkit-lightning"] = LightLinear(n, n, rpu_config=LightConfig()).to(device)
+        out["aihwkit-lightning hw"] = LightLinear(n, n, rpu_config=_lightning_hw()).to(device)
     except Exception as err:  # noqa: BLE001
         print(f"  aihwkit-lightning not measured: {type(err).__name__}: {err}")
     return out
+
+
+def _lightning_hw():
+    """aihwkit-lightning's config nearest the hardware one (as benchmarks/bench_layers.py):
+    64-row tiles, 8-bit DAC and ADC, output noise, weight noise every step, input ranges."""
+    from aihwkit_lightning.simulator.configs import (TorchInferenceRPUConfig,
+                                                     WeightNoiseInjectionType)
+
+    cfg = TorchInferenceRPUConfig()
+    cfg.mapping.max_input_size = 64
+    cfg.forward.inp_res = 2 ** 8 - 2
+    cfg.forward.out_res = 2 ** 8 - 2
+    cfg.forward.out_noise = 0.02
+    cfg.forward.out_bound = 10.0
+    cfg.modifier.noise_type = WeightNoiseInjectionType.ADD_NORMAL
+    cfg.modifier.std_dev = 0.05
+    cfg.pre_post.input_range.enable = True
+    return cfg
 
 
 def compare(args) -> int:
@@ -183,6 +206,10 @@ def compare(args) -> int:
     nm = NoiseModel.load(args.noise) if args.noise else export_noise_model(
         dm, np.random.default_rng(0), n_devices=500, n_repeats=4)
     wired = _with_wires(nm, 1.0)
+    # fresh normals every step (no pool), for comparison
+    fields = AnalogConfig.__dataclass_fields__
+    fresh = dataclasses.replace(AnalogConfig.hardware(), normal_pool=False) \
+        if "normal_pool" in fields else None
     print(f"torch {torch.__version__}, device {device}, {args.threads} thread(s), batch "
           f"{args.batch}; ratio = forward + backward time / nn.Linear's (training mode, same "
           "process, layers taking turns)")
@@ -194,6 +221,9 @@ def compare(args) -> int:
         layers = {"nn.Linear": torch.nn.Linear(n, n).to(device),
                   "pyaimc": AnalogLinear(n, n, noise_model=nm, seed=0).to(device),
                   "pyaimc IR": AnalogLinear(n, n, noise_model=wired, seed=0).to(device)}
+        if fresh is not None:
+            layers["pyaimc fresh"] = AnalogLinear(n, n, noise_model=nm, seed=0,
+                                                  config=fresh).to(device)
         layers.update(_aihwkit_layers(n, device))
         for layer in layers.values():
             layer.train()

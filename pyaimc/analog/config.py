@@ -59,6 +59,15 @@ class AnalogConfig:
         Hardware-aware training samples a time after programming per mini-batch, log-uniform
         in this range (s), and drifts the sampled conductances to it (straight-through); None:
         training sees the instant of programming.
+    normal_pool : bool
+        Training passes take their normals (programming error, read noise) from a pool the
+        layer draws ahead and reads at a random place each step, a sixteenth of it redrawn
+        per step (:class:`pyaimc.noise.torch_ops.NormalPool`): within a step the normals are
+        independent N(0, 1) draws, but successive steps reuse most of the pool's values at
+        other positions, so layer-wide averages of the noise vary less from step to step than
+        with fresh draws. On the CPU fresh normals cost about as much as the layer's matrix
+        products. False: fresh normals every step. Evaluation and :func:`program` always draw
+        fresh ones.
     """
 
     programming_noise: bool = True
@@ -82,6 +91,7 @@ class AnalogConfig:
     input_range_init_std: float = 3.0
     input_range_decay: float = 0.01
     input_range_min_inside: float = 0.95
+    normal_pool: bool = True
 
     def __post_init__(self) -> None:
         if self.input_scaling not in ("abs_max", "fixed", "learned"):

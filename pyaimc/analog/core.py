@@ -305,6 +305,22 @@ class TileCore:
             return i
         return self.noise_model.periphery.torch_adc(i, self.i_max, inplace=True, grad=grad)
 
+    def adc_steps(self):
+        """The ADC as ``(full_scale, step)`` (A) for the compiled read-out; None when the
+        config leaves it off; False when the periphery is not a :class:`DacAdc` (its
+        ``torch_adc`` is then the only reading)."""
+        if not self.config.adc:
+            return None
+        from pyaimc.noise.periphery import DacAdc
+
+        periphery = self.noise_model.periphery
+        if type(periphery) is not DacAdc:
+            return False
+        bits = periphery.adc.bits
+        if bits is None:
+            return None
+        return float(self.i_max), float(self.i_max) / (2 ** (bits - 1) - 1)
+
     def output_gain(self) -> float:
         """``1 / ((g_max - g_min) v_max)``: current (A) to weight-times-input units."""
         return 1.0 / (self.span * self.v_max)

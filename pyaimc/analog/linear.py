@@ -33,7 +33,9 @@ from pyaimc.analog.core import TileCore
 from pyaimc.analog.ops import (Scratch, inputs_of, pair_cells, pair_difference, row_tiles,
                                tile_product)
 from pyaimc.circuit.transfer_torch import input_powers, min_matrices, tile_weights_wl
+from pyaimc.noise import kernels
 from pyaimc.noise.model import NoiseModel
+from pyaimc.noise.torch_ops import NormalPool
 
 __all__ = ["AnalogConfig", "AnalogLinear", "analog_layers", "clip_weights", "convert_to_analog",
            "hold_draw", "program", "register_converter"]
@@ -86,6 +88,7 @@ class AnalogLinear(nn.Module):
         self.seed = int(seed) if seed is not None else int(torch.randint(0, 2**62, (1,)).item())
         self._generator = None
         self._scratch = Scratch()
+        self._pool, self._batch_hint = NormalPool(), 0
         self._hold, self._held = False, None
         self.register_buffer("programmed_g_pos", torch.zeros(out_features, in_features, **kw))
         self.register_buffer("programmed_g_neg", torch.zeros(out_features, in_features, **kw))
@@ -165,6 +168,7 @@ class AnalogLinear(nn.Module):
         state = self.__dict__.copy()
         state["_generator"] = None  # torch generators do not pickle; re-seeded on first use
         state["_scratch"] = Scratch()
+        state["_pool"] = NormalPool()
         state["_hold"], state["_held"] = False, None
         return state
 
@@ -182,9 +186,27 @@ class AnalogLinear(nn.Module):
         return self._generator
 
     def reset_generator(self) -> "AnalogLinear":
-        """Start the layer's noise generator again from its ``seed``."""
+        """Start the layer's noise generator again from its ``seed`` (and draw a new normal
+        pool)."""
         self._generator = None
+        self._pool = NormalPool()
         return self
+
+    def _normal_pool(self) -> NormalPool | None:
+        """The pool training passes take their normals from (None: fresh normals)."""
+        return self._pool if self.training and self.config.normal_pool else None
+
+    def _start_step(self, cells: bool) -> NormalPool | None:
+        """A new step of the normal pool (when in use), sized for the programming error of
+        ``cells`` (two normals per pair) or pair differences and this batch's read noise."""
+        pool = self._normal_pool()
+        if pool is not None:
+            n = self.out_features * self.in_features * (2 if cells else 1)
+            if self.core.reads_noise:
+                n += math.ceil(self.in_features / self.rows) * self._batch_hint * \
+                    self.out_features
+            pool.new_step(n, self.weight, self.generator())
+        return pool
 
     # ------------------------------------------------------------------ mapping
     def mapped_weight(self) -> torch.Tensor:
@@ -270,25 +292,30 @@ class AnalogLinear(nn.Module):
         scale = self._scale(w)
         sampler = self.sampler if self.training and self.config.programming_noise else None
         t_train = self.core.training_time(self.generator()) if self.training else None
+        pool = self._start_step(need_cells or t_train is not None)
         read = None
-        if self.core.reads_noise:
-            with torch.no_grad():
-                # the read noise sees the target conductances (programming error changes it by
-                # a few per cent): g_min on both cells plus span * |w| / scale on one
-                a = torch.div(w.detach(), scale[:, None], out=self._scratch("a_read", w)).abs_()
+        # the read noise sees the target conductances (programming error changes it by a few
+        # per cent): g_min on both cells plus span * |w| / scale on one
+        a = self._scratch("a_read", w) if self.core.reads_noise else None
+        if a is not None:
             read = (2 * self.g_min, span, a)
+        if a is not None and (sampler is None or need_cells or t_train is not None):
+            with torch.no_grad():
+                torch.div(w.detach(), scale[:, None], out=a).abs_()
+            a = None
         if t_train is not None:
             # drifted to a sampled time after programming, straight-through to the targets
-            gp, gn = pair_cells(w, scale, sampler, self.generator(), self.g_min, span)
+            gp, gn = pair_cells(w, scale, sampler, self.generator(), self.g_min, span, pool)
             gp = gp + (self.core.drift(gp.detach(), self.generator(), t_train) - gp.detach())
             gn = gn + (self.core.drift(gn.detach(), self.generator(), t_train) - gn.detach())
             return ((gp, gn), None, read, scale) if need_cells else \
                 (None, (gp - gn) / span, read, scale)
         if need_cells:
-            cells = pair_cells(w, scale, sampler, self.generator(), self.g_min, span)
+            cells = pair_cells(w, scale, sampler, self.generator(), self.g_min, span, pool)
             return cells, None, read, scale
-        return None, pair_difference(w, scale, sampler, self.generator(), self._scratch), read, \
-            scale
+        # with a sampler, |w| / scale comes out of the same pass (a_out)
+        return None, pair_difference(w, scale, sampler, self.generator(), self._scratch, pool,
+                                     a), read, scale
 
     def _mapped_conductances(self):
         """:meth:`_conductances` for the other mappings and learned output scales, through
@@ -403,35 +430,73 @@ class AnalogLinear(nn.Module):
             i = i[..., :width] - i[..., width:]
         return i[..., :out_f]
 
+    @torch.no_grad()
+    def _read_variance(self, v: torch.Tensor, read) -> tuple[torch.Tensor, torch.Tensor]:
+        """Read-noise variance (row_tiles, batch, outputs; A**2) for row voltages ``v`` as
+        ``var * gain + offs[..., None]``: ``var`` and ``offs`` (row_tiles, batch)."""
+        offset, gain, g = read
+        weight = inputs_of(self.read.per_volt_weight(v), self.rows)   # A**2 / S per row
+        var = torch.bmm(weight, row_tiles(g, self.rows), out=self._scratch(
+            "var", g, (weight.shape[0], weight.shape[1], g.shape[0])))
+        return var, weight.sum(dim=2).mul_(offset)
+
     def _read_noise(self, v: torch.Tensor, read) -> torch.Tensor:
         """Current noise (row_tiles, batch, outputs; A) for row voltages ``v``."""
         offset, gain, g = read
         with torch.no_grad():
-            weight = inputs_of(self.read.per_volt_weight(v), self.rows)   # A**2 / S per row
-            var = torch.bmm(weight, row_tiles(g, self.rows), out=self._scratch(
-                "var", g, (weight.shape[0], weight.shape[1], g.shape[0])))
+            var, offs = self._read_variance(v, read)
             if gain != 1.0:
                 var.mul_(gain)
             if offset:
-                var.add_(weight.sum(dim=2, keepdim=True), alpha=offset)
+                var.add_(offs[..., None])
             noise = var.clamp_min_(0.0).sqrt_()
-            return noise.mul_(self._scratch("z_read", noise).normal_(
-                generator=self.generator(v.device)))
+            pool = self._normal_pool()
+            gen = self.generator(v.device)
+            z = pool.normals(noise.shape, gen, noise) if pool is not None else \
+                self._scratch("z_read", noise).normal_(generator=gen)
+            return noise.mul_(z)
+
+    def _read_out_kernel(self, i: torch.Tensor, v: torch.Tensor, read) -> torch.Tensor | None:
+        """``sum_t ADC(I_t + read noise)`` (batch, outputs) by the compiled kernel, or None
+        where it does not apply (not on the CPU, an ADC it does not know, drift
+        compensation)."""
+        if not kernels.applies(i, v) or (self.config.drift_compensation
+                                         and not self.training and bool(self.is_programmed)):
+            return None
+        q = self.core.adc_steps()
+        if q is False:
+            return None
+        if q is None and not self.core.reads_noise:
+            return None  # nothing to fuse: torch's sum over tiles is as fast
+        full, step = q if q is not None else (None, None)
+        var = offs = None
+        gain = 1.0
+        if self.core.reads_noise:
+            var, offs = self._read_variance(v, read)
+            gain = read[1]
+        return kernels.read_out(i, var, offs, gain, self.generator(v.device),
+                                self._normal_pool(), full, step)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         lead = x.shape[:-1]
         x2 = x.reshape(-1, self.in_features)
+        self._batch_hint = x2.shape[0]
         cells, diff, read, scale = self._draw()
         v, x_scale = self.input_voltages(x2)
         i = self._pair_currents(v, cells) if isinstance(cells, list) else \
             self._currents(v, cells, diff)
-        if self.core.reads_noise:
-            # in place: the product's backward does not need its output
-            i = i.add_(self._read_noise(v.detach(), read))
-        i = self.core.adc(i)
-        if self.config.drift_compensation and not self.training and bool(self.is_programmed):
-            i = i * self.programmed_alpha[:, None, :]
-        i = i.sum(dim=0)
+        y = self._read_out_kernel(i, v.detach(), read)
+        if y is not None:
+            i = y
+        else:
+            if self.core.reads_noise:
+                # in place: the product's backward does not need its output
+                i = i.add_(self._read_noise(v.detach(), read))
+            i = self.core.adc(i)
+            if self.config.drift_compensation and not self.training and \
+                    bool(self.is_programmed):
+                i = i * self.programmed_alpha[:, None, :]
+            i = i.sum(dim=0)
         y = i * (scale * self.core.output_gain()) * x_scale
         if self.bias is not None:
             y = y + self.bias

@@ -8,6 +8,7 @@ import math
 
 import torch
 
+from pyaimc.noise import kernels
 from pyaimc.noise.torch_ops import Scratch
 
 __all__ = ["Scratch", "inputs_of", "pair_cells", "pair_difference", "row_tiles", "tile_product",
@@ -19,17 +20,22 @@ class _PairDifference(torch.autograd.Function):
     programmed by ``sampler`` (None: exactly); backward: as ``w / scale``."""
 
     @staticmethod
-    def forward(ctx, w, scale, sampler, generator, scratch):
+    def forward(ctx, w, scale, sampler, generator, scratch, pool, a_out):
         ctx.save_for_backward(scale)
         if sampler is None:
             return w / scale[:, None]
+        if kernels.sampler_applies(sampler) and kernels.applies(w, scale):
+            return kernels.pair_difference(w.contiguous(), scale.contiguous(), sampler,
+                                           generator, pool, a_out)
         wn = torch.div(w, scale[:, None], out=scratch("wn", w))
-        return sampler.sample_difference(wn, generator, scratch)
+        if a_out is not None:
+            torch.abs(wn, out=a_out)
+        return sampler.sample_difference(wn, generator, scratch, pool)
 
     @staticmethod
     def backward(ctx, grad):
         (scale,) = ctx.saved_tensors
-        return grad / scale[:, None], None, None, None, None
+        return grad / scale[:, None], None, None, None, None, None, None
 
 
 class _PairCells(torch.autograd.Function):
@@ -38,36 +44,42 @@ class _PairCells(torch.autograd.Function):
     ``g_min + span * max(+-w / scale, 0)``."""
 
     @staticmethod
-    def forward(ctx, w, scale, sampler, generator, g_min, span):
-        wn = w / scale[:, None]
-        ctx.save_for_backward(wn, scale)
+    def forward(ctx, w, scale, sampler, generator, g_min, span, pool):
+        ctx.save_for_backward(w, scale)
         ctx.span = span
+        if (sampler is not None and kernels.sampler_applies(sampler)
+                and kernels.applies(w, scale)):
+            return kernels.pair_cells(w.contiguous(), scale.contiguous(), sampler, generator,
+                                      pool)
+        wn = w / scale[:, None]
         if sampler is not None:
-            return sampler.sample_cells(wn, generator)
+            return sampler.sample_cells(wn, generator, pool)
         return g_min + span * wn.clamp(min=0.0), g_min + span * (-wn).clamp(min=0.0)
 
     @staticmethod
     def backward(ctx, grad_pos, grad_neg):
-        wn, scale = ctx.saved_tensors
-        grad = torch.where(wn > 0, grad_pos, torch.zeros_like(grad_pos))
-        grad.sub_(torch.where(wn < 0, grad_neg, torch.zeros_like(grad_neg)))
-        return grad.mul_(ctx.span / scale[:, None]), None, None, None, None, None
+        w, scale = ctx.saved_tensors  # w / scale has the sign of w (scale > 0)
+        grad = torch.where(w > 0, grad_pos, torch.zeros_like(grad_pos))
+        grad.sub_(torch.where(w < 0, grad_neg, torch.zeros_like(grad_neg)))
+        return grad.mul_(ctx.span / scale[:, None]), None, None, None, None, None, None
 
 
-def pair_difference(w, scale, sampler, generator, scratch: Scratch | None = None
-                    ) -> torch.Tensor:
+def pair_difference(w, scale, sampler, generator, scratch: Scratch | None = None, pool=None,
+                    a_out: torch.Tensor | None = None) -> torch.Tensor:
     """Pair difference over ``g_max - g_min`` (out, in; dimensionless) of the weights ``w``
     with output scales ``scale``, programmed by ``sampler`` (None: exactly); straight-through
-    to ``w / scale``."""
+    to ``w / scale``. Normals from ``pool`` (a ``NormalPool`` in a step) when given; with a
+    sampler, ``|w / scale|`` is written into ``a_out`` when given. On CPU tensors the
+    compiled kernel (:mod:`pyaimc.noise.kernels`) samples."""
     return _PairDifference.apply(w, scale, sampler, generator,
-                                 scratch if scratch is not None else Scratch())
+                                 scratch if scratch is not None else Scratch(), pool, a_out)
 
 
-def pair_cells(w, scale, sampler, generator, g_min: float, span: float
+def pair_cells(w, scale, sampler, generator, g_min: float, span: float, pool=None
                ) -> tuple[torch.Tensor, torch.Tensor]:
     """``g+``, ``g-`` (out, in; S) of the weights ``w``, programmed by ``sampler`` (None: the
-    targets); straight-through to the targets."""
-    return _PairCells.apply(w, scale, sampler, generator, g_min, span)
+    targets); straight-through to the targets. Normals from ``pool`` when given."""
+    return _PairCells.apply(w, scale, sampler, generator, g_min, span, pool)
 
 
 def row_tiles(m: torch.Tensor, rows: int) -> torch.Tensor:
@@ -124,9 +136,11 @@ def tiles_of(m: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
 
 
 def inputs_of(v: torch.Tensor, rows: int) -> torch.Tensor:
-    """Row voltages (batch, in) as (row_tiles, batch, rows), zero-padded."""
+    """Row voltages (batch, in) as (row_tiles, batch, rows), zero-padded; contiguous (a copy
+    of the small input side: batched products with a strided left operand ran at half speed,
+    measured 2.5 ms against 1.3 ms at 1024 x 1024, batch 64, one thread)."""
     batch, in_f = v.shape
     tr = math.ceil(in_f / rows)
     if tr * rows != in_f:
         v = torch.nn.functional.pad(v, (0, tr * rows - in_f))
-    return v.reshape(batch, tr, rows).transpose(0, 1)
+    return v.reshape(batch, tr, rows).transpose(0, 1).contiguous()

@@ -34,7 +34,8 @@ from pyaimc.errors import FailedError
 from pyaimc.io import provenance, write_json
 from pyaimc.s4d.classifier import LinearFactory, S4DClassifier, build_model
 from pyaimc.s4d.hardware import (analog_linear_factory, attach_ssm_noise, generator_states,
-                                 load_noise_model, load_weights, set_generator_states)
+                                 load_noise_model, load_weights, normal_pool_states,
+                                 set_generator_states, set_normal_pool_states)
 from pyaimc.s4d.prune import prune_model, pruned_config, prunes
 from pyaimc.s4d.step import RecurrentClassifier
 
@@ -246,6 +247,7 @@ def train(config: RunConfig, run_dir: str | Path, *, linear_factory: LinearFacto
             except RuntimeError as err:  # a generator state of another device
                 raise CheckpointMismatch(f"{ckpt_path}: noise generators of another device; "
                                          f"resume the run where it was written ({err})") from None
+            set_normal_pool_states(model, state.get("normal_pools", {}))
 
         def save(phase: str, epoch: int) -> None:
             bad = [n for n, p in model.named_parameters() if not torch.isfinite(p).all()]
@@ -262,6 +264,7 @@ def train(config: RunConfig, run_dir: str | Path, *, linear_factory: LinearFacto
                 "generator_rng": generator.get_state(), "history": history,
                 **({} if on_cpu else {"device_rng": torch.cuda.get_rng_state(device)}),
                 "noise_rng": generator_states(model),
+                "normal_pools": normal_pool_states(model),
                 "noise_digest": None if config.noise is None else noise_digest(config.noise),
                 "elapsed_s": elapsed + time.perf_counter() - started})
 

@@ -8,6 +8,8 @@ fields. Importing this module imports torch.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 
@@ -106,7 +108,9 @@ class PolynomialSampler:
         mean = _horner_(torch.empty_like(gn), self.mean_coeffs, gn)
         return mean, _horner_(torch.empty_like(gn), self.std_coeffs, gn).clamp_min_(0.0)
 
-    def _normal(self, like: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def _normal(self, like: torch.Tensor, generator: torch.Generator, pool=None) -> torch.Tensor:
+        if pool is not None:
+            return pool.normals(like.shape, generator, like)
         return torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
 
     def _stuck_(self, g: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -125,16 +129,22 @@ class PolynomialSampler:
         return self._stuck_(mean.clamp_min_(0.0), generator)
 
     @torch.no_grad()
-    def sample_cells(self, wn: torch.Tensor, generator: torch.Generator
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Programmed ``g+`` and ``g-`` (S) of the pairs of normalised weights ``wn``."""
+    def sample_cells(self, wn: torch.Tensor, generator: torch.Generator,
+                     pool: "NormalPool | None" = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Programmed ``g+`` and ``g-`` (S) of the pairs of normalised weights ``wn``; the
+        normals from ``pool`` (a :class:`NormalPool` in a step) when given."""
         a = wn.abs()
         carrier = _horner_(torch.empty_like(a), self.mean_coeffs, a)
         other = torch.full_like(a, self.mean0)
         if not self.noiseless:
             std = _horner_(torch.empty_like(a), self.std_coeffs, a).clamp_min_(0.0)
-            carrier.addcmul_(std, self._normal(a, generator))
-            other.add_(self._normal(a, generator), alpha=self.std0)
+            if pool is not None:   # one take for both cells, as the compiled kernel reads it
+                z = pool.normals((2,) + tuple(a.shape), generator, a)
+                z_carrier, z_other = z[0], z[1]
+            else:
+                z_carrier, z_other = self._normal(a, generator), self._normal(a, generator)
+            carrier.addcmul_(std, z_carrier)
+            other.add_(z_other, alpha=self.std0)
         pos = wn > 0
         g_pos = torch.where(pos, carrier, other).clamp_min_(0.0)
         g_neg = torch.where(pos, other, carrier).clamp_min_(0.0)
@@ -142,16 +152,18 @@ class PolynomialSampler:
 
     @torch.no_grad()
     def sample_difference(self, wn: torch.Tensor, generator: torch.Generator,
-                          scratch: "Scratch | None" = None) -> torch.Tensor:
+                          scratch: "Scratch | None" = None,
+                          pool: "NormalPool | None" = None) -> torch.Tensor:
         """``(g+ - g-) / (g_max - g_min)`` of the programmed pairs of normalised weights ``wn``.
 
         Without stuck cells it draws one normal per pair with the pair's summed variance (the
         difference of two independent normals); the clip at 0 S of single cells is left out
         there (it matters only below ``mean / std`` of about 4). With stuck cells both cells are
-        drawn (:meth:`sample_cells`). ``scratch`` lends reusable temporaries.
+        drawn (:meth:`sample_cells`). ``scratch`` lends reusable temporaries; ``pool`` (a
+        :class:`NormalPool` in a step) gives the normals when given.
         """
         if self.stuck_fraction > 0:
-            g_pos, g_neg = self.sample_cells(wn, generator)
+            g_pos, g_neg = self.sample_cells(wn, generator, pool)
             return g_pos.sub_(g_neg).div_(self.g_span)
         scratch = scratch if scratch is not None else Scratch()
         a = torch.abs(wn, out=scratch("a", wn))
@@ -162,7 +174,9 @@ class PolynomialSampler:
         if not self.noiseless:
             std = _horner_(scratch("std", a), self.std_coeffs, a).clamp_min_(0.0)
             std.square_().add_(self.std0 ** 2).sqrt_()
-            diff.addcmul_(std, scratch("z", a).normal_(generator=generator))
+            z = pool.normals(a.shape, generator, a) if pool is not None else \
+                scratch("z", a).normal_(generator=generator)
+            diff.addcmul_(std, z)
         return diff.div_(self.g_span)
 
 
@@ -186,6 +200,125 @@ class Scratch:
         return t
 
 
+
+
+class NormalPool:
+    """Standard normals for training passes, drawn ahead and read at a random place each step.
+
+    A training step of an analog layer needs a normal per weight (programming error) and per
+    (row tile, sample, output) (read noise): at 1024 x 1024, batch 64, two million, which cost
+    torch's CPU generator about 5 ms, as much as the layer's matrix products. The pool holds
+    ``size`` (a power of two) normals drawn from the layer's generator. Each step redraws
+    ``refresh`` of it (a rolling window: the whole pool is new every ``1 / refresh`` steps) and
+    draws a random offset, sign and row order; a take of ``R`` rows of ``L`` normals gives row
+    ``r`` the ``L`` consecutive pool entries (circularly) from ``offset + sigma(r) L``, with
+    ``sigma(r) = (m r) mod R`` and ``m`` a random multiplier prime to ``R`` (contiguous rows
+    keep the kernels' reads streaming).
+
+    What that changes, and what it does not:
+
+    * within a step (:meth:`new_step` to the next; up to ``size`` normals) every normal is a
+      different pool entry, so the normals of one step are independent N(0, 1) draws, exactly;
+    * across steps they are not independent: a step reuses most of the previous step's values,
+      shifted, in another row order and sign-flipped. Averages over a whole layer (say the
+      mean square programming error) vary less from step to step than with fresh draws; the
+      noise seen by any one weight or output is still a new N(0, 1) draw at each step as far
+      as that weight or output can tell.
+
+    Layers use it in training passes only (``AnalogConfig.normal_pool``); :func:`program` and
+    evaluation draw fresh normals.
+
+    Parameters
+    ----------
+    refresh : float
+        Fraction of the pool redrawn at every step, in (0, 1].
+    """
+
+    MIN_SIZE = 4096
+
+    def __init__(self, refresh: float = 1 / 16) -> None:
+        if not 0 < refresh <= 1:
+            raise ValueError(f"refresh must be in (0, 1], got {refresh}")
+        self.refresh = float(refresh)
+        self.buf: torch.Tensor | None = None
+        self.offset = self.key = self.used = self.takes = 0
+        self.sign = 1.0
+        self._roll = 0
+
+    @property
+    def size(self) -> int:
+        return 0 if self.buf is None else self.buf.numel()
+
+    def state_dict(self) -> dict:
+        """What a resumed run needs to continue the same stream (between steps): the pool and
+        the position of its next refresh."""
+        return {"buf": None if self.buf is None else self.buf.clone(), "roll": self._roll,
+                "refresh": self.refresh}
+
+    def load_state_dict(self, state: dict) -> None:
+        buf = state["buf"]
+        self.buf = None if buf is None else buf.clone()
+        self._roll, self.refresh = int(state["roll"]), float(state["refresh"])
+        self.used = self.takes = 0
+
+    def new_step(self, n: int, like: torch.Tensor, generator: torch.Generator) -> None:
+        """Start a step that will take about ``n`` normals (dtype and device of ``like``): the
+        pool grows to hold them (a full draw), else ``refresh`` of it is redrawn; a new random
+        offset, sign and row order."""
+        n = max(int(n), self.MIN_SIZE)
+        if (self.buf is None or self.buf.numel() < n or self.buf.dtype != like.dtype
+                or self.buf.device != like.device):
+            size = 1 << (n - 1).bit_length()
+            self.buf = torch.empty(size, dtype=like.dtype, device=like.device).normal_(
+                generator=generator)
+            self._roll = 0
+        else:
+            size = self.buf.numel()
+            k = max(1, int(round(size * self.refresh)))
+            start = self._roll
+            first = min(k, size - start)
+            self.buf[start:start + first].normal_(generator=generator)
+            if k > first:
+                self.buf[:k - first].normal_(generator=generator)
+            self._roll = (start + k) % size
+        r = torch.randint(0, 1 << 30, (3,), generator=generator, device=generator.device).tolist()
+        self.offset, self.key = r[0] % size, r[1]
+        self.sign = 1.0 if r[2] & 1 else -1.0
+        self.used = self.takes = 0
+
+    def take(self, rows: int, length: int, generator: torch.Generator,
+             like: torch.Tensor) -> tuple[int, int]:
+        """Reserve ``rows`` rows of ``length`` normals (dtype and device of ``like``) of this
+        step: ``(start, m)``; row ``r`` is ``sign * buf[(start + ((m r) mod rows) length + j)
+        mod size]``, ``j < length`` (read with :meth:`normals` or a kernel). A take that runs
+        past the pool (or finds none of its dtype) starts a new step (:meth:`new_step`)."""
+        n = rows * length
+        if (self.buf is None or n > self.size or self.buf.dtype != like.dtype
+                or self.buf.device != like.device):
+            self.new_step(n, like, generator)
+        elif self.used + n > self.size:
+            self.new_step(self.size, self.buf, generator)
+        start = (self.offset + self.used) % self.size
+        self.used += n
+        self.takes += 1
+        m = 1 + (self.key * (2 * self.takes + 1) + self.takes) % max(rows, 1)
+        while math.gcd(m, rows) != 1:
+            m += 1
+        return start, m % max(rows, 1) if rows > 1 else 0
+
+    def normals(self, shape, generator: torch.Generator, like: torch.Tensor) -> torch.Tensor:
+        """Normals of this step as a tensor of ``shape`` (rows: the leading dimensions; dtype
+        and device of ``like``; the torch reading of the pool, any device)."""
+        shape = tuple(int(d) for d in shape)
+        length = shape[-1] if shape else 1
+        rows = 1
+        for d in shape[:-1]:
+            rows *= d
+        start, m = self.take(rows, length, generator, like)
+        dev = self.buf.device
+        slot = (torch.arange(rows, device=dev) * m) % rows
+        idx = (start + slot[:, None] * length + torch.arange(length, device=dev)) % self.size
+        return self.buf[idx].mul_(self.sign).reshape(shape)
 
 
 class ColumnReadNoise:

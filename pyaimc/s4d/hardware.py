@@ -254,6 +254,22 @@ def set_generator_states(model: nn.Module, states: dict[str, torch.Tensor],
         g.set_state(states[name])
 
 
+def normal_pool_states(model: nn.Module) -> dict[str, dict]:
+    """States of the analog layers' normal pools (``AnalogConfig.normal_pool``), by module
+    name, for a checkpoint: a resumed run then draws what an uninterrupted one would."""
+    return {name: m._pool.state_dict() for name, m in model.named_modules()
+            if isinstance(m, AnalogLinear) and m._pool.buf is not None}
+
+
+def set_normal_pool_states(model: nn.Module, states: dict[str, dict]) -> None:
+    """Restore :func:`normal_pool_states` (layers not named keep an empty pool)."""
+    layers = dict(model.named_modules())
+    for name, state in states.items():
+        if not isinstance(layers.get(name), AnalogLinear):
+            raise ValueError(f"normal pool of {name!r}: no analog layer of that name")
+        layers[name]._pool.load_state_dict(state)
+
+
 def software_state(model: nn.Module) -> dict[str, torch.Tensor]:
     """``state_dict`` without the entries only hardware-aware layers have."""
     return {k: v for k, v in model.state_dict().items()

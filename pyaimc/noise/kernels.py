@@ -1,0 +1,274 @@
+"""Compiled (numba) CPU kernels of the noise model's training-time parts.
+
+A training step of an analog layer used to run some forty torch passes over weight-sized and
+current-sized tensors: the programming-error chain (``|w| / s``, the mean and standard deviation
+polynomials, the pair's summed variance, the normal, the combination) and, on the read-out side,
+the read noise (variance, square root, normal, sum), the ADC (clip, divide, round, multiply, the
+mask its gradient needs) and the sum over row tiles. Here each side is one pass that keeps a row
+in cache: :func:`pair_difference` and :func:`pair_cells` (programming), :func:`read_out` (read
+noise, ADC and the tile sum).
+
+The normals come from a 1-D array, by rows (a row of weights, or the outputs of one tile and
+sample): a :class:`~pyaimc.noise.torch_ops.NormalPool` (row ``r`` of a take of ``R`` rows of
+``L`` is ``sign * z[start + ((m r) mod R) L + j]``, circularly) or fresh draws (in order). The kernels run on CPU tensors of float32 or float64 (their numpy
+views); the layers use the torch code elsewhere (CUDA, other dtypes), and
+:data:`ENABLED` switches them off (the tests compare both).
+
+The kernels are serial (one core): a training step's matrix products take torch's threads.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numba as nb
+import numpy as np
+import torch
+
+#: Use the kernels where they apply (``PYAIMC_KERNELS=0`` in the environment: never).
+ENABLED = os.environ.get("PYAIMC_KERNELS", "1") != "0"
+
+
+def applies(*tensors: torch.Tensor) -> bool:
+    """Whether the kernels can take these tensors: on the CPU, float32 or float64 (one dtype),
+    and :data:`ENABLED`."""
+    if not ENABLED:
+        return False
+    dtype = tensors[0].dtype
+    return dtype in (torch.float32, torch.float64) and all(
+        t.device.type == "cpu" and t.dtype == dtype for t in tensors)
+
+
+def normals(rows: int, length: int, like: torch.Tensor, generator: torch.Generator,
+            pool=None, parts: int = 1):
+    """``(z, start, m, sign)``: where a kernel reads ``rows`` rows of ``length`` normals (see
+    :func:`_window`): from ``pool`` when given, else freshly drawn (``m`` 1, in order)."""
+    if pool is not None:
+        start, m = pool.take(rows, length, generator, like)
+        return pool.buf.numpy(), start, m, pool.sign
+    z = torch.empty(rows * length, dtype=like.dtype, device=like.device)
+    # drawn in ``parts`` pieces, as the torch path draws them (the same stream)
+    for piece in z.view(parts, -1):
+        piece.normal_(generator=generator)
+    return z.numpy(), 0, 1, 1.0
+
+
+_NO_NORMALS = (np.zeros(1, np.float64), 0, 1, 1.0)
+
+
+@nb.njit(cache=True)
+def _window(z, start, m, rows, length, r, tmp):
+    """The normals of row ``r``: ``z[(start + ((m r) mod rows) length + j) mod z.size]`` (a
+    view when it does not wrap, else copied into ``tmp``)."""
+    s = (start + ((r * m) % rows) * length) % z.size
+    if s + length <= z.size:
+        return z[s:s + length]
+    for j in range(length):
+        tmp[j] = z[(s + j) % z.size]
+    return tmp
+
+
+def _coeffs(c, dtype) -> np.ndarray:
+    return np.ascontiguousarray(np.asarray(c if len(c) else (0.0,), dtype=dtype))
+
+
+@nb.njit(fastmath=True, cache=True)
+def _horner_row(coeffs, a, acc):
+    n = coeffs.size
+    top = coeffs[n - 1]
+    for i in range(a.size):
+        acc[i] = top
+    for c in range(n - 2, -1, -1):
+        cc = coeffs[c]
+        for i in range(a.size):
+            acc[i] = acc[i] * a[i] + cc
+
+
+@nb.njit(fastmath=True, cache=True)
+def _pair_difference(w, scale, mean_c, std_c, std0sq, inv_span, noisy, z, start, m, sign,
+                     diff, a_out):
+    # constants in the arrays' dtype: a float64 literal would widen float32 arithmetic
+    out_f, in_f = w.shape
+    one, zero = inv_span / inv_span, inv_span * 0
+    a = np.empty(in_f, dtype=w.dtype)
+    mean = np.empty(in_f, dtype=w.dtype)
+    std = np.empty(in_f, dtype=w.dtype)
+    tmp = np.empty(in_f, dtype=z.dtype)
+    keep_a = a_out.shape[0] > 0
+    for o in range(out_f):
+        inv = one / scale[o]
+        for i in range(in_f):
+            a[i] = abs(w[o, i] * inv)
+        if keep_a:
+            for i in range(in_f):
+                a_out[o, i] = a[i]
+        _horner_row(mean_c, a, mean)
+        for i in range(in_f):
+            mi = mean[i] * a[i]
+            mean[i] = -mi if w[o, i] < 0 else mi
+        if noisy:
+            _horner_row(std_c, a, std)
+            zr = _window(z, start, m, out_f, in_f, o, tmp)
+            for i in range(in_f):
+                si = max(std[i], zero)
+                diff[o, i] = (mean[i] + math.sqrt(si * si + std0sq) * (zr[i] * sign)) * inv_span
+        else:
+            for i in range(in_f):
+                diff[o, i] = mean[i] * inv_span
+
+
+@nb.njit(fastmath=True, cache=True)
+def _pair_cells(w, scale, mean_c, std_c, mean0, std0, noisy, z, start, m, sign, g_pos, g_neg):
+    out_f, in_f = w.shape
+    one, zero = sign / sign, sign * 0
+    a = np.empty(in_f, dtype=w.dtype)
+    mean = np.empty(in_f, dtype=w.dtype)
+    std = np.empty(in_f, dtype=w.dtype)
+    other = np.empty(in_f, dtype=w.dtype)
+    tmp = np.empty(in_f, dtype=z.dtype)
+    tmp2 = np.empty(in_f, dtype=z.dtype)
+    for o in range(out_f):
+        inv = one / scale[o]
+        for i in range(in_f):
+            a[i] = abs(w[o, i] * inv)
+        _horner_row(mean_c, a, mean)
+        if noisy:
+            _horner_row(std_c, a, std)
+            zc = _window(z, start, m, 2 * out_f, in_f, o, tmp)
+            zo = _window(z, start, m, 2 * out_f, in_f, out_f + o, tmp2)
+            for i in range(in_f):
+                mean[i] = max(mean[i] + max(std[i], zero) * (zc[i] * sign), zero)
+                other[i] = max(mean0 + std0 * (zo[i] * sign), zero)
+        else:
+            for i in range(in_f):
+                mean[i] = max(mean[i], zero)
+                other[i] = max(mean0, zero)
+        for i in range(in_f):
+            pos = w[o, i] > 0
+            g_pos[o, i] = mean[i] if pos else other[i]
+            g_neg[o, i] = other[i] if pos else mean[i]
+
+
+def _scalar(x, dtype):
+    return np.float32(x) if dtype == np.float32 else np.float64(x)
+
+
+def sampler_applies(sampler) -> bool:
+    """Whether the kernels sample for ``sampler`` (a polynomial sampler without stuck cells)."""
+    from pyaimc.noise.torch_ops import PolynomialSampler
+
+    return isinstance(sampler, PolynomialSampler) and sampler.stuck_fraction == 0
+
+
+@torch.no_grad()
+def pair_difference(w: torch.Tensor, scale: torch.Tensor, sampler, generator, pool=None,
+                    a_out: torch.Tensor | None = None) -> torch.Tensor:
+    """``(g+ - g-) / (g_max - g_min)`` (out, in) of the programmed pairs of ``w / scale``, as
+    ``sampler.sample_difference`` (one normal per pair with the pair's summed variance); writes
+    ``|w / scale|`` into ``a_out`` when given. ``w`` (out, in) and ``scale`` (out,) contiguous
+    CPU tensors of one float dtype."""
+    dtype = w.numpy().dtype
+    diff = torch.empty_like(w)
+    noisy = not sampler.noiseless
+    z = normals(*w.shape, w, generator, pool) if noisy else _NO_NORMALS
+    a_np = a_out.numpy() if a_out is not None else np.empty((0, 0), dtype)
+    _pair_difference(w.numpy(), scale.numpy(), _coeffs(sampler.mean_coeffs[1:], dtype),
+                     _coeffs(sampler.std_coeffs, dtype), _scalar(sampler.std0 ** 2, dtype),
+                     _scalar(1 / sampler.g_span, dtype), noisy, z[0].astype(dtype, copy=False),
+                     z[1], z[2], _scalar(z[3], dtype), diff.numpy(), a_np)
+    return diff
+
+
+@torch.no_grad()
+def pair_cells(w: torch.Tensor, scale: torch.Tensor, sampler, generator, pool=None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Programmed ``g+``, ``g-`` (S; out, in) of the pairs of ``w / scale``, as
+    ``sampler.sample_cells`` without stuck cells (two normals per pair)."""
+    dtype = w.numpy().dtype
+    g_pos, g_neg = torch.empty_like(w), torch.empty_like(w)
+    noisy = not sampler.noiseless
+    z = normals(2 * w.shape[0], w.shape[1], w, generator, pool, parts=2) if noisy \
+        else _NO_NORMALS
+    _pair_cells(w.numpy(), scale.numpy(), _coeffs(sampler.mean_coeffs, dtype),
+                _coeffs(sampler.std_coeffs, dtype), _scalar(sampler.mean0, dtype),
+                _scalar(sampler.std0, dtype), noisy, z[0].astype(dtype, copy=False), z[1],
+                z[2], _scalar(z[3], dtype), g_pos.numpy(), g_neg.numpy())
+    return g_pos, g_neg
+
+
+@nb.njit(cache=True)
+def _read_out(i, var, offs, gain, noisy, z, start, m, sign, quant, full, step, y, inside):
+    # no fastmath: the clip and the rounding are those of the torch ADC, bit for bit
+    tiles, batch, outs = i.shape
+    zero = sign * 0
+    x = np.empty(outs, dtype=i.dtype)
+    tmp = np.empty(outs, dtype=z.dtype)
+    for t in range(tiles):
+        for b in range(batch):
+            for o in range(outs):
+                x[o] = i[t, b, o]
+            if noisy:
+                off = offs[t, b]
+                zr = _window(z, start, m, tiles * batch, outs, t * batch + b, tmp)
+                for o in range(outs):
+                    v = var[t, b, o] * gain + off
+                    v = v if v > zero else zero
+                    x[o] += math.sqrt(v) * (zr[o] * sign)
+            if quant:
+                for o in range(outs):
+                    xo = x[o]
+                    inside[t, b, o] = (xo >= -full) & (xo <= full)
+                    xo = -full if xo < -full else xo
+                    xo = full if xo > full else xo
+                    x[o] = np.rint(xo / step) * step
+            if t == 0:
+                for o in range(outs):
+                    y[b, o] = x[o]
+            else:
+                for o in range(outs):
+                    y[b, o] += x[o]
+
+
+class _ReadOut(torch.autograd.Function):
+    """Sum over row tiles of ``ADC(I + read noise)``; gradient straight through the noise and
+    inside the ADC range (zero outside), as the torch path's."""
+
+    @staticmethod
+    def forward(ctx, i, var, offs, gain, z, full, step):
+        tiles, batch, outs = i.shape
+        dtype = i.detach().numpy().dtype
+        y = torch.empty(batch, outs, dtype=i.dtype)
+        quant = step is not None
+        inside = torch.empty(i.shape if quant else (0, 0, 0), dtype=torch.bool)
+        noisy = var is not None
+        empty = np.zeros((1, 1, 1), dtype)
+        z = z if noisy else _NO_NORMALS
+        _read_out(i.detach().numpy(), var.numpy() if noisy else empty,
+                  offs.numpy() if noisy else empty[0], _scalar(gain, dtype), noisy,
+                  z[0].astype(dtype, copy=False), z[1], z[2], _scalar(z[3], dtype), quant,
+                  _scalar(full if quant else 0, dtype), _scalar(step if quant else 1, dtype),
+                  y.numpy(), inside.numpy())
+        ctx.quant, ctx.tiles = quant, tiles
+        if quant:
+            ctx.save_for_backward(inside)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        if ctx.quant:
+            (inside,) = ctx.saved_tensors
+            return grad.unsqueeze(0) * inside, None, None, None, None, None, None
+        return (grad.unsqueeze(0).expand(ctx.tiles, *grad.shape).contiguous(), None, None, None,
+                None, None, None)
+
+
+def read_out(i: torch.Tensor, var: torch.Tensor | None, offs: torch.Tensor | None, gain: float,
+             generator, pool, full: float | None, step: float | None) -> torch.Tensor:
+    """``sum_t ADC(I_t + read noise)`` (batch, outputs) of currents ``i`` (row_tiles, batch,
+    outputs; A): read noise of variance ``gain * var + offs`` (A**2; ``var`` None: none), ADC
+    of full scale ``full`` and step ``step`` (``step`` None: no ADC). Differentiable in ``i``;
+    normals from ``pool`` or fresh (rows: (tile, sample) pairs)."""
+    z = normals(i.shape[0] * i.shape[1], i.shape[2], i, generator, pool) \
+        if var is not None else None
+    return _ReadOut.apply(i, var, offs, gain, z, full, step)
