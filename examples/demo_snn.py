@@ -1,4 +1,4 @@
-"""Demo stage 9: the spiking sequence-learning network in NEST with ideal and ReRAM synapses.
+"""Demo stage 11 (`snn`): the spiking sequence-learning network in NEST with ideal and ReRAM synapses.
 
 Trains the network of :mod:`pyaimc.apps.snn` on A D B E and F D B C (second order: after D B
 only the first element tells E from C), once with ideal synapses and once with synapses that
