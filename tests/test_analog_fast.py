@@ -15,6 +15,7 @@ torch = pytest.importorskip("torch")
 from _noise_helpers import example_noise_model, transfer_doc  # noqa: E402
 
 from pyaimc.analog import AnalogConfig, AnalogLinear  # noqa: E402
+from pyaimc.circuit import wire_kernels  # noqa: E402
 from pyaimc.noise import Tile, kernels  # noqa: E402
 from pyaimc.noise.torch_ops import NormalPool, PolynomialSampler  # noqa: E402
 
@@ -31,6 +32,7 @@ def torch_only(monkeypatch):
     """Switch the compiled kernels off for the duration of a test."""
     def off(flag: bool):
         monkeypatch.setattr(kernels, "ENABLED", not flag)
+        monkeypatch.setattr(wire_kernels, "ENABLED", not flag)
     return off
 
 
@@ -122,6 +124,18 @@ def test_pair_cells_kernel_matches_torch_on_the_same_normals():
                    else s.sample_cells(w / scale[:, None], gen, pool))
     for k, t in zip(*res):
         assert torch.allclose(k, t, rtol=1e-5, atol=1e-12)
+
+
+def test_pair_cells_gradient_kernel_matches_torch():
+    w = torch.randn(40, 70, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    w[3, :5] = 0.0  # neither cell follows a zero weight
+    scale = w.abs().amax(dim=1)
+    gp, gn = torch.randn(2, 40, 70, dtype=torch.float64,
+                         generator=torch.Generator().manual_seed(8))
+    got = kernels.pair_cells_grad(w, scale, 9e-5, gp, gn)
+    want = (torch.where(w > 0, gp, 0.0) - torch.where(w < 0, gn, 0.0)) * 9e-5 / scale[:, None]
+    assert torch.allclose(got, want, rtol=1e-12, atol=0)
+    assert torch.equal(got[3, :5], torch.zeros(5, dtype=torch.float64))
 
 
 def test_pair_difference_kernel_moments():

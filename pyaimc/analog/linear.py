@@ -32,7 +32,8 @@ from pyaimc.analog.config import AnalogConfig
 from pyaimc.analog.core import TileCore
 from pyaimc.analog.ops import (Scratch, inputs_of, pair_cells, pair_difference, row_tiles,
                                tile_product)
-from pyaimc.circuit.transfer_torch import input_powers, min_matrices, tile_weights_wl
+from pyaimc.circuit.transfer_torch import (effective_difference_wl, input_powers, min_matrices,
+                                           tile_weights_wl)
 from pyaimc.noise import kernels
 from pyaimc.noise.model import NoiseModel
 from pyaimc.noise.torch_ops import NormalPool
@@ -410,8 +411,15 @@ class AnalogLinear(nn.Module):
             return tile_product(vt * (self.g_max - self.g_min), diff, rows)
         # both polarities at once, in the weight layout padded to whole tiles (empty cells: 0 S)
         out_f, in_f = self.out_features, self.in_features
-        g = torch.stack(cells)
         pad_out, pad_in = -out_f % cols, -in_f % rows
+        if tr.i_sat is None and not tr.has_nonlinearity:
+            # the one term, W1(g+) - W1(g-), in one pass per polarity where the kernel runs
+            gp, gn = cells
+            if pad_out or pad_in:
+                gp, gn = (torch.nn.functional.pad(c, (0, pad_in, 0, pad_out)) for c in cells)
+            d = effective_difference_wl(gp, gn, tr, self.mmin, self.nmin)
+            return tile_product(vt, d, rows)[..., :out_f]
+        g = torch.stack(cells)
         if pad_out or pad_in:
             g = torch.nn.functional.pad(g, (0, pad_in, 0, pad_out))
         terms = tile_weights_wl(g, tr, self.mmin, self.nmin)

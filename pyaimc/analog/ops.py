@@ -59,6 +59,10 @@ class _PairCells(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_pos, grad_neg):
         w, scale = ctx.saved_tensors  # w / scale has the sign of w (scale > 0)
+        if kernels.applies(w, scale, grad_pos, grad_neg):
+            return (kernels.pair_cells_grad(w.contiguous(), scale.contiguous(), ctx.span,
+                                            grad_pos.contiguous(), grad_neg.contiguous()),
+                    None, None, None, None, None, None)
         grad = torch.where(w > 0, grad_pos, torch.zeros_like(grad_pos))
         grad.sub_(torch.where(w < 0, grad_neg, torch.zeros_like(grad_neg)))
         return grad.mul_(ctx.span / scale[:, None]), None, None, None, None, None, None

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import torch
 
+from pyaimc.circuit import wire_kernels
+
 
 @dataclass(frozen=True)
 class TorchTransfer:
@@ -160,7 +162,27 @@ def effective_conductance_wl(g: torch.Tensor, p: TorchTransfer, mmin: torch.Tens
     """
     if not p.has_ir_drop:
         return g
+    if wire_kernels.applies(g) and g.shape[-2] % p.cols == 0 and g.shape[-1] % p.rows == 0:
+        # the wire sums as prefix sums, O(cells) (pyaimc.circuit.wire_kernels)
+        return wire_kernels.ir_drop(g, p.r_wire, p.k_row, p.k_col, p.cols, p.rows)
     return _IRDrop.apply(g, p, mmin, nmin)
+
+
+def effective_difference_wl(g_pos: torch.Tensor, g_neg: torch.Tensor, p: TorchTransfer,
+                            mmin: torch.Tensor, nmin: torch.Tensor) -> torch.Tensor:
+    """``W1(g_pos) - W1(g_neg)`` of tiles in the weight layout (see
+    :func:`effective_conductance_wl`): the weights of a linear read-out of a differential pair.
+
+    On CPU float tensors the compiled kernel writes the difference in one pass per polarity
+    (neither ``W1`` nor its gradient is held in memory).
+    """
+    if (p.has_ir_drop and wire_kernels.applies(g_pos, g_neg)
+            and g_pos.shape[-2] % p.cols == 0 and g_pos.shape[-1] % p.rows == 0
+            and g_pos.dim() == 2):
+        return wire_kernels.ir_drop_difference(g_pos, g_neg, p.r_wire, p.k_row, p.k_col,
+                                               p.cols, p.rows)
+    return effective_conductance_wl(g_pos, p, mmin, nmin) - \
+        effective_conductance_wl(g_neg, p, mmin, nmin)
 
 
 def tile_weights_wl(g: torch.Tensor, p: TorchTransfer, mmin: torch.Tensor,

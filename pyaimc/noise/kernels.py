@@ -198,6 +198,33 @@ def pair_cells(w: torch.Tensor, scale: torch.Tensor, sampler, generator, pool=No
 
 
 @nb.njit(cache=True)
+def _pair_cells_grad(w, scale, span, grad_pos, grad_neg, grad):
+    # the targets' gradient: g+ follows w / scale where w > 0, g- follows -w / scale where w < 0
+    out_f, in_f = w.shape
+    zero = span - span
+    for o in range(out_f):
+        f = span / scale[o]
+        for i in range(in_f):
+            wi = w[o, i]
+            gi = grad_pos[o, i] if wi > zero else zero
+            gi = gi - grad_neg[o, i] if wi < zero else gi
+            grad[o, i] = gi * f
+
+
+@torch.no_grad()
+def pair_cells_grad(w: torch.Tensor, scale: torch.Tensor, span: float, grad_pos: torch.Tensor,
+                    grad_neg: torch.Tensor) -> torch.Tensor:
+    """Gradient (out, in) in the weights ``w`` of the pair targets
+    ``g_min + span * max(+-w / scale, 0)`` given the gradients in ``g+`` and ``g-`` (one pass;
+    the torch path's masks, selects and products were seven)."""
+    dtype = w.numpy().dtype
+    grad = torch.empty_like(w)
+    _pair_cells_grad(w.numpy(), scale.numpy(), _scalar(span, dtype), grad_pos.numpy(),
+                     grad_neg.numpy(), grad.numpy())
+    return grad
+
+
+@nb.njit(cache=True)
 def _read_out(i, var, offs, gain, noisy, z, start, m, sign, quant, full, step, y, inside):
     # no fastmath: the clip and the rounding are those of the torch ADC, bit for bit
     tiles, batch, outs = i.shape
