@@ -138,6 +138,16 @@ def test_pair_cells_gradient_kernel_matches_torch():
     assert torch.equal(got[3, :5], torch.zeros(5, dtype=torch.float64))
 
 
+def test_read_out_gradient_is_the_output_gradient_inside_the_adc_range():
+    i = torch.linspace(-3, 3, 2 * 5 * 7, dtype=torch.float64).reshape(2, 5, 7).requires_grad_()
+    y = kernels.read_out(i, None, None, 1.0, torch.Generator(), None, 2.0, 0.5)
+    u = torch.randn(5, 7, dtype=torch.float64, generator=torch.Generator().manual_seed(9))
+    (g,) = torch.autograd.grad((y * u).sum(), i)
+    want = torch.where(i.detach().abs() <= 2.0, u.expand(2, 5, 7), 0.0)
+    assert torch.equal(g, want)
+    assert 0 < int((g == 0).sum()) < g.numel()  # both sides of the range occur
+
+
 def test_pair_difference_kernel_moments():
     """Mean exactly the polynomial's (noise-free sampler), std the pair's summed one."""
     s = sampler()

@@ -257,6 +257,16 @@ def _read_out(i, var, offs, gain, noisy, z, start, m, sign, quant, full, step, y
                     y[b, o] += x[o]
 
 
+@nb.njit(cache=True)
+def _masked_expand(grad, inside, zero, out):
+    # the ADC's straight-through gradient: the output's gradient in every tile, 0 where clipped
+    tiles, batch, outs = inside.shape
+    for t in range(tiles):
+        for b in range(batch):
+            for o in range(outs):
+                out[t, b, o] = grad[b, o] if inside[t, b, o] else zero
+
+
 class _ReadOut(torch.autograd.Function):
     """Sum over row tiles of ``ADC(I + read noise)``; gradient straight through the noise and
     inside the ADC range (zero outside), as the torch path's."""
@@ -285,7 +295,11 @@ class _ReadOut(torch.autograd.Function):
     def backward(ctx, grad):
         if ctx.quant:
             (inside,) = ctx.saved_tensors
-            return grad.unsqueeze(0) * inside, None, None, None, None, None, None
+            # one pass (torch's float-by-bool product: 0.4-3 ms at 16 x 64 x 1024, this 0.07)
+            out = torch.empty(inside.shape, dtype=grad.dtype)
+            _masked_expand(grad.contiguous().numpy(), inside.numpy(),
+                           _scalar(0, out.numpy().dtype), out.numpy())
+            return out, None, None, None, None, None, None
         return (grad.unsqueeze(0).expand(ctx.tiles, *grad.shape).contiguous(), None, None, None,
                 None, None, None)
 
