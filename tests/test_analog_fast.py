@@ -116,14 +116,17 @@ def test_pair_cells_kernel_matches_torch_on_the_same_normals():
     scale = w.abs().amax(dim=1)
     like = torch.empty(0)
     res = []
+    a = torch.full_like(w, -1.0)
     for use_kernel in (True, False):
         gen = torch.Generator().manual_seed(6)
         pool = NormalPool()
         pool.new_step(2 * w.numel(), like, gen)
-        res.append(kernels.pair_cells(w, scale, s, gen, pool) if use_kernel
+        res.append(kernels.pair_cells(w, scale, s, gen, pool, a) if use_kernel
                    else s.sample_cells(w / scale[:, None], gen, pool))
     for k, t in zip(*res):
         assert torch.allclose(k, t, rtol=1e-5, atol=1e-12)
+    # |w| / scale for the read noise comes out of the same pass
+    assert torch.allclose(a, (w / scale[:, None]).abs(), rtol=1e-6, atol=0)
 
 
 def test_pair_cells_gradient_kernel_matches_torch():

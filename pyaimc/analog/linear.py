@@ -300,21 +300,21 @@ class AnalogLinear(nn.Module):
         a = self._scratch("a_read", w) if self.core.reads_noise else None
         if a is not None:
             read = (2 * self.g_min, span, a)
-        if a is not None and (sampler is None or need_cells or t_train is not None):
+        if a is not None and sampler is None and not need_cells:
             with torch.no_grad():
                 torch.div(w.detach(), scale[:, None], out=a).abs_()
             a = None
         if t_train is not None:
             # drifted to a sampled time after programming, straight-through to the targets
-            gp, gn = pair_cells(w, scale, sampler, self.generator(), self.g_min, span, pool)
+            gp, gn = pair_cells(w, scale, sampler, self.generator(), self.g_min, span, pool, a)
             gp = gp + (self.core.drift(gp.detach(), self.generator(), t_train) - gp.detach())
             gn = gn + (self.core.drift(gn.detach(), self.generator(), t_train) - gn.detach())
             return ((gp, gn), None, read, scale) if need_cells else \
                 (None, (gp - gn) / span, read, scale)
         if need_cells:
-            cells = pair_cells(w, scale, sampler, self.generator(), self.g_min, span, pool)
+            cells = pair_cells(w, scale, sampler, self.generator(), self.g_min, span, pool, a)
             return cells, None, read, scale
-        # with a sampler, |w| / scale comes out of the same pass (a_out)
+        # otherwise |w| / scale comes out of the programming pass (a_out)
         return None, pair_difference(w, scale, sampler, self.generator(), self._scratch, pool,
                                      a), read, scale
 

@@ -119,7 +119,8 @@ def _pair_difference(w, scale, mean_c, std_c, std0sq, inv_span, noisy, z, start,
 
 
 @nb.njit(fastmath=True, cache=True)
-def _pair_cells(w, scale, mean_c, std_c, mean0, std0, noisy, z, start, m, sign, g_pos, g_neg):
+def _pair_cells(w, scale, mean_c, std_c, mean0, std0, noisy, z, start, m, sign, g_pos, g_neg,
+                a_out):
     out_f, in_f = w.shape
     one, zero = sign / sign, sign * 0
     a = np.empty(in_f, dtype=w.dtype)
@@ -128,10 +129,14 @@ def _pair_cells(w, scale, mean_c, std_c, mean0, std0, noisy, z, start, m, sign, 
     other = np.empty(in_f, dtype=w.dtype)
     tmp = np.empty(in_f, dtype=z.dtype)
     tmp2 = np.empty(in_f, dtype=z.dtype)
+    keep_a = a_out.shape[0] > 0
     for o in range(out_f):
         inv = one / scale[o]
         for i in range(in_f):
             a[i] = abs(w[o, i] * inv)
+        if keep_a:
+            for i in range(in_f):
+                a_out[o, i] = a[i]
         _horner_row(mean_c, a, mean)
         if noisy:
             _horner_row(std_c, a, std)
@@ -181,10 +186,11 @@ def pair_difference(w: torch.Tensor, scale: torch.Tensor, sampler, generator, po
 
 
 @torch.no_grad()
-def pair_cells(w: torch.Tensor, scale: torch.Tensor, sampler, generator, pool=None
-               ) -> tuple[torch.Tensor, torch.Tensor]:
+def pair_cells(w: torch.Tensor, scale: torch.Tensor, sampler, generator, pool=None,
+               a_out: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Programmed ``g+``, ``g-`` (S; out, in) of the pairs of ``w / scale``, as
-    ``sampler.sample_cells`` without stuck cells (two normals per pair)."""
+    ``sampler.sample_cells`` without stuck cells (two normals per pair); writes
+    ``|w / scale|`` into ``a_out`` when given."""
     dtype = w.numpy().dtype
     g_pos, g_neg = torch.empty_like(w), torch.empty_like(w)
     noisy = not sampler.noiseless
@@ -193,7 +199,8 @@ def pair_cells(w: torch.Tensor, scale: torch.Tensor, sampler, generator, pool=No
     _pair_cells(w.numpy(), scale.numpy(), _coeffs(sampler.mean_coeffs, dtype),
                 _coeffs(sampler.std_coeffs, dtype), _scalar(sampler.mean0, dtype),
                 _scalar(sampler.std0, dtype), noisy, z[0].astype(dtype, copy=False), z[1],
-                z[2], _scalar(z[3], dtype), g_pos.numpy(), g_neg.numpy())
+                z[2], _scalar(z[3], dtype), g_pos.numpy(), g_neg.numpy(),
+                a_out.numpy() if a_out is not None else np.empty((0, 0), dtype))
     return g_pos, g_neg
 
 
