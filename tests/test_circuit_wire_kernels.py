@@ -95,3 +95,27 @@ def test_ir_drop_kernel_in_float32_and_where_it_applies(monkeypatch):
     assert wire_kernels.applies(g)
     assert not wire_kernels.applies(g.half())
     assert not wire_kernels.applies(g, g.double())
+
+
+def test_ir_drop_kernel_takes_the_used_rows_of_a_larger_tile(monkeypatch):
+    """The deployment tiles pass the wire-sum matrices of the physical tile restricted to the
+    rows and columns in use (Nmin[i, l] = min(R-1-i, R-1-l) with R the physical rows)."""
+    rows, cols = 24, 64
+    mm_full, nm_full = min_matrices(rows, cols, torch.float64)
+    r_used, c_used = 9, 20
+    p = transfer(r_used, c_used, 3.0, 1.1, 0.9)
+    mmin, nmin = mm_full[:c_used, :c_used], nm_full[:r_used, :r_used]
+    assert wire_kernels.lines_of(mmin, nmin) == tuple(float(v) for v in range(23, 14, -1))
+    g = G_MIN + (G_MAX - G_MIN) * torch.rand(2, 40, 27, dtype=torch.float64,
+                                             generator=torch.Generator().manual_seed(3))
+    u = torch.randn(2, 40, 27, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    res = []
+    for kernel in (True, False):
+        torch_path(monkeypatch, not kernel)
+        res.append(grads(lambda g: effective_conductance_wl(g, p, mmin, nmin), [g], u))
+    (wk, (gk,)), (wt, (gt,)) = res
+    assert torch.allclose(wk, wt, rtol=1e-6, atol=0)
+    assert (gk - gt).abs().max() <= 1e-6 * gt.abs().max()
+    # matrices of another form are not the kernel's: the torch products take them
+    assert wire_kernels.lines_of(mmin, nmin.flip(0)) is None
+    assert wire_kernels.lines_of(mmin + 1, nmin) is None

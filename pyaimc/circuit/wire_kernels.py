@@ -124,7 +124,8 @@ def _fwd_acc(gr, racc, part, one, r, kr, kc, sign, iv, y):
 
 
 @nb.njit(cache=True, error_model="numpy")
-def _ir_drop(src, g, a, inv, one, r, kr, kc, sign, cols, rows, backward, accumulate, out):
+def _ir_drop(src, g, a, inv, one, r, kr, kc, sign, cols, rows, lines, backward, accumulate,
+             out):
     """One pass of ``S`` over ``src`` (O, I), block by block of ``cols`` outputs.
 
     Forward (``src`` is ``G`` = ``g``): writes ``inv = 1 / D = 1 / (1 + r S(G))`` and
@@ -135,8 +136,10 @@ def _ir_drop(src, g, a, inv, one, r, kr, kc, sign, cols, rows, backward, accumul
 
     Row term of output ``o`` (position ``l`` in its column tile): ``sum_{k=1..l} S_k``,
     ``S_k`` the block total less the outputs before ``k``: a running vector over the inputs.
-    Column term of input ``i`` (position ``j`` in its row tile): ``(R-1-j) P_j + Q_R - Q_j``
-    with ``P_j = sum_{l<=j} x_l`` and ``Q_j = sum_{l<=j} (R-1-l) x_l``: a scan along the row.
+    Column term of input ``i`` (position ``j`` in its row tile), with ``Nmin[j, l] =
+    min(a_j, a_l)`` for a non-increasing ``a`` (``lines``; ``R-1-j`` for a whole tile):
+    ``a_j P_j + Q_R - Q_j`` with ``P_j = sum_{l<=j} x_l`` and ``Q_j = sum_{l<=j} a_l x_l``: a
+    scan along the row.
     """
     n_out, n_in = src.shape
     zero = one - one  # constants in the arrays' dtype (a float64 literal widens float32)
@@ -146,9 +149,9 @@ def _ir_drop(src, g, a, inv, one, r, kr, kc, sign, cols, rows, backward, accumul
     part = np.empty(n_in, dtype=src.dtype)
     n_tiles = n_in // rows
     qs = np.empty(n_tiles, dtype=src.dtype)
-    back = np.empty(n_in, dtype=src.dtype)  # R-1-j of input i
+    back = np.empty(n_in, dtype=src.dtype)  # a_j of input i
     for i in range(n_in):
-        back[i] = rows - 1 - i % rows
+        back[i] = lines[i % rows]
     for o0 in range(0, n_out, cols):
         tot[:] = zero
         for o in range(o0, o0 + cols):
@@ -200,15 +203,16 @@ def _scalar(x, dtype):
 def _forward(gs, signs, consts, out):
     """Run the forward kernel on each of ``gs`` (O, I), summing into ``out`` when ``out`` is a
     single (O, I) tensor, else writing ``out[k]``; returns the ``1 / D`` of each."""
-    r, k_row, k_col, cols, rows = consts
+    r, k_row, k_col, cols, rows, lines = consts
     dtype = gs[0].numpy().dtype
+    lines = np.asarray(lines, dtype=dtype)
     invs = []
     for k, (g, sign) in enumerate(zip(gs, signs)):
         inv = torch.empty_like(g)
         target = out if out.dim() == 2 else out[k]
         _ir_drop(g.numpy(), g.numpy(), g.numpy(), inv.numpy(), _scalar(1, dtype),
                  _scalar(r, dtype), _scalar(k_row, dtype), _scalar(k_col, dtype),
-                 _scalar(sign, dtype), cols, rows, False, out.dim() == 2 and k > 0,
+                 _scalar(sign, dtype), cols, rows, lines, False, out.dim() == 2 and k > 0,
                  target.numpy())
         invs.append(inv)
     return invs
@@ -216,14 +220,15 @@ def _forward(gs, signs, consts, out):
 
 def _backward(a, g, inv, sign, consts):
     """Gradient in ``G`` (O, I) of one polarity given the gradient ``a`` in ``sign * W1``."""
-    r, k_row, k_col, cols, rows = consts
+    r, k_row, k_col, cols, rows, lines = consts
     dtype = g.numpy().dtype
+    lines = np.asarray(lines, dtype=dtype)
     out = torch.empty_like(g)
     sg = _scalar(sign, dtype)
     _scaled_source(a.numpy(), g.numpy(), inv.numpy(), sg, out.numpy())
     _ir_drop(out.numpy(), g.numpy(), a.numpy(), inv.numpy(), _scalar(1, dtype),
              _scalar(r, dtype), _scalar(k_row, dtype), _scalar(k_col, dtype), sg, cols, rows,
-             True, False, out.numpy())
+             lines, True, False, out.numpy())
     return out
 
 
@@ -269,22 +274,44 @@ class IRDropDifference(torch.autograd.Function):
                 _backward(grad, g_neg, inv_neg, -1.0, ctx.consts), None)
 
 
-def _consts(r, k_row, k_col, cols, rows):
-    return float(r), float(k_row), float(k_col), int(cols), int(rows)
+def _consts(r, k_row, k_col, cols, rows, lines):
+    lines = tuple(float(v) for v in (range(rows - 1, -1, -1) if lines is None else lines))
+    if len(lines) != rows:
+        raise ValueError(f"wire_kernels: {len(lines)} column-line lengths for {rows} rows")
+    return float(r), float(k_row), float(k_col), int(cols), int(rows), lines
 
 
-def ir_drop(g: torch.Tensor, r: float, k_row: float, k_col: float, cols: int, rows: int
-            ) -> torch.Tensor:
+def lines_of(mmin: torch.Tensor, nmin: torch.Tensor) -> tuple | None:
+    """The kernel's ``lines`` for the wire-sum matrices ``mmin`` (cols x cols) and ``nmin``
+    (rows x rows) when they have the form it computes (``Mmin[l, j] = min(l, j)``,
+    ``Nmin[i, l] = min(a_i, a_l)`` with ``a`` non-increasing: a whole tile, or the used rows of
+    a larger one), else None (the caller then takes the torch products)."""
+    cols, rows = mmin.shape[0], nmin.shape[0]
+    j = torch.arange(cols, dtype=mmin.dtype, device=mmin.device)
+    if not torch.equal(mmin, torch.minimum(j[:, None], j[None, :])):
+        return None
+    a = torch.diagonal(nmin)
+    if rows > 1 and bool((a[1:] > a[:-1]).any()):
+        return None
+    if not torch.equal(nmin, torch.minimum(a[:, None], a[None, :])):
+        return None
+    return tuple(a.tolist())
+
+
+def ir_drop(g: torch.Tensor, r: float, k_row: float, k_col: float, cols: int, rows: int,
+            lines=None) -> torch.Tensor:
     """``W1`` (S) of conductances ``g`` (..., out, in; S) in the weight layout, ``out`` a
     multiple of ``cols`` and ``in`` of ``rows``: ``g / (1 + r (k_row Mmin g + k_col g Nmin))``
-    per tile (see the module docstring). Differentiable in ``g``."""
+    per tile (see the module docstring; ``lines``: ``Nmin``'s diagonal, default
+    ``rows-1, ..., 0``, see :func:`lines_of`). Differentiable in ``g``."""
     shape = g.shape
-    w1 = IRDrop.apply(g.reshape(-1, *shape[-2:]), _consts(r, k_row, k_col, cols, rows))
+    w1 = IRDrop.apply(g.reshape(-1, *shape[-2:]), _consts(r, k_row, k_col, cols, rows, lines))
     return w1.reshape(shape)
 
 
 def ir_drop_difference(g_pos: torch.Tensor, g_neg: torch.Tensor, r: float, k_row: float,
-                       k_col: float, cols: int, rows: int) -> torch.Tensor:
+                       k_col: float, cols: int, rows: int, lines=None) -> torch.Tensor:
     """``ir_drop(g_pos) - ir_drop(g_neg)`` (out, in; S) in one pass per polarity (see
     :func:`ir_drop`). Differentiable in both."""
-    return IRDropDifference.apply(g_pos, g_neg, _consts(r, k_row, k_col, cols, rows))
+    return IRDropDifference.apply(g_pos, g_neg,
+                                  _consts(r, k_row, k_col, cols, rows, lines))
