@@ -15,6 +15,7 @@ torch = pytest.importorskip("torch")
 from _noise_helpers import example_noise_model, transfer_doc  # noqa: E402
 
 from pyaimc.analog import AnalogConfig, AnalogLinear  # noqa: E402
+from pyaimc.circuit import wire_kernels  # noqa: E402
 from pyaimc.noise import Tile, kernels  # noqa: E402
 from pyaimc.noise.torch_ops import NormalPool, PolynomialSampler  # noqa: E402
 
@@ -31,6 +32,7 @@ def torch_only(monkeypatch):
     """Switch the compiled kernels off for the duration of a test."""
     def off(flag: bool):
         monkeypatch.setattr(kernels, "ENABLED", not flag)
+        monkeypatch.setattr(wire_kernels, "ENABLED", not flag)
     return off
 
 
@@ -114,14 +116,39 @@ def test_pair_cells_kernel_matches_torch_on_the_same_normals():
     scale = w.abs().amax(dim=1)
     like = torch.empty(0)
     res = []
+    a = torch.full_like(w, -1.0)
     for use_kernel in (True, False):
         gen = torch.Generator().manual_seed(6)
         pool = NormalPool()
         pool.new_step(2 * w.numel(), like, gen)
-        res.append(kernels.pair_cells(w, scale, s, gen, pool) if use_kernel
+        res.append(kernels.pair_cells(w, scale, s, gen, pool, a) if use_kernel
                    else s.sample_cells(w / scale[:, None], gen, pool))
     for k, t in zip(*res):
         assert torch.allclose(k, t, rtol=1e-5, atol=1e-12)
+    # |w| / scale for the read noise comes out of the same pass
+    assert torch.allclose(a, (w / scale[:, None]).abs(), rtol=1e-6, atol=0)
+
+
+def test_pair_cells_gradient_kernel_matches_torch():
+    w = torch.randn(40, 70, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    w[3, :5] = 0.0  # neither cell follows a zero weight
+    scale = w.abs().amax(dim=1)
+    gp, gn = torch.randn(2, 40, 70, dtype=torch.float64,
+                         generator=torch.Generator().manual_seed(8))
+    got = kernels.pair_cells_grad(w, scale, 9e-5, gp, gn)
+    want = (torch.where(w > 0, gp, 0.0) - torch.where(w < 0, gn, 0.0)) * 9e-5 / scale[:, None]
+    assert torch.allclose(got, want, rtol=1e-12, atol=0)
+    assert torch.equal(got[3, :5], torch.zeros(5, dtype=torch.float64))
+
+
+def test_read_out_gradient_is_the_output_gradient_inside_the_adc_range():
+    i = torch.linspace(-3, 3, 2 * 5 * 7, dtype=torch.float64).reshape(2, 5, 7).requires_grad_()
+    y = kernels.read_out(i, None, None, 1.0, torch.Generator(), None, 2.0, 0.5)
+    u = torch.randn(5, 7, dtype=torch.float64, generator=torch.Generator().manual_seed(9))
+    (g,) = torch.autograd.grad((y * u).sum(), i)
+    want = torch.where(i.detach().abs() <= 2.0, u.expand(2, 5, 7), 0.0)
+    assert torch.equal(g, want)
+    assert 0 < int((g == 0).sum()) < g.numel()  # both sides of the range occur
 
 
 def test_pair_difference_kernel_moments():

@@ -32,7 +32,8 @@ from pyaimc.analog.config import AnalogConfig
 from pyaimc.analog.core import TileCore
 from pyaimc.analog.ops import (Scratch, inputs_of, pair_cells, pair_difference, row_tiles,
                                tile_product)
-from pyaimc.circuit.transfer_torch import input_powers, min_matrices, tile_weights_wl
+from pyaimc.circuit.transfer_torch import (effective_difference_wl, input_powers, min_matrices,
+                                           tile_weights_wl)
 from pyaimc.noise import kernels
 from pyaimc.noise.model import NoiseModel
 from pyaimc.noise.torch_ops import NormalPool
@@ -299,21 +300,21 @@ class AnalogLinear(nn.Module):
         a = self._scratch("a_read", w) if self.core.reads_noise else None
         if a is not None:
             read = (2 * self.g_min, span, a)
-        if a is not None and (sampler is None or need_cells or t_train is not None):
+        if a is not None and sampler is None and not need_cells:
             with torch.no_grad():
                 torch.div(w.detach(), scale[:, None], out=a).abs_()
             a = None
         if t_train is not None:
             # drifted to a sampled time after programming, straight-through to the targets
-            gp, gn = pair_cells(w, scale, sampler, self.generator(), self.g_min, span, pool)
+            gp, gn = pair_cells(w, scale, sampler, self.generator(), self.g_min, span, pool, a)
             gp = gp + (self.core.drift(gp.detach(), self.generator(), t_train) - gp.detach())
             gn = gn + (self.core.drift(gn.detach(), self.generator(), t_train) - gn.detach())
             return ((gp, gn), None, read, scale) if need_cells else \
                 (None, (gp - gn) / span, read, scale)
         if need_cells:
-            cells = pair_cells(w, scale, sampler, self.generator(), self.g_min, span, pool)
+            cells = pair_cells(w, scale, sampler, self.generator(), self.g_min, span, pool, a)
             return cells, None, read, scale
-        # with a sampler, |w| / scale comes out of the same pass (a_out)
+        # otherwise |w| / scale comes out of the programming pass (a_out)
         return None, pair_difference(w, scale, sampler, self.generator(), self._scratch, pool,
                                      a), read, scale
 
@@ -410,8 +411,15 @@ class AnalogLinear(nn.Module):
             return tile_product(vt * (self.g_max - self.g_min), diff, rows)
         # both polarities at once, in the weight layout padded to whole tiles (empty cells: 0 S)
         out_f, in_f = self.out_features, self.in_features
-        g = torch.stack(cells)
         pad_out, pad_in = -out_f % cols, -in_f % rows
+        if tr.i_sat is None and not tr.has_nonlinearity:
+            # the one term, W1(g+) - W1(g-), in one pass per polarity where the kernel runs
+            gp, gn = cells
+            if pad_out or pad_in:
+                gp, gn = (torch.nn.functional.pad(c, (0, pad_in, 0, pad_out)) for c in cells)
+            d = effective_difference_wl(gp, gn, tr, self.mmin, self.nmin)
+            return tile_product(vt, d, rows)[..., :out_f]
+        g = torch.stack(cells)
         if pad_out or pad_in:
             g = torch.nn.functional.pad(g, (0, pad_in, 0, pad_out))
         terms = tile_weights_wl(g, tr, self.mmin, self.nmin)

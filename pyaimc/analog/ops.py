@@ -44,14 +44,16 @@ class _PairCells(torch.autograd.Function):
     ``g_min + span * max(+-w / scale, 0)``."""
 
     @staticmethod
-    def forward(ctx, w, scale, sampler, generator, g_min, span, pool):
+    def forward(ctx, w, scale, sampler, generator, g_min, span, pool, a_out):
         ctx.save_for_backward(w, scale)
         ctx.span = span
         if (sampler is not None and kernels.sampler_applies(sampler)
                 and kernels.applies(w, scale)):
             return kernels.pair_cells(w.contiguous(), scale.contiguous(), sampler, generator,
-                                      pool)
+                                      pool, a_out)
         wn = w / scale[:, None]
+        if a_out is not None:
+            torch.abs(wn, out=a_out)
         if sampler is not None:
             return sampler.sample_cells(wn, generator, pool)
         return g_min + span * wn.clamp(min=0.0), g_min + span * (-wn).clamp(min=0.0)
@@ -59,9 +61,13 @@ class _PairCells(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_pos, grad_neg):
         w, scale = ctx.saved_tensors  # w / scale has the sign of w (scale > 0)
+        if kernels.applies(w, scale, grad_pos, grad_neg):
+            return (kernels.pair_cells_grad(w.contiguous(), scale.contiguous(), ctx.span,
+                                            grad_pos.contiguous(), grad_neg.contiguous()),
+                    None, None, None, None, None, None, None)
         grad = torch.where(w > 0, grad_pos, torch.zeros_like(grad_pos))
         grad.sub_(torch.where(w < 0, grad_neg, torch.zeros_like(grad_neg)))
-        return grad.mul_(ctx.span / scale[:, None]), None, None, None, None, None, None
+        return grad.mul_(ctx.span / scale[:, None]), None, None, None, None, None, None, None
 
 
 def pair_difference(w, scale, sampler, generator, scratch: Scratch | None = None, pool=None,
@@ -75,11 +81,12 @@ def pair_difference(w, scale, sampler, generator, scratch: Scratch | None = None
                                  scratch if scratch is not None else Scratch(), pool, a_out)
 
 
-def pair_cells(w, scale, sampler, generator, g_min: float, span: float, pool=None
-               ) -> tuple[torch.Tensor, torch.Tensor]:
+def pair_cells(w, scale, sampler, generator, g_min: float, span: float, pool=None,
+               a_out: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``g+``, ``g-`` (out, in; S) of the weights ``w``, programmed by ``sampler`` (None: the
-    targets); straight-through to the targets. Normals from ``pool`` when given."""
-    return _PairCells.apply(w, scale, sampler, generator, g_min, span, pool)
+    targets); straight-through to the targets. Normals from ``pool`` when given;
+    ``|w / scale|`` is written into ``a_out`` when given."""
+    return _PairCells.apply(w, scale, sampler, generator, g_min, span, pool, a_out)
 
 
 def row_tiles(m: torch.Tensor, rows: int) -> torch.Tensor:

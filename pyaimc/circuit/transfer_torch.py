@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import torch
 
+from pyaimc.circuit import wire_kernels
+
 
 @dataclass(frozen=True)
 class TorchTransfer:
@@ -160,7 +162,38 @@ def effective_conductance_wl(g: torch.Tensor, p: TorchTransfer, mmin: torch.Tens
     """
     if not p.has_ir_drop:
         return g
+    lines = _kernel_lines(p, mmin, nmin, g)
+    if lines is not None:
+        # the wire sums as prefix sums, O(cells) (pyaimc.circuit.wire_kernels)
+        return wire_kernels.ir_drop(g, p.r_wire, p.k_row, p.k_col, p.cols, p.rows, lines)
     return _IRDrop.apply(g, p, mmin, nmin)
+
+
+def _kernel_lines(p: TorchTransfer, mmin, nmin, *g) -> tuple | None:
+    """``Nmin``'s diagonal when the compiled wire-sum kernel can take ``g`` (CPU float32/64,
+    whole tiles, wire-sum matrices of the form it computes), else None."""
+    if not (wire_kernels.applies(*g) and g[0].shape[-2] % p.cols == 0
+            and g[0].shape[-1] % p.rows == 0 and tuple(mmin.shape) == (p.cols, p.cols)
+            and tuple(nmin.shape) == (p.rows, p.rows)):
+        return None
+    return wire_kernels.lines_of(mmin, nmin)
+
+
+def effective_difference_wl(g_pos: torch.Tensor, g_neg: torch.Tensor, p: TorchTransfer,
+                            mmin: torch.Tensor, nmin: torch.Tensor) -> torch.Tensor:
+    """``W1(g_pos) - W1(g_neg)`` of tiles in the weight layout (see
+    :func:`effective_conductance_wl`): the weights of a linear read-out of a differential pair.
+
+    On CPU float tensors the compiled kernel writes the difference in one pass per polarity
+    (neither ``W1`` nor its gradient is held in memory).
+    """
+    lines = _kernel_lines(p, mmin, nmin, g_pos, g_neg) if p.has_ir_drop and g_pos.dim() == 2 \
+        else None
+    if lines is not None:
+        return wire_kernels.ir_drop_difference(g_pos, g_neg, p.r_wire, p.k_row, p.k_col,
+                                               p.cols, p.rows, lines)
+    return effective_conductance_wl(g_pos, p, mmin, nmin) - \
+        effective_conductance_wl(g_neg, p, mmin, nmin)
 
 
 def tile_weights_wl(g: torch.Tensor, p: TorchTransfer, mmin: torch.Tensor,
