@@ -15,6 +15,7 @@ results.
 from __future__ import annotations
 
 import os
+import signal
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Callable, Iterable, Iterator
 
@@ -74,6 +75,14 @@ class SerialExecutor(Executor):
         return "SerialExecutor()"
 
 
+def _worker_signals() -> None:
+    """Workers leave signals to the parent: SIGTERM ends a worker at once (no handler inherited
+    from the parent's command, which would print a traceback per worker when the parent ends
+    them), and Ctrl-C in a terminal reaches the parent, which ends its workers."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 class LocalExecutor(Executor):
     """A pool of local worker processes (:class:`concurrent.futures.ProcessPoolExecutor`).
 
@@ -91,7 +100,7 @@ class LocalExecutor(Executor):
 
     def map(self, fn, items):
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(self.max_workers)
+            self._pool = ProcessPoolExecutor(self.max_workers, initializer=_worker_signals)
         return self._pool.map(fn, items)
 
     def close(self) -> None:
