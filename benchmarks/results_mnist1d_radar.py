@@ -20,7 +20,9 @@ instead of recomputing them (its command is kept beside this one). ``--parts`` a
 diagnostics of :mod:`pyaimc.experiments.sensitivity` for the fp32 models on the shipped RADAR
 noise model: deployed accuracy with the programming error on one group of matrices at a time
 (dense, A, B, C) and the spectral radius of the programmed A blocks (RADAR and the example
-device's noise model of the S4D table).
+device's noise model of the S4D table). ``--digital-a`` adds the example-device models deployed
+on the shipped RADAR noise model with the S4D's ``A`` matrices computed digitally
+(``pyaimc deploy --digital A``).
 """
 
 from __future__ import annotations
@@ -108,6 +110,11 @@ def diagnostics_markdown(d: dict) -> list[str]:
     return lines
 
 
+def _row_key(r: dict) -> tuple:
+    return (r["weights"], r["hw_aware"], r.get("trained_on", "example"), r["noise"],
+            r["scheme"], tuple(r.get("digital", [])))
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--work", default="out/results_mnist1d_qat", help="the run directories")
@@ -118,6 +125,9 @@ def main(argv=None) -> int:
     p.add_argument("--radar-aware", nargs="*", default=[], metavar="WEIGHTS",
                    help="also train these models hardware-aware on the RADAR device")
     p.add_argument("--keep", metavar="FILE", help="keep the rows of this earlier results file")
+    p.add_argument("--digital-a", action="store_true",
+                   help="also deploy the example-device models with the S4D's A matrices "
+                        "digital (pyaimc deploy --digital A), on the shipped noise model")
     p.add_argument("--parts", action="store_true",
                    help="which matrices the programming error breaks (fp32 models)")
     args = p.parse_args(argv)
@@ -132,10 +142,9 @@ def main(argv=None) -> int:
                                 progress=True, source=str(MODEL), seed=0)
         nm.save(wired)
     noises = [("ideal crossbar (shipped)", SHIPPED_NOISE), ("64x64, 1 ohm, first-order", wired)]
-    rows, commands = [], []
+    rows, commands, kept = [], [], None
     if args.keep:
         kept = json.loads(Path(args.keep).read_text())
-        rows = [r for r in kept["rows"] if r.get("trained_on", "example") == "example"]
         commands = kept.get("commands", [kept["command"]])
     runs = [(w, hw, "example", run_dir(work, w, hw)) for w, hw in RUNS] if not args.keep else []
     for weights in args.radar_aware:
@@ -146,21 +155,31 @@ def main(argv=None) -> int:
             print(f"training {weights} hardware-aware on {wired} -> {rd}", flush=True)
             train(cfg, rd, progress=True, deploy_draws=1)
         runs.append((weights, True, "radar", rd))
-    for weights, hw, trained_on, rd in runs:
-        for label, noise in noises:
-            for scheme in args.schemes:
-                doc = deploy_run(rd, noise, draws=args.draws, seed=0, method=scheme,
-                                 progress=False)
-                h = doc["hardware"]
-                rows.append({"weights": weights, "hw_aware": hw, "trained_on": trained_on,
-                             "noise": label, "scheme": scheme,
-                             "software_acc": doc["software"]["test_accuracy"],
-                             "deployed_acc_mean": h["accuracy_mean"],
-                             "deployed_acc_std": h["accuracy_std"], "draws": h["draws"]})
-                print(f"{weights:8s} hw-aware={hw!s:5s} ({trained_on:7s}) {label:27s} {scheme:6s} software "
-                      f"{rows[-1]['software_acc']:.3f} deployed {h['accuracy_mean']:.3f} "
-                      f"+- {h['accuracy_std']:.3f}", flush=True)
-    diagnostics = parts_and_radius(work) if args.parts else None
+    jobs = [(w, hw, on, rd, label, noise, ()) for w, hw, on, rd in runs
+            for label, noise in noises]
+    if args.digital_a:
+        jobs += [(w, hw, "example", run_dir(work, w, hw), noises[0][0], noises[0][1], ("A",))
+                 for w, hw in RUNS]
+    for weights, hw, trained_on, rd, label, noise, digital in jobs:
+        for scheme in args.schemes:
+            doc = deploy_run(rd, noise, draws=args.draws, seed=0, method=scheme,
+                             progress=False, digital=digital)
+            h = doc["hardware"]
+            rows.append({"weights": weights, "hw_aware": hw, "trained_on": trained_on,
+                         "noise": label, "scheme": scheme, "digital": list(digital),
+                         "software_acc": doc["software"]["test_accuracy"],
+                         "deployed_acc_mean": h["accuracy_mean"],
+                         "deployed_acc_std": h["accuracy_std"], "draws": h["draws"]})
+            print(f"{weights:8s} hw-aware={hw!s:5s} ({trained_on:7s}) {label:27s} {scheme:6s} "
+                  f"digital={'+'.join(digital) or '-':2s} software "
+                  f"{rows[-1]['software_acc']:.3f} deployed {h['accuracy_mean']:.3f} "
+                  f"+- {h['accuracy_std']:.3f}", flush=True)
+    if kept is not None:       # earlier rows not recomputed now come first, in their order
+        key = _row_key
+        new = {key(r) for r in rows}
+        rows = [r for r in kept["rows"] if key(r) not in new] + rows
+    diagnostics = parts_and_radius(work) if args.parts else (
+        kept.get("diagnostics") if kept is not None else None)
     command = "python benchmarks/results_mnist1d_radar.py " + " ".join(
         shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     commands.append(command.strip())
@@ -174,13 +193,14 @@ def main(argv=None) -> int:
              "(hardware-aware on the example device's noise model), deployed unchanged, and "
              "where listed trained hardware-aware on the RADAR device's own noise model (wired); "
              f"mean +- std over {args.draws} programmed chips.", "",
-             "| weights | hardware-aware on | noise model | scheme | software | deployed |",
-             "|---|---|---|---|---:|---:|"]
+             "| weights | hardware-aware on | noise model | scheme | digital | software | deployed |",
+             "|---|---|---|---|---|---:|---:|"]
     for r in rows:
         on = r.get("trained_on", "example") if r["hw_aware"] else "no"
         on = {"example": "example device", "radar": "RADAR device"}.get(on, on)
         lines.append(f"| {r['weights']} | {on} | {r['noise']} | "
-                     f"{r['scheme']} | {100 * r['software_acc']:.1f} % | "
+                     f"{r['scheme']} | {', '.join(r.get('digital', [])) or '-'} | "
+                     f"{100 * r['software_acc']:.1f} % | "
                      f"{100 * r['deployed_acc_mean']:.1f} +- {100 * r['deployed_acc_std']:.1f} % |")
     if diagnostics is not None:
         lines += diagnostics_markdown(diagnostics)

@@ -2,6 +2,7 @@
 
 import dataclasses
 
+import numpy as np
 import pytest
 import torch
 
@@ -67,3 +68,38 @@ def test_part_rows_exact_where_the_error_is_off(tiny):
     assert [r["loss"] for r in again] == [r["loss"] for r in rows]
     # each group's error changes the loss (the model's products all matter)
     assert all(r["loss"] != rows[0]["loss"] for r in rows[2:6])
+
+
+def test_digital_groups_are_exact_and_leave_the_other_tiles_alone(tiny):
+    from pyaimc.s4d.step import AnalogBackend
+
+    model, x, y = tiny
+    nm = example_noise_model()
+    # every group digital: the digital model's predictions
+    all_digital = AnalogBackend(nm, rng=np.random.default_rng(5), digital=PART_GROUPS)
+    r = evaluate(RecurrentClassifier(model, all_digital), x, y)
+    digital = evaluate(RecurrentClassifier(model), x, y)
+    assert r["accuracy"] == digital["accuracy"]
+    assert r["loss"] == pytest.approx(digital["loss"], rel=1e-6)
+    assert not all_digital.tiles
+    # A digital: the other matrices are programmed as on the all-analog chip of the same seed
+    analog = AnalogBackend(nm, rng=np.random.default_rng(5))
+    a_digital = AnalogBackend(nm, rng=np.random.default_rng(5), digital=("A",))
+    evaluate(RecurrentClassifier(model, analog), x[:4], y[:4])
+    evaluate(RecurrentClassifier(model, a_digital), x[:4], y[:4])
+    assert set(a_digital.exact) == {n for n in analog.tiles if part_group(n) == "A"}
+    for name, tiles in a_digital.tiles.items():
+        assert torch.equal(tiles.g_pos, analog.tiles[name].g_pos), name
+    with pytest.raises(ValueError, match="unknown groups"):
+        AnalogBackend(nm, digital=("D",))
+
+
+def test_deployed_accuracy_reports_its_digital_groups(tiny):
+    from pyaimc.experiments.deploy import deployed_accuracy
+
+    model, x, y = tiny
+    r = deployed_accuracy(model, x, y, example_noise_model(), draws=1, digital=("A", "B"))
+    assert r["digital"] == ["A", "B"]
+    with pytest.raises(ValueError, match="per-matrix"):
+        deployed_accuracy(model, x, y, example_noise_model(), draws=1, mapping="packed",
+                          x_calibration=x, digital=("A",))

@@ -118,6 +118,11 @@ def _add_deploy(sub) -> None:
     p.add_argument("--dac", choices=("static", "per-vector"),
                    help="packed mapping: DAC/ADC ranges calibrated on training data (default) "
                         "or per-vector input scaling")
+    p.add_argument("--digital", nargs="+", choices=("A", "B", "C", "dense"), default=[],
+                   metavar="GROUP",
+                   help="compute these groups of matrices digitally instead of on tiles "
+                        "(A, B, C of the S4D layers, dense: encoder, GLU, decoder; per-matrix "
+                        "mapping), e.g. --digital A")
     p.set_defaults(handler=_run_deploy)
 
 
@@ -137,18 +142,21 @@ def _run_deploy(args) -> int:
     mapping = args.mapping or ("packed" if args.engine == "circuit" else "per-matrix")
     if mapping == "per-matrix" and (args.engine == "circuit" or args.dac == "static"):
         raise CLIError("--engine circuit and --dac static need --mapping packed")
+    if args.digital and mapping != "per-matrix":
+        raise CLIError("--digital needs the per-matrix mapping")
     doc = deploy_run(args.run_dir, args.noise, draws=args.draws, seed=args.seed,
                      method=args.method, ngspice_step=args.ngspice_step,
                      progress=not args.quiet, t_inference=args.t_inference,
                      drift_compensation=args.drift_compensation, mapping=mapping,
-                     engine=args.engine, conversion=args.dac)
+                     engine=args.engine, conversion=args.dac, digital=args.digital)
     hw, sw = doc["hardware"], doc["software"]
     print(f"{args.run_dir}: software {sw['test_accuracy']:.4f} (step mode "
           f"{sw['test_accuracy_step_mode']:.4f}); deployed on {args.noise} "
           f"({hw['programming_method']}): {hw['accuracy_mean']:.4f} +- "
           f"{hw['accuracy_std']:.4f} over {hw['draws']} draws "
           f"[{', '.join(f'{a:.4f}' for a in hw['accuracies'])}] ({hw['mapping']} mapping, "
-          f"{hw['engine']} engine, {hw['conversion']} conversion)")
+          f"{hw['engine']} engine, {hw['conversion']} conversion"
+          + (f"; digital: {', '.join(hw['digital'])}" if hw.get("digital") else "") + ")")
     if "utilisation" in hw:
         u = hw["utilisation"]
         print(f"  packed layout: {u['tiles']} tiles, {100 * u['utilisation']:.1f} % of their "

@@ -58,7 +58,7 @@ def deployed_accuracy(model, x: torch.Tensor, y: torch.Tensor, noise_model: Nois
                       batch_size: int = 500, progress: bool = False, *,
                       mapping: str = "per-matrix", engine: str = "behavioral",
                       conversion: str | None = None, x_calibration: torch.Tensor | None = None,
-                      solver: str = "batched") -> dict:
+                      solver: str = "batched", digital=()) -> dict:
     """Test accuracy of ``model`` in recurrent mode on ``draws`` programmed instances.
 
     Parameters
@@ -86,6 +86,9 @@ def deployed_accuracy(model, x: torch.Tensor, y: torch.Tensor, noise_model: Nois
         Training sequences for the static calibration.
     solver : str
         Circuit solver (:class:`~pyaimc.analog.circuit.CircuitCurrents`).
+    digital : iterable of str
+        Per-matrix only: groups of matrices computed digitally instead of on tiles (``"A"``,
+        ``"B"``, ``"C"``, ``"dense"``; see :class:`~pyaimc.s4d.step.AnalogBackend`).
 
     Returns
     -------
@@ -104,6 +107,9 @@ def deployed_accuracy(model, x: torch.Tensor, y: torch.Tensor, noise_model: Nois
     if conversion is None:
         conversion = "per-vector" if mapping == "per-matrix" else "static"
     _check_choices(mapping, engine, conversion)
+    digital = sorted(set(digital))
+    if digital and mapping != "per-matrix":
+        raise ValueError("digital parts need the per-matrix mapping")
     config = config if config is not None else AnalogConfig()
     tic = time.perf_counter()
     calibration = None
@@ -119,7 +125,7 @@ def deployed_accuracy(model, x: torch.Tensor, y: torch.Tensor, noise_model: Nois
         rng = np.random.default_rng(child)
         currents = None
         if mapping == "per-matrix":
-            backend = AnalogBackend(noise_model, config, rng)
+            backend = AnalogBackend(noise_model, config, rng, digital)
         else:
             from pyaimc.analog.circuit import CircuitCurrents
             from pyaimc.s4d.packed import PackedBackend
@@ -154,7 +160,8 @@ def deployed_accuracy(model, x: torch.Tensor, y: torch.Tensor, noise_model: Nois
                 extra.setdefault("circuit", []).append(dict(currents.stats, solver=solver))
     if calibration is not None:
         extra["calibration"] = calibration["summary"]
-    return {"mapping": mapping, "engine": engine, "conversion": conversion, **extra,
+    return {"mapping": mapping, "engine": engine, "conversion": conversion, "digital": digital,
+            **extra,
             "accuracy_mean": float(np.mean(accs)),
             "accuracy_std": float(np.std(accs, ddof=1)) if draws > 1 else 0.0,
             "accuracies": accs, "losses": losses, "draws": draws, "seed": seed,
@@ -196,7 +203,7 @@ def deploy_run(run_dir, noise_path, draws: int = 5, seed: int = 0, method: str |
                ngspice_step: bool = False, progress: bool = True, t_inference=(0.0,),
                drift_compensation: bool = False, *,
                mapping: str = "per-matrix", engine: str = "behavioral",
-               conversion: str | None = None) -> dict:
+               conversion: str | None = None, digital=()) -> dict:
     """Deploy a trained run on the hardware of ``noise_path``; write ``RUN_DIR/deploy.json``.
 
     Parameters
@@ -221,6 +228,8 @@ def deploy_run(run_dir, noise_path, draws: int = 5, seed: int = 0, method: str |
         As for :func:`deployed_accuracy` (static calibration on the first
         ``CALIBRATION_SEQUENCES`` training sequences). With ``engine="circuit"`` the behavioral
         result of the same chips is computed too (``hardware_behavioral``).
+    digital : iterable of str
+        Groups of matrices computed digitally (per-matrix mapping; e.g. ``("A",)``).
 
     Returns
     -------
@@ -238,7 +247,7 @@ def deploy_run(run_dir, noise_path, draws: int = 5, seed: int = 0, method: str |
     software = evaluate(model, data.x_test, data.y_test)
     step = evaluate(RecurrentClassifier(model), data.x_test, data.y_test)
     options = dict(mapping=mapping, conversion=conversion,
-                   x_calibration=data.x_train[:CALIBRATION_SEQUENCES])
+                   x_calibration=data.x_train[:CALIBRATION_SEQUENCES], digital=digital)
     over_time = accuracy_over_time(model, data.x_test, data.y_test, noise_model, times, draws,
                                    seed, analog, (drift_compensation,), progress=progress,
                                    engine=engine, **options)

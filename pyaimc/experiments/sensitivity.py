@@ -23,21 +23,10 @@ from pyaimc.analog.config import AnalogConfig
 from pyaimc.analog.tiles import AnalogTiles
 from pyaimc.experiments.runs import evaluate
 from pyaimc.noise.model import NoiseModel
-from pyaimc.s4d.step import AnalogBackend, RecurrentClassifier, ssm_tiles
+from pyaimc.s4d.step import (PART_GROUPS, AnalogBackend, RecurrentClassifier, part_group,
+                              ssm_tiles)
 
 __all__ = ["PART_GROUPS", "part_group", "part_sensitivity", "state_matrix_radius"]
-
-#: the groups of matrices :func:`part_sensitivity` switches, by the tile names of
-#: :class:`~pyaimc.s4d.step.RecurrentClassifier`
-PART_GROUPS = ("dense", "A", "B", "C")
-
-
-def part_group(name: str) -> str:
-    """The group of a tile name: ``"A"``, ``"B"``, ``"C"`` for ``blocks.<i>.ssm.<part>``,
-    ``"dense"`` for the encoder, decoder and GLU layers."""
-    last = name.rsplit(".", 1)[-1]
-    return last if ".ssm." in name and last in ("A", "B", "C") else "dense"
-
 
 class _PartBackend(AnalogBackend):
     """Analog tiles with the programming error on the groups in ``noisy`` only."""
@@ -45,11 +34,11 @@ class _PartBackend(AnalogBackend):
     def __init__(self, noise_model, config, rng, noisy: frozenset):
         super().__init__(noise_model, config, rng)
         self.noisy = noisy
-        self.exact = dataclasses.replace(config, programming_noise=False)
+        self.exact_config = dataclasses.replace(config, programming_noise=False)
 
     def program(self, name: str, weight: torch.Tensor) -> None:
         gen = torch.Generator().manual_seed(self._seed())
-        cfg = self.config if part_group(name) in self.noisy else self.exact
+        cfg = self.config if part_group(name) in self.noisy else self.exact_config
         self.tiles[name] = AnalogTiles(weight, self.noise_model, cfg).program(gen)
 
 

@@ -84,6 +84,17 @@ class DigitalBackend(MatvecBackend):
         return torch.einsum("goi,bgi->bgo", self.weights[name], x)
 
 
+#: the groups of matrices of a deployed S4D, by tile name (:func:`part_group`)
+PART_GROUPS = ("dense", "A", "B", "C")
+
+
+def part_group(name: str) -> str:
+    """The group of a tile name: ``"A"``, ``"B"``, ``"C"`` for ``blocks.<i>.ssm.<part>``,
+    ``"dense"`` for the encoder, decoder and GLU layers."""
+    last = name.rsplit(".", 1)[-1]
+    return last if ".ssm." in name and last in ("A", "B", "C") else "dense"
+
+
 class AnalogBackend(MatvecBackend):
     """Products on programmed analog tiles (one programmed instance of the whole network).
 
@@ -95,24 +106,40 @@ class AnalogBackend(MatvecBackend):
     rng : numpy.random.Generator, optional
         Seeds the programming draw of each matrix (in the order they are programmed) and the
         read noise. Same seed, same programmed chip and same reads. Default seed 0.
+    digital : iterable of str, optional
+        Groups of :data:`PART_GROUPS` computed digitally (exact products in the weights' dtype)
+        instead of on tiles, e.g. ``("A",)``: the state matrices in a digital unit beside the
+        crossbars. The other matrices get the same programming draws as without it.
     """
 
     def __init__(self, noise_model, config: AnalogConfig | None = None,
-                 rng: np.random.Generator | None = None):
+                 rng: np.random.Generator | None = None, digital=()):
         self.noise_model = noise_model
         self.config = config if config is not None else AnalogConfig()
         self.rng = rng if rng is not None else np.random.default_rng(0)
+        self.digital = frozenset(digital)
+        unknown = self.digital - set(PART_GROUPS)
+        if unknown:
+            raise ValueError(f"digital: unknown groups {sorted(unknown)} (choose from "
+                             f"{', '.join(PART_GROUPS)})")
         self.read_generator = torch.Generator().manual_seed(self._seed())
         self.tiles: dict[str, AnalogTiles] = {}
+        self.exact: dict[str, torch.Tensor] = {}
 
     def _seed(self) -> int:
         return int(self.rng.integers(0, 2**62))
 
     def program(self, name: str, weight: torch.Tensor) -> None:
-        gen = torch.Generator().manual_seed(self._seed())
+        gen = torch.Generator().manual_seed(self._seed())  # drawn either way: same chip
+        if part_group(name) in self.digital:
+            self.exact[name] = weight.detach().clone()
+            return
         self.tiles[name] = AnalogTiles(weight, self.noise_model, self.config).program(gen)
 
     def matvec(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        if name in self.exact:
+            w = self.exact[name]
+            return torch.einsum("goi,bgi->bgo", w, x.to(w.dtype)).to(x.dtype)
         return self.tiles[name](x, self.read_generator).to(x.dtype)
 
 
