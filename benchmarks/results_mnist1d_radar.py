@@ -15,7 +15,8 @@ scheme): deployed accuracy over ``--draws`` programmed chips. Writes
 ``--radar-aware fp32 ternary`` also trains those models hardware-aware on the RADAR device itself
 (the wired noise model, RADAR write-verify; from the software run's weights, the epochs of the
 example device's hardware-aware run; run directories ``WORK/<weights>_hw_radar`` are resumed or
-reused) and deploys them alike. ``--keep FILE`` keeps the rows of an earlier results file
+reused) and deploys them alike; ``--radar-aware-digital-a`` the same with the S4D's ``A``
+matrices digital in training and deployment (run directories ``WORK/<weights>_hw_radar_digitalA``). ``--keep FILE`` keeps the rows of an earlier results file
 instead of recomputing them (its command is kept beside this one). ``--parts`` adds the
 diagnostics of :mod:`pyaimc.experiments.sensitivity` for the fp32 models on the shipped RADAR
 noise model: deployed accuracy with the programming error on one group of matrices at a time
@@ -125,6 +126,10 @@ def main(argv=None) -> int:
     p.add_argument("--radar-aware", nargs="*", default=[], metavar="WEIGHTS",
                    help="also train these models hardware-aware on the RADAR device")
     p.add_argument("--keep", metavar="FILE", help="keep the rows of this earlier results file")
+    p.add_argument("--radar-aware-digital-a", nargs="*", default=[], metavar="WEIGHTS",
+                   help="also train these models hardware-aware on the RADAR device with the "
+                        "S4D's A matrices digital (no programming error on A in training or "
+                        "deployment)")
     p.add_argument("--digital-a", action="store_true",
                    help="also deploy the example-device models with the S4D's A matrices "
                         "digital (pyaimc deploy --digital A), on the shipped noise model")
@@ -146,16 +151,19 @@ def main(argv=None) -> int:
     if args.keep:
         kept = json.loads(Path(args.keep).read_text())
         commands = kept.get("commands", [kept["command"]])
-    runs = [(w, hw, "example", run_dir(work, w, hw)) for w, hw in RUNS] if not args.keep else []
-    for weights in args.radar_aware:
-        rd = work / f"{weights}_hw_radar"
+    runs = [(w, hw, "example", run_dir(work, w, hw), ()) for w, hw in RUNS] \
+        if not args.keep else []
+    for weights, digital in [(w, ()) for w in args.radar_aware] + \
+            [(w, ("A",)) for w in args.radar_aware_digital_a]:
+        rd = work / (f"{weights}_hw_radar" + ("_digitalA" if digital else ""))
         if not (rd / "metrics.json").exists():
             cfg = load_config(run_dir(work, weights, True) / "config.json")
-            cfg = dataclasses.replace(cfg, noise=str(wired))
-            print(f"training {weights} hardware-aware on {wired} -> {rd}", flush=True)
+            cfg = dataclasses.replace(cfg, noise=str(wired), digital=digital)
+            print(f"training {weights} hardware-aware on {wired} (digital: {digital}) -> {rd}",
+                  flush=True)
             train(cfg, rd, progress=True, deploy_draws=1)
-        runs.append((weights, True, "radar", rd))
-    jobs = [(w, hw, on, rd, label, noise, ()) for w, hw, on, rd in runs
+        runs.append((weights, True, "radar", rd, digital))
+    jobs = [(w, hw, on, rd, label, noise, dig) for w, hw, on, rd, dig in runs
             for label, noise in noises]
     if args.digital_a:
         jobs += [(w, hw, "example", run_dir(work, w, hw), noises[0][0], noises[0][1], ("A",))

@@ -330,3 +330,25 @@ def test_hardware_aware_s4d_trains_on_cuda_as_on_the_cpu(tmp_path, noise_file):
     resumed = train(cfg, tmp_path / "cut", progress=False, deploy_draws=1, device="cuda")
     assert [r["train_loss"] for r in resumed["history"]] == [
         r["train_loss"] for r in gpu["history"]]
+
+
+def test_digital_parts_of_a_hardware_aware_run(tmp_path, noise_file):
+    from pyaimc.experiments.config import ConfigError, config_hash, to_dict
+
+    plain = _config(noise_file, epochs=1)
+    cfg = dataclasses.replace(plain, digital=("A",))
+    assert "digital" not in to_dict(plain) and to_dict(cfg)["digital"] == ["A"]
+    assert config_hash(cfg) != config_hash(plain)
+    with pytest.raises(ConfigError, match="digital"):
+        from_dict({**TINY, "digital": ["D"]})
+    assert from_dict({**TINY, "digital": ["B", "A"]}).digital == ("A", "B")
+    metrics = train(cfg, tmp_path / "run", progress=False, deploy_draws=1)
+    assert metrics["hardware"]["digital"] == ["A"]
+    _, model = load_run(tmp_path / "run")
+    for block in model.blocks:
+        a_noise, b_noise = block.ssm.quant["A"][1], block.ssm.quant["B"][1]
+        a_noise.train(), b_noise.train()
+        w = torch.randn(4, 3, 2, 2)
+        assert torch.equal(a_noise(w), w)               # A: no programming error in training
+        wb = torch.randn(4, 3, 2)
+        assert not torch.equal(b_noise(wb), wb)         # B keeps it

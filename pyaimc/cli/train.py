@@ -118,11 +118,12 @@ def _add_deploy(sub) -> None:
     p.add_argument("--dac", choices=("static", "per-vector"),
                    help="packed mapping: DAC/ADC ranges calibrated on training data (default) "
                         "or per-vector input scaling")
-    p.add_argument("--digital", nargs="+", choices=("A", "B", "C", "dense"), default=[],
+    p.add_argument("--digital", nargs="+", choices=("A", "B", "C", "dense"), default=None,
                    metavar="GROUP",
                    help="compute these groups of matrices digitally instead of on tiles "
                         "(A, B, C of the S4D layers, dense: encoder, GLU, decoder; per-matrix "
-                        "mapping), e.g. --digital A")
+                        "mapping), e.g. --digital A; default: the run's own (none unless it "
+                        "was trained with digital parts)")
     p.set_defaults(handler=_run_deploy)
 
 

@@ -97,6 +97,9 @@ class RunConfig:
     prune: PruneConfig = field(default_factory=PruneConfig)
     seed: int = 0
     noise: Optional[str] = None
+    #: S4D parts ("A", "B", "C") a hardware-aware run keeps digital: no programming error in
+    #: training, computed exactly in its deployment (written only when set)
+    digital: tuple = ()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -215,6 +218,9 @@ def validate(config: RunConfig) -> RunConfig:
     _int("seed", config.seed, 0)
     if config.noise is not None and not isinstance(config.noise, str):
         _fail("noise", "a path to a noise-model JSON file or null", config.noise)
+    if not isinstance(config.digital, (list, tuple)) or \
+            any(part not in ("A", "B", "C") for part in config.digital):
+        _fail("digital", 'a list of S4D parts among "A", "B", "C"', config.digital)
     return config
 
 
@@ -240,6 +246,10 @@ def to_dict(config: RunConfig) -> dict:
     for (section, key), default in _LATER_KEYS.items():
         if d[section].get(key, default) == default:
             d[section].pop(key, None)
+    if d.get("digital"):
+        d["digital"] = sorted(d["digital"])
+    else:
+        d.pop("digital", None)
     return d
 
 
@@ -274,7 +284,8 @@ def from_dict(values: Mapping[str, Any], base: RunConfig | None = None) -> RunCo
         raise ConfigError(f"schema: expected {CONFIG_SCHEMA!r}, got {schema!r}")
     if "preset" in values:
         base = preset(values.pop("preset"))
-    return validate(_merge(RunConfig, base or RunConfig(), values, ""))
+    config = validate(_merge(RunConfig, base or RunConfig(), values, ""))
+    return replace(config, digital=tuple(sorted(config.digital)))
 
 
 def load_config(path: str | Path) -> RunConfig:

@@ -203,7 +203,7 @@ def deploy_run(run_dir, noise_path, draws: int = 5, seed: int = 0, method: str |
                ngspice_step: bool = False, progress: bool = True, t_inference=(0.0,),
                drift_compensation: bool = False, *,
                mapping: str = "per-matrix", engine: str = "behavioral",
-               conversion: str | None = None, digital=()) -> dict:
+               conversion: str | None = None, digital=None) -> dict:
     """Deploy a trained run on the hardware of ``noise_path``; write ``RUN_DIR/deploy.json``.
 
     Parameters
@@ -228,8 +228,9 @@ def deploy_run(run_dir, noise_path, draws: int = 5, seed: int = 0, method: str |
         As for :func:`deployed_accuracy` (static calibration on the first
         ``CALIBRATION_SEQUENCES`` training sequences). With ``engine="circuit"`` the behavioral
         result of the same chips is computed too (``hardware_behavioral``).
-    digital : iterable of str
-        Groups of matrices computed digitally (per-matrix mapping; e.g. ``("A",)``).
+    digital : iterable of str, optional
+        Groups of matrices computed digitally (per-matrix mapping; e.g. ``("A",)``); default
+        the run's own (its configuration's ``digital``, none for most runs).
 
     Returns
     -------
@@ -240,6 +241,8 @@ def deploy_run(run_dir, noise_path, draws: int = 5, seed: int = 0, method: str |
     config, model = load_run(run_dir, software=True)
     noise_model = NoiseModel.load(noise_path)
     data = load_data(config.data)
+    if digital is None:
+        digital = config.digital if mapping == "per-matrix" else ()
     times = [float(t) for t in np.atleast_1d(np.asarray(t_inference, dtype=np.float64))]
     if not times or min(times) < 0:
         raise ValueError(f"t_inference must be times >= 0 s, got {t_inference}")

@@ -119,7 +119,7 @@ def load_run(run_dir: str | Path, linear_factory: LinearFactory | None = None, *
         factory = linear_factory or analog_linear_factory(config.quant, noise_model, config.seed)
         model = build_model(arch, state["d_input"], state["n_classes"], seed=config.seed,
                             linear_factory=factory)
-        attach_ssm_noise(model, noise_model, config.seed)
+        attach_ssm_noise(model, noise_model, config.seed, digital=config.digital)
         model.load_state_dict(state["model"])
     else:
         model = build_model(arch, state["d_input"], state["n_classes"], seed=config.seed,

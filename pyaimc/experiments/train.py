@@ -212,7 +212,7 @@ def train(config: RunConfig, run_dir: str | Path, *, linear_factory: LinearFacto
         model = build_model(arch, data.d_input, data.n_classes, seed=config.seed,
                             linear_factory=linear_factory)
         if noise_model is not None:
-            attach_ssm_noise(model, noise_model, config.seed)
+            attach_ssm_noise(model, noise_model, config.seed, digital=config.digital)
         return model.to(device)
 
     phases = _phases(config)
@@ -330,7 +330,7 @@ def _final_metrics(model: S4DClassifier, data: SequenceData, config: RunConfig,
         # software figures of a hardware-aware run: its weights without the analog layers
         model = software_model(model, config, data)
         hardware = deployed_accuracy(model, data.x_test, data.y_test, noise_model,
-                                     deploy_draws, config.seed)
+                                     deploy_draws, config.seed, digital=config.digital)
         hardware.update(noise=config.noise, noise_sha256=noise_digest(config.noise))
     test = evaluate(model, data.x_test, data.y_test)
     # The deployed form: the same network stepped through real matrix-vector products.

@@ -26,6 +26,7 @@ its write-verify programming spread.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 
 import torch
@@ -216,12 +217,16 @@ class SSMTileNoise(nn.Module):
 
 
 def attach_ssm_noise(model: S4DClassifier, noise_model: NoiseModel, seed: int,
-                     config: AnalogConfig | None = None) -> S4DClassifier:
-    """Put an :class:`SSMTileNoise` after the quantizer of every S4D part (in place)."""
+                     config: AnalogConfig | None = None, digital=()) -> S4DClassifier:
+    """Put an :class:`SSMTileNoise` after the quantizer of every S4D part (in place); the parts
+    in ``digital`` (e.g. ``("A",)``, computed digitally on the chip) get one without programming
+    error or transfer model (the identity), so the model's layout stays the same."""
+    exact = dataclasses.replace(config if config is not None else AnalogConfig(),
+                                programming_noise=False, transfer=False)
     for i, block in enumerate(model.blocks):
         quant = block.ssm.quant
         for part in ("A", "B", "C"):
-            noise = SSMTileNoise(part, noise_model, config,
+            noise = SSMTileNoise(part, noise_model, exact if part in digital else config,
                                  derived_seed(seed, f"blocks.{i}.ssm.{part}"))
             quant[part] = nn.Sequential(quant[part], noise)
     return model
@@ -297,4 +302,5 @@ def hardware_model(config, d_input: int, n_classes: int, noise_model: NoiseModel
     """The hardware-aware classifier of ``config`` (see the module docstring)."""
     factory = analog_linear_factory(config.quant, noise_model, config.seed, analog)
     model = build_model(config, d_input, n_classes, linear_factory=factory)
-    return attach_ssm_noise(model, noise_model, config.seed, analog)
+    return attach_ssm_noise(model, noise_model, config.seed, analog,
+                            getattr(config, "digital", ()))
