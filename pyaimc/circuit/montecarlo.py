@@ -75,11 +75,18 @@ class SerialExecutor(Executor):
         return "SerialExecutor()"
 
 
+def _exit_quietly(signum, frame) -> None:
+    raise SystemExit(128 + signum)
+
+
 def _worker_signals() -> None:
-    """Workers leave signals to the parent: SIGTERM ends a worker at once (no handler inherited
-    from the parent's command, which would print a traceback per worker when the parent ends
-    them), and Ctrl-C in a terminal reaches the parent, which ends its workers."""
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    """Workers leave signals to the parent. SIGTERM (the parent ending its workers) exits the
+    worker through Python's own shutdown: quietly (the handler a worker inherits from the
+    parent's command raised an error and printed a traceback per busy worker), and with its
+    queue locks released (a worker killed outright can leave the pool's queue locked and the
+    parent waiting for it at exit). Ctrl-C in a terminal reaches the parent, which ends its
+    workers."""
+    signal.signal(signal.SIGTERM, _exit_quietly)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
