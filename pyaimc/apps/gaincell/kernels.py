@@ -138,37 +138,26 @@ def _np(x: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(x.detach().to(torch.float32).numpy())
 
 
-class Stage1(torch.autograd.Function):
-    """Autograd wrapper of :func:`stage1_forward` (no gradient for the cell parameters)."""
+def _stage_function(name: str, forward_kernel, backward_kernel) -> type:
+    """An autograd Function over a stage's compiled forward and backward kernels (the input
+    and ``u`` get gradients, the cell parameters none)."""
 
-    @staticmethod
-    def forward(ctx, p, u, decay, dvth, v_leak, table):
+    def forward(ctx, x, u, decay, dvth, v_leak, table):
         x0, inv_h, values = table
-        ctx.save_for_backward(p, u)
+        ctx.save_for_backward(x, u)
         ctx.cells = (_np(decay), _np(dvth), float(v_leak), x0, inv_h, values)
-        s = stage1_forward(_np(p), _np(u), *ctx.cells)
-        return torch.from_numpy(s)
+        return torch.from_numpy(forward_kernel(_np(x), _np(u), *ctx.cells))
 
-    @staticmethod
-    def backward(ctx, ds):
-        p, u = ctx.saved_tensors
-        dp, du = stage1_backward(_np(ds), _np(p), _np(u), *ctx.cells)
-        return torch.from_numpy(dp), torch.from_numpy(du), None, None, None, None
+    def backward(ctx, grad):
+        x, u = ctx.saved_tensors
+        dx, du = backward_kernel(_np(grad), _np(x), _np(u), *ctx.cells)
+        return torch.from_numpy(dx), torch.from_numpy(du), None, None, None, None
+
+    return type(name, (torch.autograd.Function,), {
+        "__doc__": f"Autograd wrapper of :func:`{forward_kernel.__name__}` (no gradient for "
+                   "the cell parameters).",
+        "forward": staticmethod(forward), "backward": staticmethod(backward)})
 
 
-class Stage2(torch.autograd.Function):
-    """Autograd wrapper of :func:`stage2_forward` (no gradient for the cell parameters)."""
-
-    @staticmethod
-    def forward(ctx, phi, u, decay, dvth, v_leak, table):
-        x0, inv_h, values = table
-        ctx.save_for_backward(phi, u)
-        ctx.cells = (_np(decay), _np(dvth), float(v_leak), x0, inv_h, values)
-        a = stage2_forward(_np(phi), _np(u), *ctx.cells)
-        return torch.from_numpy(a)
-
-    @staticmethod
-    def backward(ctx, da):
-        phi, u = ctx.saved_tensors
-        dphi, du = stage2_backward(_np(da), _np(phi), _np(u), *ctx.cells)
-        return torch.from_numpy(dphi), torch.from_numpy(du), None, None, None, None
+Stage1 = _stage_function("Stage1", stage1_forward, stage1_backward)
+Stage2 = _stage_function("Stage2", stage2_forward, stage2_backward)
