@@ -48,6 +48,19 @@ class FailedError(PyaimcError, RuntimeError):
     exit_code = EXIT_FAILED
 
 
+class SimulatorError(FailedError):
+    """An external circuit simulator failed; ``log_tail`` holds the end of its log (also in
+    the message, under a heading naming :attr:`simulator`)."""
+
+    simulator = "simulator"
+
+    def __init__(self, message: str, log_tail: str = "") -> None:
+        self.log_tail = log_tail
+        if log_tail:
+            message = f"{message}\n--- {self.simulator} log (tail) ---\n{log_tail}"
+        super().__init__(message)
+
+
 class BudgetError(PyaimcError, RuntimeError):
     """A time, size or memory budget would be exceeded (or was)."""
 

@@ -26,7 +26,7 @@ from typing import Sequence
 
 import numpy as np
 
-from pyaimc.errors import EXIT_INPUT, BudgetError, FailedError
+from pyaimc.errors import EXIT_INPUT, BudgetError, SimulatorError
 from pyaimc.spice.dialect import spice_number
 
 #: Default wall-clock limit for one ngspice run, seconds.
@@ -46,14 +46,10 @@ _FOOTER = re.compile(
     r"Shared ngspice|Text \(code\)|Stack =|Library pages|Note: No compatibility mode)")
 
 
-class NgspiceError(FailedError):
+class NgspiceError(SimulatorError):
     """ngspice failed; ``log_tail`` holds the end of its log (also in the message)."""
 
-    def __init__(self, message: str, log_tail: str = "") -> None:
-        self.log_tail = log_tail
-        if log_tail:
-            message = f"{message}\n--- ngspice log (tail) ---\n{log_tail}"
-        super().__init__(message)
+    simulator = "ngspice"
 
 
 class NgspiceNotFoundError(NgspiceError):

@@ -34,7 +34,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from pyaimc.errors import EXIT_INPUT, BudgetError, FailedError
+from pyaimc.errors import EXIT_INPUT, BudgetError, SimulatorError
 from pyaimc.spice.dialect import Dialect, register_dialect
 
 #: Default wall-clock limit of one VACASK run, seconds.
@@ -56,14 +56,10 @@ _BANNER = re.compile(r"^(This is vacask|\(c\)20|https://codeberg|OpenMP|Cadnip|A
                      r"CPUs used|OpenBLAS CPUs)")
 
 
-class VacaskError(FailedError):
+class VacaskError(SimulatorError):
     """VACASK failed; ``log_tail`` holds the end of its log (also in the message)."""
 
-    def __init__(self, message: str, log_tail: str = "") -> None:
-        self.log_tail = log_tail
-        if log_tail:
-            message = f"{message}\n--- VACASK log (tail) ---\n{log_tail}"
-        super().__init__(message)
+    simulator = "VACASK"
 
 
 class VacaskNotFoundError(VacaskError):
