@@ -199,7 +199,8 @@ def test_layer_with_kernels_equals_the_torch_path(nm, torch_only, pool, wires):
         doc = transfer_doc(64, 64, r_wire=1.0, g_min=nm.window.g_min, g_max=nm.window.g_max,
                            v_max=nm.dac.v_max)
         nm = nm.replace(tile=Tile(64, 64, 1.0), transfer=doc).validate()
-    cfg = dataclasses.replace(AnalogConfig.hardware(), normal_pool=pool)
+    cfg = dataclasses.replace(AnalogConfig.hardware(), normal_pool=pool,
+                              products="float32")
     fast = _steps(nm, cfg, True, torch_only)
     ref = _steps(nm, cfg, False, torch_only)
     adc_step = nm.adc.i_max / (2 ** (nm.adc.bits - 1) - 1)

@@ -29,8 +29,9 @@ IDEAL = AnalogConfig.ideal()
 
 
 def only(**flags) -> AnalogConfig:
-    """The ideal config with the named non-idealities switched on."""
-    return dataclasses.replace(IDEAL, **flags)
+    """The ideal config with the named non-idealities switched on, float32 products (the
+    checks below are exact; the bf16 products have their own tests, test_analog_half.py)."""
+    return dataclasses.replace(IDEAL, **{"products": "float32", **flags})
 
 
 def with_transfer(nm: NoiseModel, doc: dict) -> NoiseModel:

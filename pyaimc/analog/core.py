@@ -321,6 +321,16 @@ class TileCore:
             return None
         return float(self.i_max), float(self.i_max) / (2 ** (bits - 1) - 1)
 
+    def dac_step(self) -> float:
+        """The DAC's voltage step (V): ``v_max / (2**(bits-1) - 1)``; ``v_max / 127`` when the
+        config leaves the DAC off or the periphery has none of known resolution (the bf16
+        products scale the row voltages by its inverse: DAC codes up to 256 are exact there)."""
+        from pyaimc.noise.periphery import DacAdc
+
+        periphery = self.noise_model.periphery
+        bits = periphery.dac.bits if type(periphery) is DacAdc and self.config.dac else None
+        return self.v_max / (2 ** (bits - 1) - 1 if bits is not None else 127)
+
     def output_gain(self) -> float:
         """``1 / ((g_max - g_min) v_max)``: current (A) to weight-times-input units."""
         return 1.0 / (self.span * self.v_max)

@@ -320,3 +320,127 @@ def read_out(i: torch.Tensor, var: torch.Tensor | None, offs: torch.Tensor | Non
     z = normals(i.shape[0] * i.shape[1], i.shape[2], i, generator, pool) \
         if var is not None else None
     return _ReadOut.apply(i, var, offs, gain, z, full, step)
+
+
+# ---------------------------------------------------------------- bf16 products' read-out
+# The bf16 training products (pyaimc.analog.half) leave their currents and variances in the
+# layout (row_tiles, outputs, batch) as bf16; numba has no bf16 type, so the kernels read and
+# write the bit patterns (uint16).
+
+@nb.njit(inline="always")
+def to_bf16(x):
+    """The bf16 bit pattern (uint16) of float32 ``x``: round to nearest, ties to even
+    (finite values)."""
+    u = np.float32(x).view(np.uint32)
+    return np.uint16(np.uint32(u + np.uint32(0x7FFF) + ((u >> np.uint32(16)) & np.uint32(1)))
+                     >> np.uint32(16))
+
+
+@nb.njit(inline="always")
+def from_bf16(u):
+    """The float32 value of the bf16 bit pattern ``u``."""
+    return np.uint32(np.uint32(u) << np.uint32(16)).view(np.float32)
+
+
+@nb.njit(cache=True)
+def _read_out_half(i, var, offs, gain, noisy, z, start, m, sign, quant, full, step, y, inside):
+    # as _read_out, in the layout (tiles, outputs, batch); i and var bf16 bits, y (outputs,
+    # batch) float32; the normals of a tile are one row (outputs x batch long). No fastmath:
+    # the clip and the rounding are the torch ADC's.
+    tiles, outs, batch = i.shape
+    zero = np.float32(0)
+    x = np.empty(batch, dtype=np.float32)
+    off = np.empty(batch, dtype=np.float32)
+    tmp = np.empty(outs * batch if noisy else 1, dtype=z.dtype)
+    zr = tmp
+    for t in range(tiles):
+        if noisy:
+            for b in range(batch):
+                off[b] = offs[t, b]
+            zr = _window(z, start, m, tiles, outs * batch, t, tmp)
+        for o in range(outs):
+            for b in range(batch):
+                x[b] = from_bf16(i[t, o, b])
+            if noisy:
+                base = o * batch
+                for b in range(batch):
+                    v = from_bf16(var[t, o, b]) * gain + off[b]
+                    v = v if v > zero else zero
+                    x[b] += math.sqrt(v) * (zr[base + b] * sign)
+            if quant:
+                for b in range(batch):
+                    xb = x[b]
+                    inside[t, o, b] = (xb >= -full) & (xb <= full)
+                    xb = -full if xb < -full else xb
+                    xb = full if xb > full else xb
+                    x[b] = np.rint(xb / step) * step
+            if t == 0:
+                for b in range(batch):
+                    y[o, b] = x[b]
+            else:
+                for b in range(batch):
+                    y[o, b] += x[b]
+
+
+@nb.njit(cache=True)
+def _masked_expand_half(grad, inside, quant, out):
+    # the output's gradient (outputs, batch) in every tile as bf16 bits, 0 where clipped
+    tiles, outs, batch = out.shape
+    g = np.empty(batch, dtype=np.uint16)
+    for o in range(outs):
+        for b in range(batch):
+            g[b] = to_bf16(grad[o, b])
+        for t in range(tiles):
+            if quant:
+                for b in range(batch):
+                    out[t, o, b] = g[b] if inside[t, o, b] else np.uint16(0)
+            else:
+                for b in range(batch):
+                    out[t, o, b] = g[b]
+
+
+def _bits(t: torch.Tensor) -> np.ndarray:
+    return t.view(torch.int16).numpy().view(np.uint16)
+
+
+class _ReadOutHalf(torch.autograd.Function):
+    """:class:`_ReadOut` for bf16 currents in the layout (row_tiles, outputs, batch); returns
+    (batch, outputs) float32, its gradient in the currents bf16."""
+
+    @staticmethod
+    def forward(ctx, i, var, offs, gain, z, full, step):
+        tiles, outs, batch = i.shape
+        y = torch.empty(outs, batch, dtype=torch.float32)
+        quant = step is not None
+        inside = torch.empty(i.shape if quant else (0, 0, 0), dtype=torch.bool)
+        noisy = var is not None
+        z = z if noisy else _NO_NORMALS
+        empty = np.zeros((1, 1, 1), np.uint16)
+        _read_out_half(_bits(i.detach().contiguous()), _bits(var) if noisy else empty,
+                       offs.numpy() if noisy else np.zeros((1, 1), np.float32),
+                       np.float32(gain), noisy, z[0].astype(np.float32, copy=False), z[1], z[2],
+                       np.float32(z[3]), quant, np.float32(full if quant else 0),
+                       np.float32(step if quant else 1), y.numpy(), inside.numpy())
+        ctx.quant, ctx.shape = quant, i.shape
+        ctx.save_for_backward(inside)
+        return y.t()
+
+    @staticmethod
+    def backward(ctx, grad):
+        (inside,) = ctx.saved_tensors
+        out = torch.empty(ctx.shape, dtype=torch.bfloat16)
+        _masked_expand_half(grad.t().contiguous().numpy(), inside.numpy(), ctx.quant,
+                            _bits(out))
+        return out, None, None, None, None, None, None
+
+
+def read_out_half(i: torch.Tensor, var: torch.Tensor | None, offs: torch.Tensor | None,
+                  gain: float, generator, pool, full: float | None,
+                  step: float | None) -> torch.Tensor:
+    """:func:`read_out` of bf16 currents ``i`` (row_tiles, outputs, batch; A) with bf16
+    variances ``var`` (same layout) and float32 offsets ``offs`` (row_tiles, batch): the sum
+    over row tiles (batch, outputs; float32, a transposed view). The normals: one row of
+    ``outputs x batch`` per row tile."""
+    z = normals(i.shape[0], i.shape[1] * i.shape[2], offs, generator, pool) \
+        if var is not None else None
+    return _ReadOutHalf.apply(i, var, offs, gain, z, full, step)

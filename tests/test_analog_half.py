@@ -1,0 +1,186 @@
+"""The bf16 tile products of training passes (pyaimc.analog.half) against float32: the layout
+kernels exact, the products and their gradients within bf16 rounding, the read-out equal to the
+torch computation on the same normals, and a layer (and its training) that agrees with the
+float32 one far inside the noise it models."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from _noise_helpers import example_noise_model, transfer_doc  # noqa: E402
+
+from pyaimc.analog import AnalogConfig, AnalogLinear  # noqa: E402
+from pyaimc.analog import half  # noqa: E402
+from pyaimc.noise import Tile, kernels  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+EPS = 2.0 ** -8  # bf16: 8 significant bits, round to nearest: relative error <= 2**-9
+
+
+@pytest.fixture(scope="module")
+def nm():
+    return example_noise_model(n_levels=6, n_devices=200, n_repeats=2)
+
+
+def test_weight_tiles_round_as_torch_does_and_untile_inverts_the_layout():
+    gen = torch.Generator().manual_seed(0)
+    d = torch.randn(70, 150, generator=gen)
+    w16 = half.weight_tiles(d, 0.7, 64)                                 # (3, 70, 64)
+    ref = torch.nn.functional.pad(d * np.float32(0.7), (0, 42))
+    ref = ref.view(70, 3, 64).permute(1, 0, 2).to(torch.bfloat16)
+    assert w16.shape == (3, 70, 64) and w16.is_contiguous()
+    assert torch.equal(w16, ref)
+    g = torch.randn(3, 70, 64, generator=gen).to(torch.bfloat16)
+    out = torch.empty(70, 150)
+    half._untile(half.bits(g), np.float32(0.5), 150, out.numpy())
+    expect = g.float().permute(1, 0, 2).reshape(70, 192)[:, :150] * 0.5
+    assert torch.equal(out, expect)
+
+
+def _grid_inputs(batch, n, step, gen):
+    codes = torch.randint(-127, 128, (batch, n), generator=gen).float()
+    return codes * step
+
+
+def test_half_product_and_its_gradients_are_float32_within_bf16_rounding():
+    gen = torch.Generator().manual_seed(1)
+    step, gain, rows = 0.2 / 127, 1e-4, 64
+    v = _grid_inputs(24, 150, step, gen).requires_grad_(True)
+    d = torch.randn(70, 150, generator=gen).requires_grad_(True)
+    i = half.half_currents(v, d, gain, step, rows)                      # (3, 70, 24) bf16
+    assert i.dtype == torch.bfloat16 and i.shape == (3, 70, 24)
+    vt = torch.nn.functional.pad(v.detach(), (0, 42)).view(24, 3, 64).transpose(0, 1)
+    dt = torch.nn.functional.pad(d.detach(), (0, 42)).view(70, 3, 64).transpose(0, 1)
+    ref = torch.bmm(dt, vt.transpose(1, 2)) * gain                      # float32
+    terms = torch.bmm(dt.abs(), vt.abs().transpose(1, 2)) * gain
+    err = (i.float() - ref).abs()
+    assert torch.all(err <= EPS * (terms + ref.abs()))
+    assert err.max() > 0          # it is bf16: not the float32 numbers
+    g = torch.randn(3, 70, 24, generator=gen)
+    i.backward(g.to(torch.bfloat16))
+    gb = g.to(torch.bfloat16).float()
+    # references on the bf16 output gradient: what remains is the operands' rounding
+    ref_d = torch.einsum("tob,tbr->tor", gb, vt).permute(1, 0, 2).reshape(70, 192)[:, :150]
+    ref_d = ref_d * gain
+    bound_d = torch.einsum("tob,tbr->tor", gb.abs(), vt.abs()).permute(1, 0, 2).reshape(
+        70, 192)[:, :150] * gain
+    assert torch.all((d.grad - ref_d).abs() <= 2 * EPS * bound_d + 1e-30)
+    ref_v = torch.einsum("tob,tor->btr", gb, dt).reshape(24, 192)[:, :150] * gain
+    bound_v = torch.einsum("tob,tor->btr", gb.abs(), dt.abs()).reshape(24, 192)[:, :150] * gain
+    assert torch.all((v.grad - ref_v).abs() <= 2 * EPS * bound_v + 1e-30)
+
+
+def test_half_read_out_is_the_torch_computation_on_the_same_normals():
+    gen = torch.Generator().manual_seed(2)
+    tiles, outs, batch = 3, 40, 16
+    full, step, gain = 1.0, 1.0 / 127, 2.5
+    i = (torch.randn(tiles, outs, batch, generator=gen) * 0.5).to(torch.bfloat16)
+    var = (torch.rand(tiles, outs, batch, generator=gen) * 1e-3).to(torch.bfloat16)
+    offs = torch.rand(tiles, batch, generator=gen) * 1e-4
+    i.requires_grad_(True)
+    y = kernels.read_out_half(i, var, offs, gain, torch.Generator().manual_seed(5), None,
+                              full, step)
+    assert y.shape == (batch, outs)
+    z = torch.empty(tiles * outs * batch).normal_(generator=torch.Generator().manual_seed(5))
+    x = i.detach().float() + torch.sqrt(
+        (var.float() * gain + offs[:, None, :]).clamp_min(0)) * z.view(tiles, outs, batch)
+    inside = (x >= -full) & (x <= full)
+    q = torch.round(x.clamp(-full, full) / step) * step
+    expect = q.sum(0).t()
+    close = torch.isclose(y, expect, rtol=1e-5, atol=1e-6)
+    assert close.float().mean() > 0.99   # a rounding tie may fall a step apart
+    assert ((y - expect).abs() <= step + 1e-6).all()
+    g = torch.randn(batch, outs, generator=gen)
+    y.backward(g)
+    want = torch.where(inside, g.t().to(torch.bfloat16).float().expand(tiles, -1, -1),
+                       torch.zeros(()))
+    agree = (i.grad.float() == want).float().mean()
+    assert agree > 0.99                  # the same rare ties decide the mask
+
+
+def test_auto_takes_bf16_only_for_noisy_float32_training_passes_on_the_cpu():
+    x = torch.zeros(4, 8)
+    assert half.use_half("bfloat16", True, False, x)
+    assert not half.use_half("bfloat16", False, True, x)               # evaluation
+    assert not half.use_half("float32", True, True, x)
+    assert not half.use_half("bfloat16", True, True, x.double())
+    assert not half.use_half("auto", True, False, x)                   # an exact layer
+    assert half.use_half("auto", True, True, x) == half.cpu_has_native_bf16()
+    with pytest.raises(ValueError, match="products"):
+        AnalogConfig(products="half")
+
+
+def _layer_pair(nm, n_in, n_out, config):
+    torch.manual_seed(0)
+    layers = {}
+    for p in ("float32", "bfloat16"):
+        layer = AnalogLinear(n_in, n_out, noise_model=nm, seed=7,
+                             config=dataclasses.replace(config, products=p))
+        layer.train()
+        layers[p] = layer
+    layers["bfloat16"].load_state_dict(layers["float32"].state_dict())
+    return layers
+
+
+@pytest.mark.parametrize("wires", [False, True])
+def test_layer_in_bf16_agrees_with_float32_far_inside_its_programming_noise(nm, wires):
+    """Same seed and weights, programming noise on (the same normals: the pool), read noise
+    and ADC off: the bf16 step's outputs and weight gradients against the float32 step's,
+    measured against how much one draw of programming noise moves them. (With the ADC on, a
+    current that the rounding moves across an ADC threshold reads one step apart: per output
+    the two then differ by about the read noise, which makes the same moves.)"""
+    if wires:
+        doc = transfer_doc(64, 64, r_wire=1.0, g_min=nm.window.g_min, g_max=nm.window.g_max,
+                           v_max=nm.dac.v_max)
+        nm = nm.replace(tile=Tile(64, 64, 1.0), transfer=doc).validate()
+    cfg = dataclasses.replace(AnalogConfig.hardware(), read_noise=False, adc=False)
+    layers = _layer_pair(nm, 200, 96, cfg)
+    x = torch.randn(32, 200, generator=torch.Generator().manual_seed(3))
+    w_out = torch.linspace(-1, 1, 96)
+    out = {}
+    for p, layer in layers.items():
+        runs = []
+        for _ in range(2):                                  # two draws of programming noise
+            layer.zero_grad()
+            y = layer(x)
+            (y * w_out).sum().backward()
+            runs.append((y.detach().clone(), layer.weight.grad.clone()))
+        out[p] = runs
+    (yf, gf), (yf2, _) = out["float32"]
+    (yh, gh), _ = out["bfloat16"]
+    draw = (yf2 - yf).pow(2).mean().sqrt()                  # one draw's spread
+    gap = (yh - yf).pow(2).mean().sqrt()
+    assert gap < 0.1 * draw, (float(gap), float(draw))
+    cos = torch.nn.functional.cosine_similarity(gh.flatten(), gf.flatten(), dim=0)
+    assert cos > 0.999
+    assert (gh - gf).norm() / gf.norm() < 0.02
+
+
+def test_training_with_bf16_products_learns_as_float32(nm):
+    """A noisy analog layer fitted to a linear teacher for 60 Adam steps: the bf16 products
+    end at the float32 products' loss."""
+    gen = torch.Generator().manual_seed(4)
+    teacher = torch.randn(16, 96, generator=gen) / math.sqrt(96)
+    x = torch.randn(256, 96, generator=gen)
+    target = x @ teacher.t()
+    losses = {}
+    for p, layer in _layer_pair(nm, 96, 16, AnalogConfig.hardware()).items():
+        opt = torch.optim.Adam(layer.parameters(), lr=0.02)
+        for _ in range(60):
+            opt.zero_grad()
+            loss = torch.nn.functional.mse_loss(layer(x), target)
+            loss.backward()
+            opt.step()
+        layer.eval()
+        with torch.no_grad():
+            losses[p] = float(torch.nn.functional.mse_loss(layer(x), target))
+    start = float(target.pow(2).mean())
+    assert losses["float32"] < 0.2 * start
+    assert abs(losses["bfloat16"] - losses["float32"]) < 0.25 * losses["float32"], losses
