@@ -121,7 +121,10 @@ class LocalExecutor(Executor):
         # a failed or interrupted sweep must not leave workers computing (or orphaned): end
         # them, then reap them
         workers = list(getattr(self._pool, "_processes", {}).values())
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        # no cancel_futures: the pool's manager thread marks every pending future broken when
+        # its workers end, and on Python 3.11 it raises (a traceback on stderr) for a future
+        # this thread has cancelled meanwhile
+        self._pool.shutdown(wait=False)
         for proc in workers:
             if proc.is_alive():
                 proc.terminate()
