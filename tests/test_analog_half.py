@@ -129,8 +129,10 @@ def _layer_pair(nm, n_in, n_out, config):
     return layers
 
 
+@pytest.mark.parametrize("scaling", ["abs_max", "fixed"])
 @pytest.mark.parametrize("wires", [False, True])
-def test_layer_in_bf16_agrees_with_float32_far_inside_its_programming_noise(nm, wires):
+def test_layer_in_bf16_agrees_with_float32_far_inside_its_programming_noise(nm, wires,
+                                                                            scaling):
     """Same seed and weights, programming noise on (the same normals: the pool), read noise
     and ADC off: the bf16 step's outputs and weight gradients against the float32 step's,
     measured against how much one draw of programming noise moves them. (With the ADC on, a
@@ -140,21 +142,26 @@ def test_layer_in_bf16_agrees_with_float32_far_inside_its_programming_noise(nm, 
         doc = transfer_doc(64, 64, r_wire=1.0, g_min=nm.window.g_min, g_max=nm.window.g_max,
                            v_max=nm.dac.v_max)
         nm = nm.replace(tile=Tile(64, 64, 1.0), transfer=doc).validate()
-    cfg = dataclasses.replace(AnalogConfig.hardware(), read_noise=False, adc=False)
+    cfg = dataclasses.replace(AnalogConfig.hardware(), read_noise=False, adc=False,
+                              input_scaling=scaling, input_range=3.0)
     layers = _layer_pair(nm, 200, 96, cfg)
-    x = torch.randn(32, 200, generator=torch.Generator().manual_seed(3))
+    x0 = torch.randn(32, 200, generator=torch.Generator().manual_seed(3))
     w_out = torch.linspace(-1, 1, 96)
     out = {}
     for p, layer in layers.items():
         runs = []
         for _ in range(2):                                  # two draws of programming noise
             layer.zero_grad()
+            x = x0.clone().requires_grad_(True)
             y = layer(x)
             (y * w_out).sum().backward()
-            runs.append((y.detach().clone(), layer.weight.grad.clone()))
+            runs.append((y.detach().clone(), layer.weight.grad.clone(), x.grad))
         out[p] = runs
-    (yf, gf), (yf2, _) = out["float32"]
-    (yh, gh), _ = out["bfloat16"]
+    (yf, gf, xf), (yf2, _, _) = out["float32"]
+    (yh, gh, xh), _ = out["bfloat16"]
+    cos_x = torch.nn.functional.cosine_similarity(xh.flatten(), xf.flatten(), dim=0)
+    assert cos_x > 0.999
+    assert (xh - xf).norm() / xf.norm() < 0.02
     draw = (yf2 - yf).pow(2).mean().sqrt()                  # one draw's spread
     gap = (yh - yf).pow(2).mean().sqrt()
     assert gap < 0.1 * draw, (float(gap), float(draw))

@@ -31,7 +31,8 @@ import torch
 from pyaimc.noise import kernels
 from pyaimc.noise.kernels import from_bf16, to_bf16
 
-__all__ = ["bits", "cpu_has_native_bf16", "half_currents", "half_variance", "row_sums",
+__all__ = ["abs_max_codes", "bits", "cpu_has_native_bf16", "half_currents", "half_codes",
+           "half_product", "half_row_tiles", "half_variance", "half_variance_of_tiles",
            "use_half"]
 
 
@@ -119,47 +120,158 @@ def _row_voltages(v: torch.Tensor, scale: float, rows: int) -> torch.Tensor:
     return v.view(batch, tr, rows).transpose(0, 1).to(torch.bfloat16).contiguous()
 
 
-class _HalfProduct(torch.autograd.Function):
-    """``I[t] = d_t @ v_t`` (row_tiles, out, batch) in bf16 for row voltages ``v`` (batch, in;
-    V) on the DAC grid of step ``step`` (V) and weights ``d`` (out, in; S) times ``gain``.
+def _untile_codes(g: torch.Tensor, in_f: int) -> torch.Tensor:
+    """Row-tile gradients (row_tiles, batch, rows; bf16) as (batch, in) float32."""
+    batch = g.shape[1]
+    return g.transpose(0, 1).reshape(batch, -1)[:, :in_f].float()
 
-    The products take the DAC codes ``v / step`` (exact in bf16) and the weights times
-    ``gain * step``.
-    """
+
+class _Codes(torch.autograd.Function):
+    """Row voltages ``v`` (batch, in; V) as DAC codes ``v / step`` in bf16 row tiles
+    (row_tiles, batch, rows); the gradient goes back times ``1 / step``."""
 
     @staticmethod
-    def forward(ctx, v, d, gain, step, rows):
-        out_f, in_f = d.shape
-        codes = _row_voltages(v.detach(), 1.0 / step, rows)          # (T, batch, rows)
-        w16 = weight_tiles(d, gain * step, rows)                      # (T, out, rows)
+    def forward(ctx, v, inv_step, rows):
+        ctx.inv_step, ctx.in_f = inv_step, v.shape[1]
+        return _row_voltages(v.detach(), inv_step, rows)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return _untile_codes(grad, ctx.in_f).mul_(ctx.inv_step), None, None
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _abs_max_codes(x, levels, four_kt_b, two_q_b, step, codes, weight, sums, x_scale):
+    # per sample: scale |x| to the DAC's full scale, round to codes (bf16 bits, row tiles), and
+    # the read noise's per-volt weights of the voltages code * step (bf16 bits, their tile sums
+    # in float32). Branch-free inner loops (they vectorise); the padding rows after them.
+    batch, in_f = x.shape
+    tiles, _, rows = codes.shape
+    tiny = np.float32(1e-12)
+    zero = np.float32(0)
+    one = np.float32(1)
+    k = np.empty(rows, dtype=np.float32)
+    for b in range(batch):
+        m = zero
+        for i in range(in_f):
+            m = max(m, abs(x[b, i]))
+        m = max(m, tiny)
+        x_scale[b] = m
+        f = levels / m
+        for t in range(tiles):
+            base = t * rows
+            n = min(rows, in_f - base)
+            for r in range(n):
+                k[r] = np.rint(x[b, base + r] * f)
+            for r in range(n, rows):
+                k[r] = zero
+            acc = zero
+            for r in range(rows):
+                kr = k[r]
+                codes[t, b, r] = to_bf16(kr)
+                # B (4kT + 2q |v|) where a row is driven, 0 where it is not (v = 0)
+                w = (four_kt_b + two_q_b * step * abs(kr)) * min(abs(kr), one)
+                weight[t, b, r] = to_bf16(w)
+                acc += w
+            sums[t, b] = acc
+
+
+class _AbsMaxCodes(torch.autograd.Function):
+    """Inputs ``x`` (batch, in) scaled per sample to the DAC's full scale and converted:
+    codes (row_tiles, batch, rows; bf16), the per-volt read-noise weights of their voltages
+    (same layout, bf16) and tile sums (row_tiles, batch; float32), the scales ``max |x|``
+    (batch,). Gradient: straight through the rounding, ``levels / max |x|`` (the scale held
+    fixed, as the float32 path holds it)."""
+
+    @staticmethod
+    def forward(ctx, x, levels, four_kt_b, two_q_b, step, rows):
+        batch, in_f = x.shape
+        tiles = math.ceil(in_f / rows)
+        codes = torch.empty(tiles, batch, rows, dtype=torch.bfloat16)
+        weight = torch.empty(tiles, batch, rows, dtype=torch.bfloat16)
+        sums = torch.empty(tiles, batch)
+        x_scale = torch.empty(batch)
+        _abs_max_codes(x.detach().contiguous().numpy(), np.float32(levels),
+                       np.float32(four_kt_b), np.float32(two_q_b), np.float32(step),
+                       bits(codes), bits(weight), sums.numpy(), x_scale.numpy())
+        ctx.mark_non_differentiable(weight, sums, x_scale)
+        ctx.save_for_backward(x_scale)
+        ctx.levels, ctx.in_f = levels, in_f
+        return codes, weight, sums, x_scale
+
+    @staticmethod
+    def backward(ctx, grad, *_):
+        (x_scale,) = ctx.saved_tensors
+        grad_x = _untile_codes(grad, ctx.in_f).mul_((ctx.levels / x_scale)[:, None])
+        return grad_x, None, None, None, None, None
+
+
+def abs_max_codes(x: torch.Tensor, levels: int, read, step: float, rows: int):
+    """``(codes, weight, sums, x_scale)`` of inputs ``x`` (batch, in) scaled per sample to the
+    DAC's ``levels`` (``2**(bits-1) - 1``) of ``step`` volts (see :class:`_AbsMaxCodes`);
+    ``read`` the column read noise (its per-volt constants) or None."""
+    k4, q2 = (read.four_kt_b, read.two_q_b) if read is not None else (0.0, 0.0)
+    return _AbsMaxCodes.apply(x, float(levels), k4, q2, float(step), int(rows))
+
+
+class _HalfProduct(torch.autograd.Function):
+    """``I[t] = c d_t @ k_t`` (row_tiles, out, batch) in bf16 for DAC codes ``k`` (row_tiles,
+    batch, rows; bf16) and weights ``d`` (out, in) times ``c`` (the DAC step times the
+    weights' unit: A per code)."""
+
+    @staticmethod
+    def forward(ctx, codes, d, c):
+        w16 = weight_tiles(d, c, codes.shape[2])                       # (T, out, rows)
         ctx.save_for_backward(codes, w16)
-        ctx.c, ctx.inv_step, ctx.in_f = gain * step, 1.0 / step, in_f
+        ctx.c, ctx.in_f = c, d.shape[1]
         return torch.bmm(w16, codes.transpose(1, 2))
 
     @staticmethod
     def backward(ctx, grad):
         codes, w16 = ctx.saved_tensors
         grad = grad.contiguous()
-        grad_v = grad_d = None
+        grad_codes = grad_d = None
         if ctx.needs_input_grad[1]:
             g = torch.bmm(grad, codes)                                  # (T, out, rows)
             grad_d = torch.empty(w16.shape[1], ctx.in_f, dtype=torch.float32)
             _untile(bits(g), np.float32(ctx.c), ctx.in_f, grad_d.numpy())
         if ctx.needs_input_grad[0]:
-            g = torch.bmm(grad.transpose(1, 2), w16)  # (T, batch, rows)
-            batch = g.shape[1]
-            grad_v = g.transpose(0, 1).reshape(batch, -1)[:, :ctx.in_f].float()
-            # d I / d v = d * gain = (codes' weight) / step
-            grad_v.mul_(ctx.inv_step)
-        return grad_v, grad_d, None, None, None
+            grad_codes = torch.bmm(grad.transpose(1, 2), w16)          # (T, batch, rows)
+        return grad_codes, grad_d, None
+
+
+def half_product(codes: torch.Tensor, d: torch.Tensor, c: float) -> torch.Tensor:
+    """Currents ``c sum_i d_oi k_bi`` per row tile (row_tiles, out, batch; bf16) of DAC codes
+    ``codes`` (row_tiles, batch, rows; bf16) and weights ``d`` (out, in); differentiable in
+    both."""
+    return _HalfProduct.apply(codes, d, float(c))
+
+
+def half_codes(v: torch.Tensor, step: float, rows: int) -> torch.Tensor:
+    """DAC codes ``v / step`` (row_tiles, batch, rows; bf16) of row voltages ``v`` (batch, in;
+    V), differentiable."""
+    return _Codes.apply(v, 1.0 / step, int(rows))
+
+
+def half_row_tiles(m: torch.Tensor, rows: int) -> torch.Tensor:
+    """``m`` (batch, in) as bf16 row tiles (row_tiles, batch, rows), zero-padded; no
+    gradient."""
+    return _row_voltages(m.detach(), 1.0, rows)
 
 
 def half_currents(v: torch.Tensor, d: torch.Tensor, gain: float, step: float,
                   rows: int) -> torch.Tensor:
     """Column-pair currents ``sum_i v_i gain d_oi`` per row tile (row_tiles, out, batch; A) in
-    bf16; differentiable in ``v`` (batch, in; V, on a DAC grid of step ``step``) and ``d``
-    (out, in)."""
-    return _HalfProduct.apply(v, d, float(gain), float(step), int(rows))
+    bf16; differentiable in ``v`` (batch, in; V, on a DAC grid of step ``step``: the codes
+    ``v / step`` are exact in bf16 up to 256) and ``d`` (out, in)."""
+    return half_product(half_codes(v, step, rows), d, gain * step)
+
+
+def half_variance_of_tiles(weight: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """:func:`half_variance` of per-volt weights already in bf16 row tiles (row_tiles, batch,
+    rows)."""
+    with torch.no_grad():
+        return torch.bmm(weight_tiles(g, 1.0, weight.shape[2]), weight.transpose(1, 2))
 
 
 @torch.no_grad()
@@ -167,14 +279,5 @@ def half_variance(weight: torch.Tensor, g: torch.Tensor, rows: int) -> torch.Ten
     """``sum_i weight_bi g_oi`` per row tile (row_tiles, out, batch) in bf16: the read-noise
     variance product of the per-volt weights ``weight`` (batch, in) and conductances ``g``
     (out, in)."""
-    w = _row_voltages(weight, 1.0, rows)
-    return torch.bmm(weight_tiles(g, 1.0, rows), w.transpose(1, 2))
+    return half_variance_of_tiles(_row_voltages(weight, 1.0, rows), g)
 
-
-def row_sums(weight: torch.Tensor, rows: int) -> torch.Tensor:
-    """Sums of ``weight`` (batch, in) over the rows of each row tile: (row_tiles, batch)."""
-    batch, in_f = weight.shape
-    tr = math.ceil(in_f / rows)
-    if tr * rows != in_f:
-        weight = torch.nn.functional.pad(weight, (0, tr * rows - in_f))
-    return weight.view(batch, tr, rows).sum(dim=2).t().contiguous()

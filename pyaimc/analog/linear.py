@@ -30,7 +30,8 @@ from torch import nn
 
 from pyaimc.analog.config import AnalogConfig
 from pyaimc.analog.core import TileCore
-from pyaimc.analog.half import half_currents, half_variance, row_sums, use_half
+from pyaimc.analog.half import (abs_max_codes, half_codes, half_product, half_row_tiles,
+                                half_variance_of_tiles, use_half)
 from pyaimc.analog.ops import (Scratch, inputs_of, pair_cells, pair_difference, row_tiles,
                                tile_product)
 from pyaimc.circuit.transfer_torch import (effective_difference_wl, input_powers, min_matrices,
@@ -486,55 +487,13 @@ class AnalogLinear(nn.Module):
         return kernels.read_out(i, var, offs, gain, self.generator(v.device),
                                 self._normal_pool(), full, step)
 
-    def _half_read_out(self, v: torch.Tensor, cells, diff, read) -> torch.Tensor | None:
-        """``sum_t ADC(I_t + read noise)`` (batch, outputs) with the tile products in bf16
-        (:mod:`pyaimc.analog.half`), or None where they do not apply: not a training pass,
-        ``config.products`` or the CPU says float32, another mapping, a transfer model other
-        than the linear IR drop, a periphery the compiled read-out does not know."""
-        noisy = self.core.sampler is not None or self.core.reads_noise
-        if isinstance(cells, list) or not use_half(self.config.products, self.training, noisy, v):
-            return None
-        q = self.core.adc_steps()
-        tr = self.transfer
-        if q is False or (tr is not None and (tr.i_sat is not None or tr.has_nonlinearity)):
-            return None
-        step = self.core.dac_step()
-        rows, out_f = self.rows, self.out_features
-        if tr is None:
-            i = half_currents(v, diff, self.g_max - self.g_min, step, rows)
-        else:
-            gp, gn = cells
-            pad_out, pad_in = -out_f % self.cols, -self.in_features % rows
-            if pad_out or pad_in:
-                gp, gn = (torch.nn.functional.pad(c, (0, pad_in, 0, pad_out)) for c in cells)
-            d = effective_difference_wl(gp, gn, tr, self.mmin, self.nmin)
-            i = half_currents(v, d[:, :self.in_features], 1.0, step, rows)
-            if pad_out:
-                i = i[:, :out_f]
-        var = offs = None
-        gain = 1.0
-        if self.core.reads_noise:
-            offset, gain, g = read
-            weight = self.read.per_volt_weight(v.detach())
-            var = half_variance(weight, g, rows)
-            offs = row_sums(weight, rows).mul_(offset)
-        full, adc_step = q if q is not None else (None, None)
-        return kernels.read_out_half(i, var, offs, gain, self.generator(v.device),
-                                     self._normal_pool(), full, adc_step)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        lead = x.shape[:-1]
-        x2 = x.reshape(-1, self.in_features)
-        self._batch_hint = x2.shape[0]
-        cells, diff, read, scale = self._draw()
-        v, x_scale = self.input_voltages(x2)
-        i = self._half_read_out(v, cells, diff, read)
-        if i is None:
-            i = self._pair_currents(v, cells) if isinstance(cells, list) else \
-                self._currents(v, cells, diff)
-            y = self._read_out_kernel(i, v.detach(), read)
-        else:
-            y = i
+    def _float_forward(self, x: torch.Tensor, cells, diff, read, scale) -> torch.Tensor:
+        """The layer's output before the bias (batch, outputs), products in the layer's
+        dtype."""
+        v, x_scale = self.input_voltages(x)
+        i = self._pair_currents(v, cells) if isinstance(cells, list) else \
+            self._currents(v, cells, diff)
+        y = self._read_out_kernel(i, v.detach(), read)
         if y is not None:
             i = y
         else:
@@ -546,7 +505,69 @@ class AnalogLinear(nn.Module):
                     bool(self.is_programmed):
                 i = i * self.programmed_alpha[:, None, :]
             i = i.sum(dim=0)
-        y = i * (scale * self.core.output_gain()) * x_scale
+        return i * (scale * self.core.output_gain()) * x_scale
+
+    def _half_forward(self, x: torch.Tensor, cells, diff, read, scale) -> torch.Tensor | None:
+        """The layer's output before the bias (batch, outputs) with the tile products in bf16
+        (:mod:`pyaimc.analog.half`), or None where they do not apply: not a training pass,
+        ``config.products`` or the CPU says float32, another mapping, a transfer model other
+        than the linear IR drop, a periphery the compiled read-out does not know.
+
+        With per-sample input scaling one compiled pass converts the inputs (scales, DAC codes,
+        the read noise's per-volt weights) and the read-out applies the output scales; the
+        other scalings convert in torch.
+        """
+        noisy = self.core.sampler is not None or self.core.reads_noise
+        if isinstance(cells, list) or not use_half(self.config.products, self.training, noisy, x):
+            return None
+        q = self.core.adc_steps()
+        tr = self.transfer
+        if q is False or (tr is not None and (tr.i_sat is not None or tr.has_nonlinearity)):
+            return None
+        step, rows, out_f = self.core.dac_step(), self.rows, self.out_features
+        reads = self.core.reads_noise
+        gain_out = scale * self.core.output_gain()
+        if self.config.input_scaling == "abs_max":
+            codes, weight, sums, x_scale = abs_max_codes(
+                x, round(self.v_max / step), self.read if reads else None, step, rows)
+            col, row = gain_out, x_scale
+        else:
+            v, x_scale = self.input_voltages(x)
+            codes = half_codes(v, step, rows)
+            if reads:
+                weight = half_row_tiles(self.read.per_volt_weight(v.detach()), rows)
+                sums = weight.float().sum(dim=2)
+            col = row = None
+        if tr is None:
+            i = half_product(codes, diff, (self.g_max - self.g_min) * step)
+        else:
+            gp, gn = cells
+            pad_out, pad_in = -out_f % self.cols, -self.in_features % rows
+            if pad_out or pad_in:
+                gp, gn = (torch.nn.functional.pad(c, (0, pad_in, 0, pad_out)) for c in cells)
+            d = effective_difference_wl(gp, gn, tr, self.mmin, self.nmin)
+            i = half_product(codes, d[:, :self.in_features], step)
+            if pad_out:
+                i = i[:, :out_f]
+        var = offs = None
+        gain = 1.0
+        if reads:
+            offset, gain, g = read
+            var = half_variance_of_tiles(weight, g)
+            offs = sums.mul_(offset)
+        full, adc_step = q if q is not None else (None, None)
+        y = kernels.read_out_half(i, var, offs, gain, self.generator(x.device),
+                                  self._normal_pool(), full, adc_step, col, row)
+        return y if col is not None else y * gain_out * x_scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        lead = x.shape[:-1]
+        x2 = x.reshape(-1, self.in_features)
+        self._batch_hint = x2.shape[0]
+        cells, diff, read, scale = self._draw()
+        y = self._half_forward(x2, cells, diff, read, scale)
+        if y is None:
+            y = self._float_forward(x2, cells, diff, read, scale)
         if self.bias is not None:
             y = y + self.bias
         return y.reshape(*lead, self.out_features)

@@ -343,7 +343,8 @@ def from_bf16(u):
 
 
 @nb.njit(cache=True)
-def _read_out_half(i, var, offs, gain, noisy, z, start, m, sign, quant, full, step, y, inside):
+def _read_out_half(i, var, offs, gain, noisy, z, start, m, sign, quant, full, step, col, row,
+                   y, inside):
     # as _read_out, in the layout (tiles, outputs, batch); i and var bf16 bits, y (outputs,
     # batch) float32; the normals of a tile are one row (outputs x batch long). No fastmath:
     # the clip and the rounding are the torch ADC's.
@@ -380,16 +381,25 @@ def _read_out_half(i, var, offs, gain, noisy, z, start, m, sign, quant, full, st
             else:
                 for b in range(batch):
                     y[o, b] += x[b]
+    if col.size:                    # the output scales (outputs,) times the input's (batch,)
+        for o in range(outs):
+            for b in range(batch):
+                y[o, b] *= col[o] * row[b]
 
 
 @nb.njit(cache=True)
-def _masked_expand_half(grad, inside, quant, out):
-    # the output's gradient (outputs, batch) in every tile as bf16 bits, 0 where clipped
+def _masked_expand_half(grad, inside, quant, col, row, out):
+    # the output's gradient (outputs, batch), times the scales, in every tile as bf16 bits,
+    # 0 where clipped
     tiles, outs, batch = out.shape
     g = np.empty(batch, dtype=np.uint16)
     for o in range(outs):
-        for b in range(batch):
-            g[b] = to_bf16(grad[o, b])
+        if col.size:
+            for b in range(batch):
+                g[b] = to_bf16(grad[o, b] * (col[o] * row[b]))
+        else:
+            for b in range(batch):
+                g[b] = to_bf16(grad[o, b])
         for t in range(tiles):
             if quant:
                 for b in range(batch):
@@ -405,10 +415,11 @@ def _bits(t: torch.Tensor) -> np.ndarray:
 
 class _ReadOutHalf(torch.autograd.Function):
     """:class:`_ReadOut` for bf16 currents in the layout (row_tiles, outputs, batch); returns
-    (batch, outputs) float32, its gradient in the currents bf16."""
+    (batch, outputs) float32 times ``col[o] row[b]`` when given (detached scales), its gradient
+    in the currents bf16."""
 
     @staticmethod
-    def forward(ctx, i, var, offs, gain, z, full, step):
+    def forward(ctx, i, var, offs, gain, z, full, step, col, row):
         tiles, outs, batch = i.shape
         y = torch.empty(outs, batch, dtype=torch.float32)
         quant = step is not None
@@ -416,12 +427,14 @@ class _ReadOutHalf(torch.autograd.Function):
         noisy = var is not None
         z = z if noisy else _NO_NORMALS
         empty = np.zeros((1, 1, 1), np.uint16)
+        col = col.contiguous().numpy() if col is not None else np.zeros(0, np.float32)
+        row = row.contiguous().numpy() if row is not None else np.zeros(0, np.float32)
         _read_out_half(_bits(i.detach().contiguous()), _bits(var) if noisy else empty,
                        offs.numpy() if noisy else np.zeros((1, 1), np.float32),
                        np.float32(gain), noisy, z[0].astype(np.float32, copy=False), z[1], z[2],
                        np.float32(z[3]), quant, np.float32(full if quant else 0),
-                       np.float32(step if quant else 1), y.numpy(), inside.numpy())
-        ctx.quant, ctx.shape = quant, i.shape
+                       np.float32(step if quant else 1), col, row, y.numpy(), inside.numpy())
+        ctx.quant, ctx.shape, ctx.col, ctx.row = quant, i.shape, col, row
         ctx.save_for_backward(inside)
         return y.t()
 
@@ -429,18 +442,22 @@ class _ReadOutHalf(torch.autograd.Function):
     def backward(ctx, grad):
         (inside,) = ctx.saved_tensors
         out = torch.empty(ctx.shape, dtype=torch.bfloat16)
-        _masked_expand_half(grad.t().contiguous().numpy(), inside.numpy(), ctx.quant,
-                            _bits(out))
-        return out, None, None, None, None, None, None
+        _masked_expand_half(grad.t().contiguous().numpy(), inside.numpy(), ctx.quant, ctx.col,
+                            ctx.row, _bits(out))
+        return out, None, None, None, None, None, None, None, None
 
 
 def read_out_half(i: torch.Tensor, var: torch.Tensor | None, offs: torch.Tensor | None,
-                  gain: float, generator, pool, full: float | None,
-                  step: float | None) -> torch.Tensor:
+                  gain: float, generator, pool, full: float | None, step: float | None,
+                  col: torch.Tensor | None = None,
+                  row: torch.Tensor | None = None) -> torch.Tensor:
     """:func:`read_out` of bf16 currents ``i`` (row_tiles, outputs, batch; A) with bf16
     variances ``var`` (same layout) and float32 offsets ``offs`` (row_tiles, batch): the sum
-    over row tiles (batch, outputs; float32, a transposed view). The normals: one row of
-    ``outputs x batch`` per row tile."""
+    over row tiles (batch, outputs; float32, a transposed view), times ``col[o] row[b]`` when
+    both are given (float32 (outputs,) and (batch,), detached: output and input scales). The
+    normals: one row of ``outputs x batch`` per row tile."""
     z = normals(i.shape[0], i.shape[1] * i.shape[2], offs, generator, pool) \
         if var is not None else None
-    return _ReadOutHalf.apply(i, var, offs, gain, z, full, step)
+    if col is not None:
+        col, row = col.detach().float(), row.detach().float().reshape(-1)
+    return _ReadOutHalf.apply(i, var, offs, gain, z, full, step, col, row)
