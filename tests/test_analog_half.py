@@ -38,9 +38,9 @@ def test_weight_tiles_round_as_torch_does_and_untile_inverts_the_layout():
     assert w16.shape == (3, 70, 64) and w16.is_contiguous()
     assert torch.equal(w16, ref)
     g = torch.randn(3, 70, 64, generator=gen).to(torch.bfloat16)
-    out = torch.empty(70, 150)
-    half._untile(half.bits(g), np.float32(0.5), 150, out.numpy())
-    expect = g.float().permute(1, 0, 2).reshape(70, 192)[:, :150] * 0.5
+    c = torch.linspace(0.5, 2.0, 70)
+    out = half.untile(g, c, 150)
+    expect = g.float().permute(1, 0, 2).reshape(70, 192)[:, :150] * c[:, None]
     assert torch.equal(out, expect)
 
 
@@ -191,3 +191,24 @@ def test_training_with_bf16_products_learns_as_float32(nm):
     start = float(target.pow(2).mean())
     assert losses["float32"] < 0.2 * start
     assert abs(losses["bfloat16"] - losses["float32"]) < 0.25 * losses["float32"], losses
+
+
+def test_programming_drawn_into_the_tiles_equals_the_two_step_path(nm, monkeypatch):
+    """The fused step (programming error written straight into the bf16 tiles, gradient
+    divided by the scales in the layout pass) against drawing float32 differences first and
+    converting them: the same normals, the same outputs, the same gradients."""
+    x = torch.randn(16, 150, generator=torch.Generator().manual_seed(6))
+    runs = []
+    for fused in (True, False):
+        if not fused:
+            monkeypatch.setattr(AnalogLinear, "_programmed_half_forward", lambda self, x: None)
+        torch.manual_seed(0)
+        layer = AnalogLinear(150, 70, noise_model=nm, seed=9,
+                             config=AnalogConfig(products="bfloat16"))
+        layer.train()
+        y = layer(x)
+        (y * torch.linspace(-1, 1, 70)).sum().backward()
+        runs.append((y.detach(), layer.weight.grad))
+    (y1, g1), (y2, g2) = runs
+    assert torch.equal(y1, y2)
+    torch.testing.assert_close(g1, g2, rtol=1e-6, atol=1e-7 * float(g2.abs().max()))

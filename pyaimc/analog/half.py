@@ -33,7 +33,7 @@ from pyaimc.noise.kernels import from_bf16, to_bf16
 
 __all__ = ["abs_max_codes", "bits", "cpu_has_native_bf16", "half_currents", "half_codes",
            "half_product", "half_row_tiles", "half_variance", "half_variance_of_tiles",
-           "use_half"]
+           "programmed_product", "use_half", "variance_product"]
 
 
 @functools.lru_cache(maxsize=None)
@@ -83,19 +83,29 @@ def _weights_to_tiles(d, c, out):
 
 @nb.njit(cache=True, error_model="numpy")
 def _untile(g, c, in_f, out):
-    # out[o, t rows + r] = c g[t, o, r] (float32) for the rows that hold inputs
+    # out[o, t rows + r] = c[o] g[t, o, r] (float32) for the rows that hold inputs
     tiles, out_f, rows = g.shape
     full = in_f // rows
     for t in range(full):
         base = t * rows
         for o in range(out_f):
+            co = c[o]
             for r in range(rows):
-                out[o, base + r] = from_bf16(g[t, o, r]) * c
+                out[o, base + r] = from_bf16(g[t, o, r]) * co
     if full < tiles:
         base = full * rows
         for o in range(out_f):
+            co = c[o]
             for r in range(in_f - base):
-                out[o, base + r] = from_bf16(g[full, o, r]) * c
+                out[o, base + r] = from_bf16(g[full, o, r]) * co
+
+
+def untile(g: torch.Tensor, c: torch.Tensor, in_f: int) -> torch.Tensor:
+    """Row-tile gradients ``g`` (row_tiles, out, rows; bf16) in the weight layout (out, in;
+    float32), row ``o`` times ``c[o]``."""
+    out = torch.empty(g.shape[1], in_f, dtype=torch.float32)
+    _untile(bits(g), c.detach().float().contiguous().numpy(), in_f, out.numpy())
+    return out
 
 
 def weight_tiles(d: torch.Tensor, c: float, rows: int) -> torch.Tensor:
@@ -233,11 +243,51 @@ class _HalfProduct(torch.autograd.Function):
         grad_codes = grad_d = None
         if ctx.needs_input_grad[1]:
             g = torch.bmm(grad, codes)                                  # (T, out, rows)
-            grad_d = torch.empty(w16.shape[1], ctx.in_f, dtype=torch.float32)
-            _untile(bits(g), np.float32(ctx.c), ctx.in_f, grad_d.numpy())
+            grad_d = untile(g, torch.full((w16.shape[1],), ctx.c), ctx.in_f)
         if ctx.needs_input_grad[0]:
             grad_codes = torch.bmm(grad.transpose(1, 2), w16)          # (T, batch, rows)
         return grad_codes, grad_d, None
+
+
+class _ProgrammedProduct(torch.autograd.Function):
+    """One training step's programming and forward product in one: the pair differences of
+    ``w / scale`` drawn by ``sampler`` (the compiled kernel) straight into bf16 row tiles, then
+    ``I[t] = c d_t @ k_t`` (row_tiles, out, batch). Also returns ``|w| / scale`` as bf16 row
+    tiles for the read noise when asked (not differentiable). Gradient in ``w``: straight
+    through the programming, as :func:`~pyaimc.analog.ops.pair_difference` (``1 / scale``),
+    written by the layout pass; in the codes as :class:`_HalfProduct`."""
+
+    @staticmethod
+    def forward(ctx, codes, w, scale, sampler, generator, pool, c, want_a):
+        d16, a16 = kernels.pair_difference_tiles(w.detach().contiguous(), scale.contiguous(),
+                                                 sampler, generator, pool, c, codes.shape[2],
+                                                 want_a)
+        ctx.save_for_backward(codes, d16, scale)
+        ctx.c, ctx.in_f = c, w.shape[1]
+        if a16 is not None:
+            ctx.mark_non_differentiable(a16)
+        return torch.bmm(d16, codes.transpose(1, 2)), a16
+
+    @staticmethod
+    def backward(ctx, grad, _):
+        codes, d16, scale = ctx.saved_tensors
+        grad = grad.contiguous()
+        grad_codes = grad_w = None
+        if ctx.needs_input_grad[1]:
+            grad_w = untile(torch.bmm(grad, codes), ctx.c / scale, ctx.in_f)
+        if ctx.needs_input_grad[0]:
+            grad_codes = torch.bmm(grad.transpose(1, 2), d16)
+        return grad_codes, grad_w, None, None, None, None, None, None
+
+
+def programmed_product(codes: torch.Tensor, w: torch.Tensor, scale: torch.Tensor, sampler,
+                       generator, pool, c: float, want_a: bool):
+    """``(I, a)``: currents (row_tiles, out, batch; bf16) of DAC codes ``codes`` on one
+    programmed draw of the weights ``w`` (out, in; float32) with output scales ``scale``, and
+    ``|w| / scale`` in bf16 row tiles when ``want_a`` (else None); see
+    :class:`_ProgrammedProduct`."""
+    return _ProgrammedProduct.apply(codes, w, scale, sampler, generator, pool, float(c),
+                                    bool(want_a))
 
 
 def half_product(codes: torch.Tensor, d: torch.Tensor, c: float) -> torch.Tensor:
@@ -270,8 +320,15 @@ def half_currents(v: torch.Tensor, d: torch.Tensor, gain: float, step: float,
 def half_variance_of_tiles(weight: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     """:func:`half_variance` of per-volt weights already in bf16 row tiles (row_tiles, batch,
     rows)."""
+    return variance_product(weight, weight_tiles(g, 1.0, weight.shape[2]))
+
+
+def variance_product(weight: torch.Tensor, g16: torch.Tensor) -> torch.Tensor:
+    """``sum_r g_tor weight_tbr`` (row_tiles, out, batch; bf16) of per-volt weights and
+    conductances both in bf16 row tiles ((row_tiles, batch, rows) and (row_tiles, out,
+    rows))."""
     with torch.no_grad():
-        return torch.bmm(weight_tiles(g, 1.0, weight.shape[2]), weight.transpose(1, 2))
+        return torch.bmm(g16, weight.transpose(1, 2))
 
 
 @torch.no_grad()

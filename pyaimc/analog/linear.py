@@ -31,7 +31,8 @@ from torch import nn
 from pyaimc.analog.config import AnalogConfig
 from pyaimc.analog.core import TileCore
 from pyaimc.analog.half import (abs_max_codes, half_codes, half_product, half_row_tiles,
-                                half_variance_of_tiles, use_half)
+                                half_variance_of_tiles, programmed_product, use_half,
+                                variance_product)
 from pyaimc.analog.ops import (Scratch, inputs_of, pair_cells, pair_difference, row_tiles,
                                tile_product)
 from pyaimc.circuit.transfer_torch import (effective_difference_wl, input_powers, min_matrices,
@@ -507,37 +508,82 @@ class AnalogLinear(nn.Module):
             i = i.sum(dim=0)
         return i * (scale * self.core.output_gain()) * x_scale
 
-    def _half_forward(self, x: torch.Tensor, cells, diff, read, scale) -> torch.Tensor | None:
-        """The layer's output before the bias (batch, outputs) with the tile products in bf16
-        (:mod:`pyaimc.analog.half`), or None where they do not apply: not a training pass,
-        ``config.products`` or the CPU says float32, another mapping, a transfer model other
-        than the linear IR drop, a periphery the compiled read-out does not know.
-
-        With per-sample input scaling one compiled pass converts the inputs (scales, DAC codes,
-        the read noise's per-volt weights) and the read-out applies the output scales; the
-        other scalings convert in torch.
-        """
+    def _half_applies(self, x: torch.Tensor) -> bool:
+        """Whether this pass multiplies in bf16 (:mod:`pyaimc.analog.half`): a training pass,
+        ``config.products`` and the CPU say so, one differential pair per weight, an ideal
+        crossbar or the linear IR drop, a periphery the compiled read-out knows."""
         noisy = self.core.sampler is not None or self.core.reads_noise
-        if isinstance(cells, list) or not use_half(self.config.products, self.training, noisy, x):
-            return None
-        q = self.core.adc_steps()
+        if not self.core.mapping.native or self.config.learn_out_scale or \
+                not use_half(self.config.products, self.training, noisy, x):
+            return False
         tr = self.transfer
-        if q is False or (tr is not None and (tr.i_sat is not None or tr.has_nonlinearity)):
-            return None
-        step, rows, out_f = self.core.dac_step(), self.rows, self.out_features
+        return self.core.adc_steps() is not False and \
+            (tr is None or (tr.i_sat is None and not tr.has_nonlinearity))
+
+    def _half_inputs(self, x: torch.Tensor):
+        """``(codes, weight, sums, x_scale, scaled)``: DAC codes (row_tiles, batch, rows;
+        bf16), the read noise's per-volt weights (same layout; None without read noise) and
+        their tile sums (row_tiles, batch), the input scales, and whether the read-out is to
+        apply the scales (per-sample scaling: one compiled pass; the other scalings convert in
+        torch and keep their gradients)."""
+        step, rows = self.core.dac_step(), self.rows
         reads = self.core.reads_noise
-        gain_out = scale * self.core.output_gain()
         if self.config.input_scaling == "abs_max":
             codes, weight, sums, x_scale = abs_max_codes(
                 x, round(self.v_max / step), self.read if reads else None, step, rows)
-            col, row = gain_out, x_scale
-        else:
-            v, x_scale = self.input_voltages(x)
-            codes = half_codes(v, step, rows)
-            if reads:
-                weight = half_row_tiles(self.read.per_volt_weight(v.detach()), rows)
-                sums = weight.float().sum(dim=2)
-            col = row = None
+            return codes, (weight if reads else None), sums, x_scale, True
+        v, x_scale = self.input_voltages(x)
+        codes = half_codes(v, step, rows)
+        weight = sums = None
+        if reads:
+            weight = half_row_tiles(self.read.per_volt_weight(v.detach()), rows)
+            sums = weight.float().sum(dim=2)
+        return codes, weight, sums, x_scale, False
+
+    def _half_read_out(self, i, var, sums, read_gain: float, offset: float, x_scale, scale,
+                       scaled: bool, device) -> torch.Tensor:
+        """``sum_t ADC(I_t + read noise)`` times the output and input scales (batch, out)."""
+        q = self.core.adc_steps()
+        full, adc_step = q if q is not None else (None, None)
+        gain_out = scale * self.core.output_gain()
+        offs = sums.mul_(offset) if var is not None else None
+        y = kernels.read_out_half(i, var, offs, read_gain, self.generator(device),
+                                  self._normal_pool(), full, adc_step,
+                                  gain_out if scaled else None, x_scale if scaled else None)
+        return y if scaled else y * gain_out * x_scale
+
+    def _programmed_half_forward(self, x: torch.Tensor) -> torch.Tensor | None:
+        """The output before the bias (batch, out) of a training step whose programming error
+        is drawn straight into the bf16 tiles (:func:`pyaimc.analog.half.programmed_product`:
+        no float32 weight-sized array, the straight-through gradient written by the layout
+        pass), or None where that does not apply (outside :func:`hold_draw`, programming noise
+        by the compiled sampler, no drift in training, an ideal crossbar)."""
+        core = self.core
+        if self._hold or self.transfer is not None or core.sampler is None or \
+                not kernels.sampler_applies(core.sampler) or not self._half_applies(x):
+            return None
+        if self.config.t_train is not None and \
+                not getattr(self.noise_model.retention, "is_identity", False):
+            return None
+        w = self.mapped_weight()
+        if not kernels.applies(w):
+            return None
+        scale = self._scale(w)
+        pool = self._start_step(False)
+        codes, weight, sums, x_scale, scaled = self._half_inputs(x)
+        i, a16 = programmed_product(codes, w, scale, core.sampler, self.generator(), pool,
+                                    core.span * core.dac_step(), weight is not None)
+        var = variance_product(weight, a16) if weight is not None else None
+        return self._half_read_out(i, var, sums, core.span, 2 * self.g_min, x_scale, scale,
+                                   scaled, x.device)
+
+    def _half_forward(self, x: torch.Tensor, cells, diff, read, scale) -> torch.Tensor | None:
+        """The output before the bias (batch, out) with the tile products in bf16 on drawn
+        conductances, or None where they do not apply (:meth:`_half_applies`)."""
+        if isinstance(cells, list) or not self._half_applies(x):
+            return None
+        codes, weight, sums, x_scale, scaled = self._half_inputs(x)
+        step, rows, out_f, tr = self.core.dac_step(), self.rows, self.out_features, self.transfer
         if tr is None:
             i = half_product(codes, diff, (self.g_max - self.g_min) * step)
         else:
@@ -549,25 +595,23 @@ class AnalogLinear(nn.Module):
             i = half_product(codes, d[:, :self.in_features], step)
             if pad_out:
                 i = i[:, :out_f]
-        var = offs = None
-        gain = 1.0
-        if reads:
+        var, gain, offset = None, 1.0, 0.0
+        if weight is not None:
             offset, gain, g = read
             var = half_variance_of_tiles(weight, g)
-            offs = sums.mul_(offset)
-        full, adc_step = q if q is not None else (None, None)
-        y = kernels.read_out_half(i, var, offs, gain, self.generator(x.device),
-                                  self._normal_pool(), full, adc_step, col, row)
-        return y if col is not None else y * gain_out * x_scale
+        return self._half_read_out(i, var, sums, gain, offset, x_scale, scale, scaled,
+                                   x.device)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         lead = x.shape[:-1]
         x2 = x.reshape(-1, self.in_features)
         self._batch_hint = x2.shape[0]
-        cells, diff, read, scale = self._draw()
-        y = self._half_forward(x2, cells, diff, read, scale)
+        y = self._programmed_half_forward(x2)
         if y is None:
-            y = self._float_forward(x2, cells, diff, read, scale)
+            cells, diff, read, scale = self._draw()
+            y = self._half_forward(x2, cells, diff, read, scale)
+            if y is None:
+                y = self._float_forward(x2, cells, diff, read, scale)
         if self.bias is not None:
             y = y + self.bias
         return y.reshape(*lead, self.out_features)

@@ -57,6 +57,11 @@ def normals(rows: int, length: int, like: torch.Tensor, generator: torch.Generat
 _NO_NORMALS = (np.zeros(1, np.float64), 0, 1, 1.0)
 
 
+def _bits(t: torch.Tensor) -> np.ndarray:
+    """The uint16 numpy view of a contiguous CPU bf16 tensor (numba has no bf16 type)."""
+    return t.view(torch.int16).numpy().view(np.uint16)
+
+
 @nb.njit(cache=True)
 def _window(z, start, m, rows, length, r, tmp):
     """The normals of row ``r``: ``z[(start + ((m r) mod rows) length + j) mod z.size]`` (a
@@ -85,17 +90,50 @@ def _horner_row(coeffs, a, acc):
             acc[i] = acc[i] * a[i] + cc
 
 
+@nb.njit(inline="always")
+def to_bf16(x):
+    """The bf16 bit pattern (uint16) of float32 ``x``: round to nearest, ties to even
+    (finite values)."""
+    u = np.float32(x).view(np.uint32)
+    return np.uint16(np.uint32(u + np.uint32(0x7FFF) + ((u >> np.uint32(16)) & np.uint32(1)))
+                     >> np.uint32(16))
+
+
+@nb.njit(inline="always")
+def from_bf16(u):
+    """The float32 value of the bf16 bit pattern ``u``."""
+    return np.uint32(np.uint32(u) << np.uint32(16)).view(np.float32)
+
+
+@nb.njit(inline="always")
+def _row_to_tiles(row, c, o, out):
+    # out[t, o, r] = bf16(c row[t rows + r]) (row tiles of a weight row; 0 past its end)
+    tiles, _, rows = out.shape
+    n = row.size
+    for t in range(tiles):
+        base = t * rows
+        if base + rows <= n:
+            for r in range(rows):
+                out[t, o, r] = to_bf16(row[base + r] * c)
+        else:
+            for r in range(rows):
+                out[t, o, r] = to_bf16(row[base + r] * c) if base + r < n else np.uint16(0)
+
+
 @nb.njit(fastmath=True, cache=True)
 def _pair_difference(w, scale, mean_c, std_c, std0sq, inv_span, noisy, z, start, m, sign,
-                     diff, a_out):
-    # constants in the arrays' dtype: a float64 literal would widen float32 arithmetic
+                     diff, a_out, c16, d16, a16):
+    # constants in the arrays' dtype: a float64 literal would widen float32 arithmetic.
+    # Outputs (each skipped when empty): the difference (out, in) and |w| / s (out, in) in
+    # the weights' dtype, or c16 times the difference and |w| / s as bf16 row tiles
+    # (row_tiles, out, rows) for the bf16 products.
     out_f, in_f = w.shape
     one, zero = inv_span / inv_span, inv_span * 0
     a = np.empty(in_f, dtype=w.dtype)
     mean = np.empty(in_f, dtype=w.dtype)
     std = np.empty(in_f, dtype=w.dtype)
     tmp = np.empty(in_f, dtype=z.dtype)
-    keep_a = a_out.shape[0] > 0
+    keep_a, keep_diff = a_out.shape[0] > 0, diff.shape[0] > 0
     for o in range(out_f):
         inv = one / scale[o]
         for i in range(in_f):
@@ -103,6 +141,8 @@ def _pair_difference(w, scale, mean_c, std_c, std0sq, inv_span, noisy, z, start,
         if keep_a:
             for i in range(in_f):
                 a_out[o, i] = a[i]
+        if a16.shape[0] > 0:
+            _row_to_tiles(a, one, o, a16)
         _horner_row(mean_c, a, mean)
         for i in range(in_f):
             mi = mean[i] * a[i]
@@ -112,10 +152,15 @@ def _pair_difference(w, scale, mean_c, std_c, std0sq, inv_span, noisy, z, start,
             zr = _window(z, start, m, out_f, in_f, o, tmp)
             for i in range(in_f):
                 si = max(std[i], zero)
-                diff[o, i] = (mean[i] + math.sqrt(si * si + std0sq) * (zr[i] * sign)) * inv_span
+                mean[i] = (mean[i] + math.sqrt(si * si + std0sq) * (zr[i] * sign)) * inv_span
         else:
             for i in range(in_f):
-                diff[o, i] = mean[i] * inv_span
+                mean[i] = mean[i] * inv_span
+        if keep_diff:
+            for i in range(in_f):
+                diff[o, i] = mean[i]
+        if d16.shape[0] > 0:
+            _row_to_tiles(mean, c16, o, d16)
 
 
 @nb.njit(fastmath=True, cache=True)
@@ -173,16 +218,38 @@ def pair_difference(w: torch.Tensor, scale: torch.Tensor, sampler, generator, po
     ``sampler.sample_difference`` (one normal per pair with the pair's summed variance); writes
     ``|w / scale|`` into ``a_out`` when given. ``w`` (out, in) and ``scale`` (out,) contiguous
     CPU tensors of one float dtype."""
-    dtype = w.numpy().dtype
     diff = torch.empty_like(w)
+    _run_pair_difference(w, scale, sampler, generator, pool, diff, a_out, 1.0, None, None)
+    return diff
+
+
+@torch.no_grad()
+def pair_difference_tiles(w: torch.Tensor, scale: torch.Tensor, sampler, generator, pool,
+                          c: float, rows: int, want_a: bool):
+    """:func:`pair_difference` for the bf16 products: ``c`` times the difference, and
+    ``|w / scale|`` when ``want_a`` (else None), as bf16 row tiles (row_tiles, out, rows),
+    zero-padded; ``w`` float32."""
+    out_f, in_f = w.shape
+    shape = (math.ceil(in_f / rows), out_f, rows)
+    d16 = torch.empty(shape, dtype=torch.bfloat16)
+    a16 = torch.empty(shape, dtype=torch.bfloat16) if want_a else None
+    _run_pair_difference(w, scale, sampler, generator, pool, None, None, c, d16, a16)
+    return d16, a16
+
+
+def _run_pair_difference(w, scale, sampler, generator, pool, diff, a_out, c16, d16, a16):
+    dtype = w.numpy().dtype
     noisy = not sampler.noiseless
     z = normals(*w.shape, w, generator, pool) if noisy else _NO_NORMALS
-    a_np = a_out.numpy() if a_out is not None else np.empty((0, 0), dtype)
+    empty2, empty3 = np.empty((0, 0), dtype), np.empty((0, 0, 0), np.uint16)
     _pair_difference(w.numpy(), scale.numpy(), _coeffs(sampler.mean_coeffs[1:], dtype),
                      _coeffs(sampler.std_coeffs, dtype), _scalar(sampler.std0 ** 2, dtype),
                      _scalar(1 / sampler.g_span, dtype), noisy, z[0].astype(dtype, copy=False),
-                     z[1], z[2], _scalar(z[3], dtype), diff.numpy(), a_np)
-    return diff
+                     z[1], z[2], _scalar(z[3], dtype),
+                     diff.numpy() if diff is not None else empty2,
+                     a_out.numpy() if a_out is not None else empty2, _scalar(c16, dtype),
+                     _bits(d16) if d16 is not None else empty3,
+                     _bits(a16) if a16 is not None else empty3)
 
 
 @torch.no_grad()
@@ -327,21 +394,6 @@ def read_out(i: torch.Tensor, var: torch.Tensor | None, offs: torch.Tensor | Non
 # layout (row_tiles, outputs, batch) as bf16; numba has no bf16 type, so the kernels read and
 # write the bit patterns (uint16).
 
-@nb.njit(inline="always")
-def to_bf16(x):
-    """The bf16 bit pattern (uint16) of float32 ``x``: round to nearest, ties to even
-    (finite values)."""
-    u = np.float32(x).view(np.uint32)
-    return np.uint16(np.uint32(u + np.uint32(0x7FFF) + ((u >> np.uint32(16)) & np.uint32(1)))
-                     >> np.uint32(16))
-
-
-@nb.njit(inline="always")
-def from_bf16(u):
-    """The float32 value of the bf16 bit pattern ``u``."""
-    return np.uint32(np.uint32(u) << np.uint32(16)).view(np.float32)
-
-
 @nb.njit(cache=True)
 def _read_out_half(i, var, offs, gain, noisy, z, start, m, sign, quant, full, step, col, row,
                    y, inside):
@@ -407,10 +459,6 @@ def _masked_expand_half(grad, inside, quant, col, row, out):
             else:
                 for b in range(batch):
                     out[t, o, b] = g[b]
-
-
-def _bits(t: torch.Tensor) -> np.ndarray:
-    return t.view(torch.int16).numpy().view(np.uint16)
 
 
 class _ReadOutHalf(torch.autograd.Function):
