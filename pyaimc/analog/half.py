@@ -187,41 +187,44 @@ def _abs_max_codes(x, levels, four_kt_b, two_q_b, step, codes, weight, sums, x_s
 
 
 class _AbsMaxCodes(torch.autograd.Function):
-    """Inputs ``x`` (batch, in) scaled per sample to the DAC's full scale and converted:
-    codes (row_tiles, batch, rows; bf16), the per-volt read-noise weights of their voltages
-    (same layout, bf16) and tile sums (row_tiles, batch; float32), the scales ``max |x|``
-    (batch,). Gradient: straight through the rounding, ``levels / max |x|`` (the scale held
-    fixed, as the float32 path holds it)."""
+    """Inputs ``x`` (batch, in) scaled per sample to the DAC's full scale and converted: one
+    bf16 stack of row tiles (row_tiles, batch, rows) of the codes, followed (``reads``) by the
+    read noise's per-volt weights of their voltages (one product takes both, see
+    :class:`_ProgrammedProduct`); the weights' tile sums (row_tiles, batch; float32) and the
+    scales ``max |x|`` (batch,). Gradient: straight through the rounding, ``levels / max |x|``
+    (the scale held fixed, as the float32 path holds it); the weights carry none."""
 
     @staticmethod
-    def forward(ctx, x, levels, four_kt_b, two_q_b, step, rows):
+    def forward(ctx, x, levels, four_kt_b, two_q_b, step, rows, reads):
         batch, in_f = x.shape
         tiles = math.ceil(in_f / rows)
-        codes = torch.empty(tiles, batch, rows, dtype=torch.bfloat16)
-        weight = torch.empty(tiles, batch, rows, dtype=torch.bfloat16)
+        stack = torch.empty((2 if reads else 1) * tiles, batch, rows, dtype=torch.bfloat16)
+        weight = stack[tiles:] if reads else torch.empty(tiles, batch, rows,
+                                                         dtype=torch.bfloat16)
         sums = torch.empty(tiles, batch)
         x_scale = torch.empty(batch)
         _abs_max_codes(x.detach().contiguous().numpy(), np.float32(levels),
                        np.float32(four_kt_b), np.float32(two_q_b), np.float32(step),
-                       bits(codes), bits(weight), sums.numpy(), x_scale.numpy())
-        ctx.mark_non_differentiable(weight, sums, x_scale)
+                       bits(stack[:tiles]), bits(weight), sums.numpy(), x_scale.numpy())
+        ctx.mark_non_differentiable(sums, x_scale)
         ctx.save_for_backward(x_scale)
-        ctx.levels, ctx.in_f = levels, in_f
-        return codes, weight, sums, x_scale
+        ctx.levels, ctx.in_f, ctx.tiles = levels, in_f, tiles
+        return stack, sums, x_scale
 
     @staticmethod
     def backward(ctx, grad, *_):
         (x_scale,) = ctx.saved_tensors
-        grad_x = _untile_codes(grad, ctx.in_f).mul_((ctx.levels / x_scale)[:, None])
-        return grad_x, None, None, None, None, None
+        grad_x = _untile_codes(grad[:ctx.tiles], ctx.in_f).mul_((ctx.levels / x_scale)[:, None])
+        return grad_x, None, None, None, None, None, None
 
 
 def abs_max_codes(x: torch.Tensor, levels: int, read, step: float, rows: int):
-    """``(codes, weight, sums, x_scale)`` of inputs ``x`` (batch, in) scaled per sample to the
-    DAC's ``levels`` (``2**(bits-1) - 1``) of ``step`` volts (see :class:`_AbsMaxCodes`);
-    ``read`` the column read noise (its per-volt constants) or None."""
+    """``(stack, sums, x_scale)`` of inputs ``x`` (batch, in) scaled per sample to the DAC's
+    ``levels`` (``2**(bits-1) - 1``) of ``step`` volts (see :class:`_AbsMaxCodes`): the codes,
+    then the per-volt weights when ``read`` (the column read noise) is given."""
     k4, q2 = (read.four_kt_b, read.two_q_b) if read is not None else (0.0, 0.0)
-    return _AbsMaxCodes.apply(x, float(levels), k4, q2, float(step), int(rows))
+    return _AbsMaxCodes.apply(x, float(levels), k4, q2, float(step), int(rows),
+                              read is not None)
 
 
 class _HalfProduct(torch.autograd.Function):
@@ -250,44 +253,52 @@ class _HalfProduct(torch.autograd.Function):
 
 
 class _ProgrammedProduct(torch.autograd.Function):
-    """One training step's programming and forward product in one: the pair differences of
-    ``w / scale`` drawn by ``sampler`` (the compiled kernel) straight into bf16 row tiles, then
-    ``I[t] = c d_t @ k_t`` (row_tiles, out, batch). Also returns ``|w| / scale`` as bf16 row
-    tiles for the read noise when asked (not differentiable). Gradient in ``w``: straight
-    through the programming, as :func:`~pyaimc.analog.ops.pair_difference` (``1 / scale``),
-    written by the layout pass; in the codes as :class:`_HalfProduct`."""
+    """One training step's programming and products in one: the pair differences of
+    ``w / scale`` drawn by ``sampler`` (the compiled kernel) straight into bf16 row tiles,
+    followed by ``|w| / scale`` when the inputs' stack carries read-noise weights; then one
+    batched product: the currents ``I[t] = c d_t @ k_t`` (row_tiles, out, batch) and the
+    read-noise variance product ``sum_r a_tor weight_tbr`` (or None; not differentiable).
+    Gradient in ``w``: straight through the programming, as
+    :func:`~pyaimc.analog.ops.pair_difference` (``1 / scale``), written by the layout pass; in
+    the codes as :class:`_HalfProduct`."""
 
     @staticmethod
-    def forward(ctx, codes, w, scale, sampler, generator, pool, c, want_a):
-        d16, a16 = kernels.pair_difference_tiles(w.detach().contiguous(), scale.contiguous(),
-                                                 sampler, generator, pool, c, codes.shape[2],
-                                                 want_a)
-        ctx.save_for_backward(codes, d16, scale)
-        ctx.c, ctx.in_f = c, w.shape[1]
-        if a16 is not None:
-            ctx.mark_non_differentiable(a16)
-        return torch.bmm(d16, codes.transpose(1, 2)), a16
+    def forward(ctx, stack, w, scale, sampler, generator, pool, c, tiles):
+        cells = kernels.pair_difference_tiles(w.detach().contiguous(), scale.contiguous(),
+                                              sampler, generator, pool, c, stack.shape[2],
+                                              stack.shape[0] > tiles)
+        ctx.save_for_backward(stack, cells, scale)
+        ctx.c, ctx.in_f, ctx.tiles = c, w.shape[1], tiles
+        out = torch.bmm(cells, stack.transpose(1, 2))
+        if out.shape[0] == tiles:
+            return out, None
+        var = out[tiles:]
+        ctx.mark_non_differentiable(var)
+        return out[:tiles], var
 
     @staticmethod
     def backward(ctx, grad, _):
-        codes, d16, scale = ctx.saved_tensors
+        stack, cells, scale = ctx.saved_tensors
+        t = ctx.tiles
         grad = grad.contiguous()
-        grad_codes = grad_w = None
+        grad_stack = grad_w = None
         if ctx.needs_input_grad[1]:
-            grad_w = untile(torch.bmm(grad, codes), ctx.c / scale, ctx.in_f)
+            grad_w = untile(torch.bmm(grad, stack[:t]), ctx.c / scale, ctx.in_f)
         if ctx.needs_input_grad[0]:
-            grad_codes = torch.bmm(grad.transpose(1, 2), d16)
-        return grad_codes, grad_w, None, None, None, None, None, None
+            grad_stack = torch.zeros_like(stack)
+            torch.bmm(grad.transpose(1, 2), cells[:t], out=grad_stack[:t])
+        return grad_stack, grad_w, None, None, None, None, None, None
 
 
-def programmed_product(codes: torch.Tensor, w: torch.Tensor, scale: torch.Tensor, sampler,
-                       generator, pool, c: float, want_a: bool):
-    """``(I, a)``: currents (row_tiles, out, batch; bf16) of DAC codes ``codes`` on one
-    programmed draw of the weights ``w`` (out, in; float32) with output scales ``scale``, and
-    ``|w| / scale`` in bf16 row tiles when ``want_a`` (else None); see
+def programmed_product(stack: torch.Tensor, w: torch.Tensor, scale: torch.Tensor, sampler,
+                       generator, pool, c: float, tiles: int):
+    """``(I, var)``: currents (row_tiles, out, batch; bf16) of the DAC codes in ``stack``
+    (its first ``tiles`` row tiles; bf16) on one programmed draw of the weights ``w`` (out, in;
+    float32) with output scales ``scale``, and the read-noise variance product of the
+    per-volt weights that follow them in ``stack`` (None when there are none); see
     :class:`_ProgrammedProduct`."""
-    return _ProgrammedProduct.apply(codes, w, scale, sampler, generator, pool, float(c),
-                                    bool(want_a))
+    return _ProgrammedProduct.apply(stack, w, scale, sampler, generator, pool, float(c),
+                                    int(tiles))
 
 
 def half_product(codes: torch.Tensor, d: torch.Tensor, c: float) -> torch.Tensor:

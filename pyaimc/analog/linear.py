@@ -31,8 +31,7 @@ from torch import nn
 from pyaimc.analog.config import AnalogConfig
 from pyaimc.analog.core import TileCore
 from pyaimc.analog.half import (abs_max_codes, half_codes, half_product, half_row_tiles,
-                                half_variance_of_tiles, programmed_product, use_half,
-                                variance_product)
+                                half_variance_of_tiles, programmed_product, use_half)
 from pyaimc.analog.ops import (Scratch, inputs_of, pair_cells, pair_difference, row_tiles,
                                tile_product)
 from pyaimc.circuit.transfer_torch import (effective_difference_wl, input_powers, min_matrices,
@@ -521,24 +520,26 @@ class AnalogLinear(nn.Module):
             (tr is None or (tr.i_sat is None and not tr.has_nonlinearity))
 
     def _half_inputs(self, x: torch.Tensor):
-        """``(codes, weight, sums, x_scale, scaled)``: DAC codes (row_tiles, batch, rows;
-        bf16), the read noise's per-volt weights (same layout; None without read noise) and
-        their tile sums (row_tiles, batch), the input scales, and whether the read-out is to
-        apply the scales (per-sample scaling: one compiled pass; the other scalings convert in
-        torch and keep their gradients)."""
+        """``(stack, tiles, sums, x_scale, scaled)``: the DAC codes as bf16 row tiles
+        (row_tiles, batch, rows) followed in ``stack`` by the read noise's per-volt weights
+        (same layout; when the layer reads noise) and their tile sums (row_tiles, batch), the
+        number of row tiles, the input scales, and whether the read-out is to apply the scales
+        (per-sample scaling: one compiled pass; the other scalings convert in torch and keep
+        their gradients)."""
         step, rows = self.core.dac_step(), self.rows
         reads = self.core.reads_noise
+        tiles = math.ceil(self.in_features / rows)
         if self.config.input_scaling == "abs_max":
-            codes, weight, sums, x_scale = abs_max_codes(
+            stack, sums, x_scale = abs_max_codes(
                 x, round(self.v_max / step), self.read if reads else None, step, rows)
-            return codes, (weight if reads else None), sums, x_scale, True
+            return stack, tiles, sums, x_scale, True
         v, x_scale = self.input_voltages(x)
-        codes = half_codes(v, step, rows)
-        weight = sums = None
+        stack, sums = half_codes(v, step, rows), None
         if reads:
             weight = half_row_tiles(self.read.per_volt_weight(v.detach()), rows)
             sums = weight.float().sum(dim=2)
-        return codes, weight, sums, x_scale, False
+            stack = torch.cat([stack, weight])
+        return stack, tiles, sums, x_scale, False
 
     def _half_read_out(self, i, var, sums, read_gain: float, offset: float, x_scale, scale,
                        scaled: bool, device) -> torch.Tensor:
@@ -570,10 +571,9 @@ class AnalogLinear(nn.Module):
             return None
         scale = self._scale(w)
         pool = self._start_step(False)
-        codes, weight, sums, x_scale, scaled = self._half_inputs(x)
-        i, a16 = programmed_product(codes, w, scale, core.sampler, self.generator(), pool,
-                                    core.span * core.dac_step(), weight is not None)
-        var = variance_product(weight, a16) if weight is not None else None
+        stack, tiles, sums, x_scale, scaled = self._half_inputs(x)
+        i, var = programmed_product(stack, w, scale, core.sampler, self.generator(), pool,
+                                    core.span * core.dac_step(), tiles)
         return self._half_read_out(i, var, sums, core.span, 2 * self.g_min, x_scale, scale,
                                    scaled, x.device)
 
@@ -582,7 +582,8 @@ class AnalogLinear(nn.Module):
         conductances, or None where they do not apply (:meth:`_half_applies`)."""
         if isinstance(cells, list) or not self._half_applies(x):
             return None
-        codes, weight, sums, x_scale, scaled = self._half_inputs(x)
+        stack, tiles, sums, x_scale, scaled = self._half_inputs(x)
+        codes = stack[:tiles]
         step, rows, out_f, tr = self.core.dac_step(), self.rows, self.out_features, self.transfer
         if tr is None:
             i = half_product(codes, diff, (self.g_max - self.g_min) * step)
@@ -596,9 +597,9 @@ class AnalogLinear(nn.Module):
             if pad_out:
                 i = i[:, :out_f]
         var, gain, offset = None, 1.0, 0.0
-        if weight is not None:
+        if stack.shape[0] > tiles:
             offset, gain, g = read
-            var = half_variance_of_tiles(weight, g)
+            var = half_variance_of_tiles(stack[tiles:].detach(), g)
         return self._half_read_out(i, var, sums, gain, offset, x_scale, scale, scaled,
                                    x.device)
 

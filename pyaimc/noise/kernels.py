@@ -19,6 +19,7 @@ The kernels are serial (one core): a training step's matrix products take torch'
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 
@@ -74,8 +75,12 @@ def _window(z, start, m, rows, length, r, tmp):
     return tmp
 
 
-def _coeffs(c, dtype) -> np.ndarray:
-    return np.ascontiguousarray(np.asarray(c if len(c) else (0.0,), dtype=dtype))
+@functools.lru_cache(maxsize=256)
+def _coeffs(c: tuple, dtype) -> np.ndarray:
+    # cached per (coefficients, dtype): a sampler's polynomials are tuples that do not change
+    out = np.ascontiguousarray(np.asarray(c if len(c) else (0.0,), dtype=dtype))
+    out.flags.writeable = False
+    return out
 
 
 @nb.njit(fastmath=True, cache=True)
@@ -225,16 +230,16 @@ def pair_difference(w: torch.Tensor, scale: torch.Tensor, sampler, generator, po
 
 @torch.no_grad()
 def pair_difference_tiles(w: torch.Tensor, scale: torch.Tensor, sampler, generator, pool,
-                          c: float, rows: int, want_a: bool):
-    """:func:`pair_difference` for the bf16 products: ``c`` times the difference, and
-    ``|w / scale|`` when ``want_a`` (else None), as bf16 row tiles (row_tiles, out, rows),
-    zero-padded; ``w`` float32."""
+                          c: float, rows: int, want_a: bool) -> torch.Tensor:
+    """:func:`pair_difference` for the bf16 products: ``c`` times the difference as bf16 row
+    tiles (row_tiles, out, rows; zero-padded), followed along the first axis by ``|w / scale|``
+    in row tiles when ``want_a``; ``w`` float32."""
     out_f, in_f = w.shape
-    shape = (math.ceil(in_f / rows), out_f, rows)
-    d16 = torch.empty(shape, dtype=torch.bfloat16)
-    a16 = torch.empty(shape, dtype=torch.bfloat16) if want_a else None
-    _run_pair_difference(w, scale, sampler, generator, pool, None, None, c, d16, a16)
-    return d16, a16
+    tiles = math.ceil(in_f / rows)
+    cells = torch.empty(((2 if want_a else 1) * tiles, out_f, rows), dtype=torch.bfloat16)
+    _run_pair_difference(w, scale, sampler, generator, pool, None, None, c, cells[:tiles],
+                         cells[tiles:] if want_a else None)
+    return cells
 
 
 def _run_pair_difference(w, scale, sampler, generator, pool, diff, a_out, c16, d16, a16):
