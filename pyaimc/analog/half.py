@@ -33,7 +33,8 @@ from pyaimc.noise.kernels import from_bf16, to_bf16
 
 __all__ = ["abs_max_codes", "bits", "cpu_has_native_bf16", "half_currents", "half_codes",
            "half_product", "half_row_tiles", "half_variance", "half_variance_of_tiles",
-           "programmed_product", "use_half", "variance_product"]
+           "programmed_product", "StepPlan", "training_step", "use_half",
+           "variance_product"]
 
 
 @functools.lru_cache(maxsize=None)
@@ -151,10 +152,27 @@ class _Codes(torch.autograd.Function):
 
 
 @nb.njit(cache=True, error_model="numpy")
+def _abs_max(x):
+    # max |x| of a row in 16 running maxima (one running maximum is a chain of dependent
+    # compares: about three times slower)
+    acc = np.zeros(16, dtype=x.dtype)
+    n = x.size // 16
+    for j in range(n):
+        for k in range(16):
+            a = abs(x[j * 16 + k])
+            acc[k] = a if a > acc[k] else acc[k]
+    m = acc.max()
+    for i in range(n * 16, x.size):
+        m = max(m, abs(x[i]))
+    return m
+
+
+@nb.njit(cache=True, error_model="numpy", fastmath=True)
 def _abs_max_codes(x, levels, four_kt_b, two_q_b, step, codes, weight, sums, x_scale):
     # per sample: scale |x| to the DAC's full scale, round to codes (bf16 bits, row tiles), and
     # the read noise's per-volt weights of the voltages code * step (bf16 bits, their tile sums
-    # in float32). Branch-free inner loops (they vectorise); the padding rows after them.
+    # in float32). Branch-free inner loops (they vectorise); the padding rows after them;
+    # fastmath for the tile sums (a sum in order is a chain of dependent additions).
     batch, in_f = x.shape
     tiles, _, rows = codes.shape
     tiny = np.float32(1e-12)
@@ -162,10 +180,7 @@ def _abs_max_codes(x, levels, four_kt_b, two_q_b, step, codes, weight, sums, x_s
     one = np.float32(1)
     k = np.empty(rows, dtype=np.float32)
     for b in range(batch):
-        m = zero
-        for i in range(in_f):
-            m = max(m, abs(x[b, i]))
-        m = max(m, tiny)
+        m = max(_abs_max(x[b]), tiny)
         x_scale[b] = m
         f = levels / m
         for t in range(tiles):
@@ -186,6 +201,20 @@ def _abs_max_codes(x, levels, four_kt_b, two_q_b, step, codes, weight, sums, x_s
             sums[t, b] = acc
 
 
+def _codes_stack(x, levels, four_kt_b, two_q_b, step, rows, reads):
+    """The forward of :class:`_AbsMaxCodes` (no autograd)."""
+    batch, in_f = x.shape
+    tiles = math.ceil(in_f / rows)
+    stack = torch.empty((2 if reads else 1) * tiles, batch, rows, dtype=torch.bfloat16)
+    weight = stack[tiles:] if reads else torch.empty(tiles, batch, rows, dtype=torch.bfloat16)
+    sums = torch.empty(tiles, batch)
+    x_scale = torch.empty(batch)
+    _abs_max_codes(x.detach().contiguous().numpy(), np.float32(levels), np.float32(four_kt_b),
+                   np.float32(two_q_b), np.float32(step), bits(stack[:tiles]), bits(weight),
+                   sums.numpy(), x_scale.numpy())
+    return stack, sums, x_scale
+
+
 class _AbsMaxCodes(torch.autograd.Function):
     """Inputs ``x`` (batch, in) scaled per sample to the DAC's full scale and converted: one
     bf16 stack of row tiles (row_tiles, batch, rows) of the codes, followed (``reads``) by the
@@ -196,16 +225,9 @@ class _AbsMaxCodes(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, levels, four_kt_b, two_q_b, step, rows, reads):
-        batch, in_f = x.shape
+        in_f = x.shape[1]
         tiles = math.ceil(in_f / rows)
-        stack = torch.empty((2 if reads else 1) * tiles, batch, rows, dtype=torch.bfloat16)
-        weight = stack[tiles:] if reads else torch.empty(tiles, batch, rows,
-                                                         dtype=torch.bfloat16)
-        sums = torch.empty(tiles, batch)
-        x_scale = torch.empty(batch)
-        _abs_max_codes(x.detach().contiguous().numpy(), np.float32(levels),
-                       np.float32(four_kt_b), np.float32(two_q_b), np.float32(step),
-                       bits(stack[:tiles]), bits(weight), sums.numpy(), x_scale.numpy())
+        stack, sums, x_scale = _codes_stack(x, levels, four_kt_b, two_q_b, step, rows, reads)
         ctx.mark_non_differentiable(sums, x_scale)
         ctx.save_for_backward(x_scale)
         ctx.levels, ctx.in_f, ctx.tiles = levels, in_f, tiles
@@ -288,6 +310,73 @@ class _ProgrammedProduct(torch.autograd.Function):
             grad_stack = torch.zeros_like(stack)
             torch.bmm(grad.transpose(1, 2), cells[:t], out=grad_stack[:t])
         return grad_stack, grad_w, None, None, None, None, None, None
+
+
+class _TrainingStep(torch.autograd.Function):
+    """A whole training read of a layer in one: inputs scaled per sample and converted
+    (:class:`_AbsMaxCodes`), programming error drawn into the tiles and both products
+    (:class:`_ProgrammedProduct`), read noise, ADC, tile sum, output scales and bias
+    (:func:`pyaimc.noise.kernels.read_out_half`). One autograd node instead of four: at
+    256 x 256 a step's Python and autograd overhead is as large as its arithmetic."""
+
+    @staticmethod
+    def forward(ctx, x, w, bias, scale, plan, generator, pool):
+        p = plan
+        stack, sums, x_scale = _codes_stack(x, p.levels, p.four_kt_b, p.two_q_b, p.step,
+                                            p.rows, p.reads)
+        tiles = math.ceil(x.shape[1] / p.rows)
+        cells = kernels.pair_difference_tiles(w.detach().contiguous(), scale.contiguous(),
+                                              p.sampler, generator, pool, p.c, p.rows,
+                                              p.reads)
+        out = torch.bmm(cells, stack.transpose(1, 2))
+        i, var, offs, z = out[:tiles], None, None, None
+        if p.reads:
+            var, offs = out[tiles:], sums.mul_(p.offset)
+            z = kernels.normals(tiles, i.shape[1] * i.shape[2], offs, generator, pool)
+        col = (scale * p.output_gain).contiguous().numpy()
+        row = x_scale.numpy()
+        y, inside = kernels.read_out_half_raw(i, var, offs, p.read_gain, z, p.full,
+                                              p.adc_step, col, row)
+        if bias is not None:
+            y += bias.detach()[:, None]
+        ctx.save_for_backward(stack, cells, scale, inside, x_scale)
+        ctx.col, ctx.row, ctx.c, ctx.tiles, ctx.shape = col, row, p.c, tiles, i.shape
+        ctx.levels, ctx.in_f = p.levels, x.shape[1]
+        return y.t()
+
+    @staticmethod
+    def backward(ctx, grad):
+        stack, cells, scale, inside, x_scale = ctx.saved_tensors
+        t = ctx.tiles
+        grad_x = grad_w = grad_b = None
+        gi = kernels.read_out_half_grad(grad, inside, ctx.shape, ctx.col, ctx.row)
+        if ctx.needs_input_grad[1]:
+            grad_w = untile(torch.bmm(gi, stack[:t]), ctx.c / scale, ctx.in_f)
+        if ctx.needs_input_grad[0]:
+            g = torch.bmm(gi.transpose(1, 2), cells[:t])
+            grad_x = _untile_codes(g, ctx.in_f).mul_((ctx.levels / x_scale)[:, None])
+        if ctx.needs_input_grad[2]:
+            grad_b = grad.sum(dim=0)
+        return grad_x, grad_w, grad_b, None, None, None, None
+
+
+class StepPlan:
+    """The constants of :class:`_TrainingStep` for a layer (see :func:`training_step`)."""
+
+    __slots__ = ("levels", "four_kt_b", "two_q_b", "step", "rows", "reads", "sampler", "c",
+                 "offset", "read_gain", "output_gain", "full", "adc_step")
+
+    def __init__(self, **kw):
+        for k in self.__slots__:
+            setattr(self, k, kw[k])
+
+
+def training_step(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None,
+                  scale: torch.Tensor, plan: StepPlan, generator, pool) -> torch.Tensor:
+    """One training read (batch, out) of inputs ``x`` (batch, in) through a freshly programmed
+    draw of ``w`` (out, in) with output scales ``scale`` and digital ``bias``; see
+    :class:`_TrainingStep`."""
+    return _TrainingStep.apply(x, w, bias, scale, plan, generator, pool)
 
 
 def programmed_product(stack: torch.Tensor, w: torch.Tensor, scale: torch.Tensor, sampler,

@@ -31,7 +31,8 @@ from torch import nn
 from pyaimc.analog.config import AnalogConfig
 from pyaimc.analog.core import TileCore
 from pyaimc.analog.half import (abs_max_codes, half_codes, half_product, half_row_tiles,
-                                half_variance_of_tiles, programmed_product, use_half)
+                                half_variance_of_tiles, programmed_product, StepPlan,
+                                training_step, use_half)
 from pyaimc.analog.ops import (Scratch, inputs_of, pair_cells, pair_difference, row_tiles,
                                tile_product)
 from pyaimc.circuit.transfer_torch import (effective_difference_wl, input_powers, min_matrices,
@@ -119,6 +120,7 @@ class AnalogLinear(nn.Module):
     def _setup(self) -> None:
         """Derived constants of the noise model and config."""
         core = self.core = TileCore(self.noise_model, self.config)
+        self.__dict__.pop("_plan", None)
         self.rows, self.cols = core.rows, core.cols
         self.g_min, self.g_max = core.g_min, core.g_max
         self.v_max = core.v_max
@@ -173,6 +175,7 @@ class AnalogLinear(nn.Module):
         state["_scratch"] = Scratch()
         state["_pool"] = NormalPool()
         state["_hold"], state["_held"] = False, None
+        state.pop("_plan", None)
         return state
 
     def extra_repr(self) -> str:
@@ -553,12 +556,31 @@ class AnalogLinear(nn.Module):
                                   gain_out if scaled else None, x_scale if scaled else None)
         return y if scaled else y * gain_out * x_scale
 
-    def _programmed_half_forward(self, x: torch.Tensor) -> torch.Tensor | None:
-        """The output before the bias (batch, out) of a training step whose programming error
+    def _step_plan(self) -> StepPlan:
+        """The constants of the fused training step (:func:`pyaimc.analog.half.training_step`),
+        built once per config and noise model."""
+        plan = self.__dict__.get("_plan")
+        if plan is None:
+            core = self.core
+            step = core.dac_step()
+            q = core.adc_steps()
+            reads = core.reads_noise
+            plan = self.__dict__["_plan"] = StepPlan(
+                levels=float(round(self.v_max / step)), step=step, rows=self.rows,
+                four_kt_b=self.read.four_kt_b if reads else 0.0,
+                two_q_b=self.read.two_q_b if reads else 0.0, reads=reads,
+                sampler=core.sampler, c=core.span * step, offset=2 * self.g_min,
+                read_gain=core.span, output_gain=core.output_gain(),
+                full=None if q is None else q[0], adc_step=None if q is None else q[1])
+        return plan
+
+    def _programmed_half_forward(self, x: torch.Tensor):
+        """``(y, biased)``: the output (batch, out) of a training step whose programming error
         is drawn straight into the bf16 tiles (:func:`pyaimc.analog.half.programmed_product`:
         no float32 weight-sized array, the straight-through gradient written by the layout
-        pass), or None where that does not apply (outside :func:`hold_draw`, programming noise
-        by the compiled sampler, no drift in training, an ideal crossbar)."""
+        pass) and whether the bias is in it; None where that does not apply (outside
+        :func:`hold_draw`, programming noise by the compiled sampler, no drift in training, an
+        ideal crossbar)."""
         core = self.core
         if self._hold or self.transfer is not None or core.sampler is None or \
                 not kernels.sampler_applies(core.sampler) or not self._half_applies(x):
@@ -571,11 +593,15 @@ class AnalogLinear(nn.Module):
             return None
         scale = self._scale(w)
         pool = self._start_step(False)
+        if self.config.input_scaling == "abs_max":
+            # one autograd node for the whole read, the bias included
+            return training_step(x, w, self.bias, scale, self._step_plan(), self.generator(),
+                                 pool), True
         stack, tiles, sums, x_scale, scaled = self._half_inputs(x)
         i, var = programmed_product(stack, w, scale, core.sampler, self.generator(), pool,
                                     core.span * core.dac_step(), tiles)
         return self._half_read_out(i, var, sums, core.span, 2 * self.g_min, x_scale, scale,
-                                   scaled, x.device)
+                                   scaled, x.device), False
 
     def _half_forward(self, x: torch.Tensor, cells, diff, read, scale) -> torch.Tensor | None:
         """The output before the bias (batch, out) with the tile products in bf16 on drawn
@@ -607,13 +633,14 @@ class AnalogLinear(nn.Module):
         lead = x.shape[:-1]
         x2 = x.reshape(-1, self.in_features)
         self._batch_hint = x2.shape[0]
-        y = self._programmed_half_forward(x2)
+        fused = self._programmed_half_forward(x2)
+        y, biased = fused if fused is not None else (None, False)
         if y is None:
             cells, diff, read, scale = self._draw()
             y = self._half_forward(x2, cells, diff, read, scale)
             if y is None:
                 y = self._float_forward(x2, cells, diff, read, scale)
-        if self.bias is not None:
+        if self.bias is not None and not biased:
             y = y + self.bias
         return y.reshape(*lead, self.out_features)
 

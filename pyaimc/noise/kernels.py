@@ -466,6 +466,39 @@ def _masked_expand_half(grad, inside, quant, col, row, out):
                     out[t, o, b] = g[b]
 
 
+def read_out_half_raw(i: torch.Tensor, var, offs, gain: float, z, full, step, col, row):
+    """The forward of :func:`read_out_half` without autograd: ``(y, inside)``, the sum
+    (outputs, batch; float32) and the ADC's in-range mask (row_tiles, outputs, batch; empty
+    without an ADC); ``col``, ``row`` float32 numpy arrays (empty: no scaling); ``z`` the
+    normals' ``(z, start, m, sign)``."""
+    tiles, outs, batch = i.shape
+    y = torch.empty(outs, batch, dtype=torch.float32)
+    quant = step is not None
+    inside = torch.empty(i.shape if quant else (0, 0, 0), dtype=torch.bool)
+    noisy = var is not None
+    z = z if noisy else _NO_NORMALS
+    _read_out_half(_bits(i.detach().contiguous()),
+                   _bits(var) if noisy else np.zeros((1, 1, 1), np.uint16),
+                   offs.numpy() if noisy else np.zeros((1, 1), np.float32),
+                   np.float32(gain), noisy, z[0].astype(np.float32, copy=False), z[1], z[2],
+                   np.float32(z[3]), quant, np.float32(full if quant else 0),
+                   np.float32(step if quant else 1), col, row, y.numpy(), inside.numpy())
+    return y, inside
+
+
+def read_out_half_grad(grad: torch.Tensor, inside: torch.Tensor, shape, col, row
+                       ) -> torch.Tensor:
+    """The currents' gradient (row_tiles, outputs, batch; bf16) of :func:`read_out_half_raw`
+    given the output's (batch, outputs): times the scales, 0 where the ADC clipped."""
+    out = torch.empty(shape, dtype=torch.bfloat16)
+    _masked_expand_half(grad.t().contiguous().numpy(), inside.numpy(), inside.numel() > 0,
+                        col, row, _bits(out))
+    return out
+
+
+_NO_SCALE = np.zeros(0, np.float32)
+
+
 class _ReadOutHalf(torch.autograd.Function):
     """:class:`_ReadOut` for bf16 currents in the layout (row_tiles, outputs, batch); returns
     (batch, outputs) float32 times ``col[o] row[b]`` when given (detached scales), its gradient
@@ -473,31 +506,18 @@ class _ReadOutHalf(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, i, var, offs, gain, z, full, step, col, row):
-        tiles, outs, batch = i.shape
-        y = torch.empty(outs, batch, dtype=torch.float32)
-        quant = step is not None
-        inside = torch.empty(i.shape if quant else (0, 0, 0), dtype=torch.bool)
-        noisy = var is not None
-        z = z if noisy else _NO_NORMALS
-        empty = np.zeros((1, 1, 1), np.uint16)
-        col = col.contiguous().numpy() if col is not None else np.zeros(0, np.float32)
-        row = row.contiguous().numpy() if row is not None else np.zeros(0, np.float32)
-        _read_out_half(_bits(i.detach().contiguous()), _bits(var) if noisy else empty,
-                       offs.numpy() if noisy else np.zeros((1, 1), np.float32),
-                       np.float32(gain), noisy, z[0].astype(np.float32, copy=False), z[1], z[2],
-                       np.float32(z[3]), quant, np.float32(full if quant else 0),
-                       np.float32(step if quant else 1), col, row, y.numpy(), inside.numpy())
-        ctx.quant, ctx.shape, ctx.col, ctx.row = quant, i.shape, col, row
+        col = col.contiguous().numpy() if col is not None else _NO_SCALE
+        row = row.contiguous().numpy() if row is not None else _NO_SCALE
+        y, inside = read_out_half_raw(i, var, offs, gain, z, full, step, col, row)
+        ctx.shape, ctx.col, ctx.row = i.shape, col, row
         ctx.save_for_backward(inside)
         return y.t()
 
     @staticmethod
     def backward(ctx, grad):
         (inside,) = ctx.saved_tensors
-        out = torch.empty(ctx.shape, dtype=torch.bfloat16)
-        _masked_expand_half(grad.t().contiguous().numpy(), inside.numpy(), ctx.quant, ctx.col,
-                            ctx.row, _bits(out))
-        return out, None, None, None, None, None, None, None, None
+        return (read_out_half_grad(grad, inside, ctx.shape, ctx.col, ctx.row), None, None, None,
+                None, None, None, None, None)
 
 
 def read_out_half(i: torch.Tensor, var: torch.Tensor | None, offs: torch.Tensor | None,
