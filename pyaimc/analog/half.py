@@ -168,10 +168,10 @@ def _abs_max(x):
 
 
 @nb.njit(cache=True, error_model="numpy", fastmath=True)
-def _abs_max_codes(x, levels, four_kt_b, two_q_b, step, codes, weight, sums, x_scale):
+def _abs_max_codes(x, levels, four_kt_b, two_q_b, step, offset, codes, weight, sums, x_scale):
     # per sample: scale |x| to the DAC's full scale, round to codes (bf16 bits, row tiles), and
     # the read noise's per-volt weights of the voltages code * step (bf16 bits, their tile sums
-    # in float32). Branch-free inner loops (they vectorise); the padding rows after them;
+    # in float32, times offset). Branch-free inner loops (they vectorise); the padding rows after them;
     # fastmath for the tile sums (a sum in order is a chain of dependent additions).
     batch, in_f = x.shape
     tiles, _, rows = codes.shape
@@ -198,11 +198,11 @@ def _abs_max_codes(x, levels, four_kt_b, two_q_b, step, codes, weight, sums, x_s
                 w = (four_kt_b + two_q_b * step * abs(kr)) * min(abs(kr), one)
                 weight[t, b, r] = to_bf16(w)
                 acc += w
-            sums[t, b] = acc
+            sums[t, b] = acc * offset
 
 
-def _codes_stack(x, levels, four_kt_b, two_q_b, step, rows, reads):
-    """The forward of :class:`_AbsMaxCodes` (no autograd)."""
+def _codes_stack(x, levels, four_kt_b, two_q_b, step, rows, reads, offset=1.0):
+    """The forward of :class:`_AbsMaxCodes` (no autograd); the sums times ``offset``."""
     batch, in_f = x.shape
     tiles = math.ceil(in_f / rows)
     stack = torch.empty((2 if reads else 1) * tiles, batch, rows, dtype=torch.bfloat16)
@@ -210,7 +210,8 @@ def _codes_stack(x, levels, four_kt_b, two_q_b, step, rows, reads):
     sums = torch.empty(tiles, batch)
     x_scale = torch.empty(batch)
     _abs_max_codes(x.detach().contiguous().numpy(), np.float32(levels), np.float32(four_kt_b),
-                   np.float32(two_q_b), np.float32(step), bits(stack[:tiles]), bits(weight),
+                   np.float32(two_q_b), np.float32(step), np.float32(offset),
+                   bits(stack[:tiles]), bits(weight),
                    sums.numpy(), x_scale.numpy())
     return stack, sums, x_scale
 
@@ -322,25 +323,24 @@ class _TrainingStep(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, w, bias, scale, plan, generator, pool):
         p = plan
-        stack, sums, x_scale = _codes_stack(x, p.levels, p.four_kt_b, p.two_q_b, p.step,
-                                            p.rows, p.reads)
+        stack, offs, x_scale = _codes_stack(x, p.levels, p.four_kt_b, p.two_q_b, p.step,
+                                            p.rows, p.reads, p.offset)
         tiles = math.ceil(x.shape[1] / p.rows)
         cells = kernels.pair_difference_tiles(w.detach().contiguous(), scale.contiguous(),
                                               p.sampler, generator, pool, p.c, p.rows,
                                               p.reads)
         out = torch.bmm(cells, stack.transpose(1, 2))
-        i, var, offs, z = out[:tiles], None, None, None
+        i, var, z = out[:tiles], None, None
         if p.reads:
-            var, offs = out[tiles:], sums.mul_(p.offset)
+            var = out[tiles:]
             z = kernels.normals(tiles, i.shape[1] * i.shape[2], offs, generator, pool)
-        col = (scale * p.output_gain).contiguous().numpy()
-        row = x_scale.numpy()
-        y, inside = kernels.read_out_half_raw(i, var, offs, p.read_gain, z, p.full,
-                                              p.adc_step, col, row)
-        if bias is not None:
-            y += bias.detach()[:, None]
+        col, row = scale.numpy(), x_scale.numpy()
+        y, inside = kernels.read_out_half_raw(
+            i, var, offs, p.read_gain, z, p.full, p.adc_step, col, row, p.output_gain,
+            None if bias is None else bias.detach().numpy())
         ctx.save_for_backward(stack, cells, scale, inside, x_scale)
         ctx.col, ctx.row, ctx.c, ctx.tiles, ctx.shape = col, row, p.c, tiles, i.shape
+        ctx.gain = p.output_gain
         ctx.levels, ctx.in_f = p.levels, x.shape[1]
         return y.t()
 
@@ -349,7 +349,8 @@ class _TrainingStep(torch.autograd.Function):
         stack, cells, scale, inside, x_scale = ctx.saved_tensors
         t = ctx.tiles
         grad_x = grad_w = grad_b = None
-        gi = kernels.read_out_half_grad(grad, inside, ctx.shape, ctx.col, ctx.row)
+        gi = kernels.read_out_half_grad(grad.contiguous(), inside, ctx.shape, ctx.col, ctx.row,
+                                        ctx.gain)
         if ctx.needs_input_grad[1]:
             grad_w = untile(torch.bmm(gi, stack[:t]), ctx.c / scale, ctx.in_f)
         if ctx.needs_input_grad[0]:

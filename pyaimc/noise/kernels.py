@@ -56,6 +56,7 @@ def normals(rows: int, length: int, like: torch.Tensor, generator: torch.Generat
 
 
 _NO_NORMALS = (np.zeros(1, np.float64), 0, 1, 1.0)
+_NO_SCALE = np.zeros(0, np.float32)
 
 
 def _bits(t: torch.Tensor) -> np.ndarray:
@@ -400,8 +401,8 @@ def read_out(i: torch.Tensor, var: torch.Tensor | None, offs: torch.Tensor | Non
 # write the bit patterns (uint16).
 
 @nb.njit(cache=True)
-def _read_out_half(i, var, offs, gain, noisy, z, start, m, sign, quant, full, step, col, row,
-                   y, inside):
+def _read_out_half(i, var, offs, gain, noisy, z, start, m, sign, quant, full, step, col,
+                   col_gain, row, bias, y, inside):
     # as _read_out, in the layout (tiles, outputs, batch); i and var bf16 bits, y (outputs,
     # batch) float32; the normals of a tile are one row (outputs x batch long). No fastmath:
     # the clip and the rounding are the torch ADC's.
@@ -440,23 +441,29 @@ def _read_out_half(i, var, offs, gain, noisy, z, start, m, sign, quant, full, st
                     y[o, b] += x[b]
     if col.size:                    # the output scales (outputs,) times the input's (batch,)
         for o in range(outs):
+            co = col[o] * col_gain
             for b in range(batch):
-                y[o, b] *= col[o] * row[b]
+                y[o, b] *= co * row[b]
+    if bias.size:
+        for o in range(outs):
+            for b in range(batch):
+                y[o, b] += bias[o]
 
 
 @nb.njit(cache=True)
-def _masked_expand_half(grad, inside, quant, col, row, out):
-    # the output's gradient (outputs, batch), times the scales, in every tile as bf16 bits,
+def _masked_expand_half(grad, inside, quant, col, col_gain, row, out):
+    # the output's gradient (batch, outputs), times the scales, in every tile as bf16 bits,
     # 0 where clipped
     tiles, outs, batch = out.shape
     g = np.empty(batch, dtype=np.uint16)
     for o in range(outs):
         if col.size:
+            co = col[o] * col_gain
             for b in range(batch):
-                g[b] = to_bf16(grad[o, b] * (col[o] * row[b]))
+                g[b] = to_bf16(grad[b, o] * (co * row[b]))
         else:
             for b in range(batch):
-                g[b] = to_bf16(grad[o, b])
+                g[b] = to_bf16(grad[b, o])
         for t in range(tiles):
             if quant:
                 for b in range(batch):
@@ -466,11 +473,12 @@ def _masked_expand_half(grad, inside, quant, col, row, out):
                     out[t, o, b] = g[b]
 
 
-def read_out_half_raw(i: torch.Tensor, var, offs, gain: float, z, full, step, col, row):
+def read_out_half_raw(i: torch.Tensor, var, offs, gain: float, z, full, step, col, row,
+                      col_gain: float = 1.0, bias=None):
     """The forward of :func:`read_out_half` without autograd: ``(y, inside)``, the sum
-    (outputs, batch; float32) and the ADC's in-range mask (row_tiles, outputs, batch; empty
-    without an ADC); ``col``, ``row`` float32 numpy arrays (empty: no scaling); ``z`` the
-    normals' ``(z, start, m, sign)``."""
+    (outputs, batch; float32) times ``col_gain col[o] row[b]`` plus ``bias[o]``, and the ADC's
+    in-range mask (row_tiles, outputs, batch; empty without an ADC); ``col``, ``row``,
+    ``bias`` float32 numpy arrays (empty: none); ``z`` the normals' ``(z, start, m, sign)``."""
     tiles, outs, batch = i.shape
     y = torch.empty(outs, batch, dtype=torch.float32)
     quant = step is not None
@@ -482,21 +490,19 @@ def read_out_half_raw(i: torch.Tensor, var, offs, gain: float, z, full, step, co
                    offs.numpy() if noisy else np.zeros((1, 1), np.float32),
                    np.float32(gain), noisy, z[0].astype(np.float32, copy=False), z[1], z[2],
                    np.float32(z[3]), quant, np.float32(full if quant else 0),
-                   np.float32(step if quant else 1), col, row, y.numpy(), inside.numpy())
+                   np.float32(step if quant else 1), col, np.float32(col_gain), row,
+                   _NO_SCALE if bias is None else bias, y.numpy(), inside.numpy())
     return y, inside
 
 
-def read_out_half_grad(grad: torch.Tensor, inside: torch.Tensor, shape, col, row
-                       ) -> torch.Tensor:
+def read_out_half_grad(grad: torch.Tensor, inside: torch.Tensor, shape, col, row,
+                       col_gain: float = 1.0) -> torch.Tensor:
     """The currents' gradient (row_tiles, outputs, batch; bf16) of :func:`read_out_half_raw`
     given the output's (batch, outputs): times the scales, 0 where the ADC clipped."""
     out = torch.empty(shape, dtype=torch.bfloat16)
-    _masked_expand_half(grad.t().contiguous().numpy(), inside.numpy(), inside.numel() > 0,
-                        col, row, _bits(out))
+    _masked_expand_half(grad.numpy(), inside.numpy(), inside.numel() > 0, col,
+                        np.float32(col_gain), row, _bits(out))
     return out
-
-
-_NO_SCALE = np.zeros(0, np.float32)
 
 
 class _ReadOutHalf(torch.autograd.Function):
@@ -516,7 +522,8 @@ class _ReadOutHalf(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         (inside,) = ctx.saved_tensors
-        return (read_out_half_grad(grad, inside, ctx.shape, ctx.col, ctx.row), None, None, None,
+        return (read_out_half_grad(grad.contiguous(), inside, ctx.shape, ctx.col, ctx.row),
+                None, None, None,
                 None, None, None, None, None)
 
 
