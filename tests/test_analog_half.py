@@ -193,21 +193,31 @@ def test_training_with_bf16_products_learns_as_float32(nm):
     assert abs(losses["bfloat16"] - losses["float32"]) < 0.25 * losses["float32"], losses
 
 
-def test_programming_drawn_into_the_tiles_equals_the_two_step_path(nm, monkeypatch):
-    """The fused step (programming error written straight into the bf16 tiles, gradient
-    divided by the scales in the layout pass) against drawing float32 differences first and
-    converting them: the same normals, the same outputs, the same gradients."""
-    x = torch.randn(16, 150, generator=torch.Generator().manual_seed(6))
+@pytest.mark.parametrize("wires", [False, True])
+def test_programming_drawn_into_the_tiles_equals_the_two_step_path(nm, monkeypatch, wires):
+    """The fused step (one autograd node: programming error written straight into the bf16
+    tiles or through the IR-drop kernel, gradient divided by the scales in the layout pass)
+    against drawing float32 conductances first, through the layer's separate autograd steps:
+    the same normals, the same outputs, the same gradients."""
+    if wires:
+        doc = transfer_doc(64, 64, r_wire=1.0, g_min=nm.window.g_min, g_max=nm.window.g_max,
+                           v_max=nm.dac.v_max)
+        nm = nm.replace(tile=Tile(64, 64, 1.0), transfer=doc).validate()
+    n_in, n_out = (192, 128) if wires else (150, 70)        # the IR-drop step: whole tiles
+    x = torch.randn(16, n_in, generator=torch.Generator().manual_seed(6))
     runs = []
     for fused in (True, False):
         if not fused:
             monkeypatch.setattr(AnalogLinear, "_programmed_half_forward", lambda self, x: None)
         torch.manual_seed(0)
-        layer = AnalogLinear(150, 70, noise_model=nm, seed=9,
+        layer = AnalogLinear(n_in, n_out, noise_model=nm, seed=9,
                              config=AnalogConfig(products="bfloat16"))
         layer.train()
+        if fused:
+            assert layer._programmed_half_forward(x) is not None
+            layer.reset_generator()
         y = layer(x)
-        (y * torch.linspace(-1, 1, 70)).sum().backward()
+        (y * torch.linspace(-1, 1, n_out)).sum().backward()
         runs.append((y.detach(), layer.weight.grad))
     (y1, g1), (y2, g2) = runs
     assert torch.equal(y1, y2)

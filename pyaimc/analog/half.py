@@ -28,6 +28,7 @@ import numba as nb
 import numpy as np
 import torch
 
+from pyaimc.circuit import wire_kernels
 from pyaimc.noise import kernels
 from pyaimc.noise.kernels import from_bf16, to_bf16
 
@@ -313,12 +314,30 @@ class _ProgrammedProduct(torch.autograd.Function):
         return grad_stack, grad_w, None, None, None, None, None, None
 
 
+def _wired_cells(w, scale, p, generator, pool, tiles):
+    """The cells of one training step with the linear IR drop: both cells of every pair
+    drawn (float32), the wire kernel's ``W1(g+) - W1(g-)`` (float32; then ``step`` times it
+    in bf16 row tiles), followed by ``|w| / scale`` in bf16 row tiles when the layer reads
+    noise; and what the backward needs (the cells and each polarity's ``1 / D``)."""
+    a = torch.empty_like(w) if p.reads else None
+    gp, gn = kernels.pair_cells(w, scale, p.sampler, generator, pool, a)
+    d = torch.empty_like(w)
+    invs = wire_kernels.difference_into(gp, gn, p.wires, d)
+    out_f = w.shape[0]
+    cells = torch.empty((2 if p.reads else 1) * tiles, out_f, p.rows, dtype=torch.bfloat16)
+    _weights_to_tiles(d.numpy(), np.float32(p.step), bits(cells[:tiles]))
+    if p.reads:
+        _weights_to_tiles(a.numpy(), np.float32(1.0), bits(cells[tiles:]))
+    return cells, (gp, gn, *invs)
+
+
 class _TrainingStep(torch.autograd.Function):
     """A whole training read of a layer in one: inputs scaled per sample and converted
-    (:class:`_AbsMaxCodes`), programming error drawn into the tiles and both products
-    (:class:`_ProgrammedProduct`), read noise, ADC, tile sum, output scales and bias
-    (:func:`pyaimc.noise.kernels.read_out_half`). One autograd node instead of four: at
-    256 x 256 a step's Python and autograd overhead is as large as its arithmetic."""
+    (:class:`_AbsMaxCodes`), programming error drawn into the tiles (through the linear IR
+    drop when the plan has wires) and both products (:class:`_ProgrammedProduct`), read
+    noise, ADC, tile sum, output scales and bias (:func:`pyaimc.noise.kernels.read_out_half`).
+    One autograd node instead of four to six: at 256 x 256 a step's Python and autograd
+    overhead is as large as its arithmetic."""
 
     @staticmethod
     def forward(ctx, x, w, bias, scale, plan, generator, pool):
@@ -326,9 +345,13 @@ class _TrainingStep(torch.autograd.Function):
         stack, offs, x_scale = _codes_stack(x, p.levels, p.four_kt_b, p.two_q_b, p.step,
                                             p.rows, p.reads, p.offset)
         tiles = math.ceil(x.shape[1] / p.rows)
-        cells = kernels.pair_difference_tiles(w.detach().contiguous(), scale.contiguous(),
-                                              p.sampler, generator, pool, p.c, p.rows,
-                                              p.reads)
+        w = w.detach().contiguous()
+        if p.wires is None:
+            cells = kernels.pair_difference_tiles(w, scale.contiguous(), p.sampler, generator,
+                                                  pool, p.c, p.rows, p.reads)
+            wired = ()
+        else:
+            cells, wired = _wired_cells(w, scale, p, generator, pool, tiles)
         out = torch.bmm(cells, stack.transpose(1, 2))
         i, var, z = out[:tiles], None, None
         if p.reads:
@@ -338,34 +361,42 @@ class _TrainingStep(torch.autograd.Function):
         y, inside = kernels.read_out_half_raw(
             i, var, offs, p.read_gain, z, p.full, p.adc_step, col, row, p.output_gain,
             None if bias is None else bias.detach().numpy())
-        ctx.save_for_backward(stack, cells, scale, inside, x_scale)
-        ctx.col, ctx.row, ctx.c, ctx.tiles, ctx.shape = col, row, p.c, tiles, i.shape
-        ctx.gain = p.output_gain
-        ctx.levels, ctx.in_f = p.levels, x.shape[1]
+        ctx.save_for_backward(stack, cells, scale, inside, x_scale, w, *wired)
+        ctx.col, ctx.row, ctx.tiles, ctx.shape = col, row, tiles, i.shape
+        ctx.plan, ctx.in_f = p, x.shape[1]
         return y.t()
 
     @staticmethod
     def backward(ctx, grad):
-        stack, cells, scale, inside, x_scale = ctx.saved_tensors
-        t = ctx.tiles
+        stack, cells, scale, inside, x_scale, w, *wired = ctx.saved_tensors
+        t, p = ctx.tiles, ctx.plan
         grad_x = grad_w = grad_b = None
         gi = kernels.read_out_half_grad(grad.contiguous(), inside, ctx.shape, ctx.col, ctx.row,
-                                        ctx.gain)
+                                        p.output_gain)
         if ctx.needs_input_grad[1]:
-            grad_w = untile(torch.bmm(gi, stack[:t]), ctx.c / scale, ctx.in_f)
+            g = torch.bmm(gi, stack[:t])                                 # (T, out, rows)
+            if p.wires is None:
+                grad_w = untile(g, p.c / scale, ctx.in_f)
+            else:
+                gp, gn, inv_p, inv_n = wired
+                grad_d = untile(g, torch.full((w.shape[0],), p.step), ctx.in_f)
+                grad_p, grad_n = wire_kernels.difference_grad(grad_d, gp, gn, inv_p, inv_n,
+                                                              p.wires)
+                grad_w = kernels.pair_cells_grad(w, scale, p.span, grad_p, grad_n)
         if ctx.needs_input_grad[0]:
             g = torch.bmm(gi.transpose(1, 2), cells[:t])
-            grad_x = _untile_codes(g, ctx.in_f).mul_((ctx.levels / x_scale)[:, None])
+            grad_x = _untile_codes(g, ctx.in_f).mul_((p.levels / x_scale)[:, None])
         if ctx.needs_input_grad[2]:
             grad_b = grad.sum(dim=0)
         return grad_x, grad_w, grad_b, None, None, None, None
 
 
 class StepPlan:
-    """The constants of :class:`_TrainingStep` for a layer (see :func:`training_step`)."""
+    """The constants of :class:`_TrainingStep` for a layer (see :func:`training_step`):
+    ``wires`` the wire kernel's constants of the linear IR drop (None: an ideal crossbar)."""
 
     __slots__ = ("levels", "four_kt_b", "two_q_b", "step", "rows", "reads", "sampler", "c",
-                 "offset", "read_gain", "output_gain", "full", "adc_step")
+                 "offset", "read_gain", "output_gain", "full", "adc_step", "wires", "span")
 
     def __init__(self, **kw):
         for k in self.__slots__:

@@ -35,6 +35,7 @@ from pyaimc.analog.half import (abs_max_codes, half_codes, half_product, half_ro
                                 training_step, use_half)
 from pyaimc.analog.ops import (Scratch, inputs_of, pair_cells, pair_difference, row_tiles,
                                tile_product)
+from pyaimc.circuit import wire_kernels
 from pyaimc.circuit.transfer_torch import (effective_difference_wl, input_powers, min_matrices,
                                            tile_weights_wl)
 from pyaimc.noise import kernels
@@ -561,39 +562,55 @@ class AnalogLinear(nn.Module):
         built once per config and noise model."""
         plan = self.__dict__.get("_plan")
         if plan is None:
-            core = self.core
+            core, tr = self.core, self.transfer
             step = core.dac_step()
             q = core.adc_steps()
             reads = core.reads_noise
+            wires = None
+            if tr is not None and tr.has_ir_drop and tr.i_sat is None and \
+                    not tr.has_nonlinearity:
+                lines = wire_kernels.lines_of(self.mmin, self.nmin)
+                if lines is not None:
+                    wires = wire_kernels.constants(tr.r_wire, tr.k_row, tr.k_col, tr.cols,
+                                                   tr.rows, lines)
             plan = self.__dict__["_plan"] = StepPlan(
                 levels=float(round(self.v_max / step)), step=step, rows=self.rows,
                 four_kt_b=self.read.four_kt_b if reads else 0.0,
                 two_q_b=self.read.two_q_b if reads else 0.0, reads=reads,
                 sampler=core.sampler, c=core.span * step, offset=2 * self.g_min,
                 read_gain=core.span, output_gain=core.output_gain(),
-                full=None if q is None else q[0], adc_step=None if q is None else q[1])
+                full=None if q is None else q[0], adc_step=None if q is None else q[1],
+                wires=wires, span=core.span)
         return plan
 
     def _programmed_half_forward(self, x: torch.Tensor):
         """``(y, biased)``: the output (batch, out) of a training step whose programming error
-        is drawn straight into the bf16 tiles (:func:`pyaimc.analog.half.programmed_product`:
-        no float32 weight-sized array, the straight-through gradient written by the layout
-        pass) and whether the bias is in it; None where that does not apply (outside
-        :func:`hold_draw`, programming noise by the compiled sampler, no drift in training, an
-        ideal crossbar)."""
+        is drawn straight into the bf16 tiles (:func:`pyaimc.analog.half.training_step` for
+        per-sample input scaling, an ideal crossbar or the linear IR drop on whole tiles;
+        :func:`pyaimc.analog.half.programmed_product` for the other scalings on an ideal
+        crossbar) and whether the bias is in it; None where that does not apply (inside
+        :func:`hold_draw`, programming noise not by the compiled sampler, drift in
+        training)."""
         core = self.core
-        if self._hold or self.transfer is not None or core.sampler is None or \
+        if self._hold or core.sampler is None or \
                 not kernels.sampler_applies(core.sampler) or not self._half_applies(x):
             return None
         if self.config.t_train is not None and \
                 not getattr(self.noise_model.retention, "is_identity", False):
             return None
+        abs_max = self.config.input_scaling == "abs_max"
+        wired = self.transfer is not None
+        if wired:
+            plan = self._step_plan()
+            if plan.wires is None or not abs_max or self.out_features % self.cols or \
+                    self.in_features % self.rows:
+                return None
         w = self.mapped_weight()
         if not kernels.applies(w):
             return None
         scale = self._scale(w)
-        pool = self._start_step(False)
-        if self.config.input_scaling == "abs_max":
+        pool = self._start_step(wired)
+        if abs_max:
             # one autograd node for the whole read, the bias included
             return training_step(x, w, self.bias, scale, self._step_plan(), self.generator(),
                                  pool), True

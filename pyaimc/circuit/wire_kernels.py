@@ -26,6 +26,7 @@ products (:mod:`pyaimc.circuit.transfer_torch`) stay the reference and the path 
 from __future__ import annotations
 
 import os
+import weakref
 
 import numba as nb
 import numpy as np
@@ -232,6 +233,20 @@ def _backward(a, g, inv, sign, consts):
     return out
 
 
+def difference_into(g_pos: torch.Tensor, g_neg: torch.Tensor, consts, out: torch.Tensor):
+    """``W1(g_pos) - W1(g_neg)`` (O, I) written into ``out`` without autograd; returns each
+    polarity's ``1 / D`` (what :func:`difference_grad` needs). ``consts`` as
+    :func:`constants` gives them."""
+    return _forward([g_pos, g_neg], [1.0, -1.0], consts, out)
+
+
+def difference_grad(grad: torch.Tensor, g_pos, g_neg, inv_pos, inv_neg, consts):
+    """The gradients in ``g_pos`` and ``g_neg`` of :func:`difference_into` given the
+    gradient ``grad`` in the difference."""
+    return (_backward(grad, g_pos, inv_pos, 1.0, consts),
+            _backward(grad, g_neg, inv_neg, -1.0, consts))
+
+
 class IRDrop(torch.autograd.Function):
     """``W1 = G / (1 + r S(G))`` of tiles in the weight layout (B, O, I) by the kernel; the
     backward is the same kernel on ``U W1 / D``."""
@@ -269,9 +284,15 @@ class IRDropDifference(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         g_pos, g_neg, inv_pos, inv_neg = ctx.saved_tensors
-        grad = grad.contiguous()
-        return (_backward(grad, g_pos, inv_pos, 1.0, ctx.consts),
-                _backward(grad, g_neg, inv_neg, -1.0, ctx.consts), None)
+        return (*difference_grad(grad.contiguous(), g_pos, g_neg, inv_pos, inv_neg,
+                                 ctx.consts), None)
+
+
+def constants(r: float, k_row: float, k_col: float, cols: int, rows: int,
+              lines: tuple | None = None) -> tuple:
+    """The kernel's constants: wire resistance (ohm), the row and column coefficients, the
+    tile's columns and rows, the column-line lengths (None: a whole tile)."""
+    return _consts(r, k_row, k_col, cols, rows, lines)
 
 
 def _consts(r, k_row, k_col, cols, rows, lines):
@@ -281,11 +302,31 @@ def _consts(r, k_row, k_col, cols, rows, lines):
     return float(r), float(k_row), float(k_col), int(cols), int(rows), lines
 
 
+_LINES: dict = {}
+
+
 def lines_of(mmin: torch.Tensor, nmin: torch.Tensor) -> tuple | None:
     """The kernel's ``lines`` for the wire-sum matrices ``mmin`` (cols x cols) and ``nmin``
     (rows x rows) when they have the form it computes (``Mmin[l, j] = min(l, j)``,
     ``Nmin[i, l] = min(a_i, a_l)`` with ``a`` non-increasing: a whole tile, or the used rows of
-    a larger one), else None (the caller then takes the torch products)."""
+    a larger one), else None (the caller then takes the torch products).
+
+    Remembered per pair of matrix objects while they live and are not changed in place
+    (weak references and version counters): a layer asks at every step, and the checks cost
+    as much as the kernel at 256 x 256."""
+    key = (id(mmin), id(nmin))
+    hit = _LINES.get(key)
+    if hit is not None and hit[0]() is mmin and hit[1]() is nmin and \
+            hit[2] == (mmin._version, nmin._version):
+        return hit[3]
+    if len(_LINES) > 256:
+        _LINES.clear()
+    lines = _lines_of(mmin, nmin)
+    _LINES[key] = (weakref.ref(mmin), weakref.ref(nmin), (mmin._version, nmin._version), lines)
+    return lines
+
+
+def _lines_of(mmin: torch.Tensor, nmin: torch.Tensor) -> tuple | None:
     cols, rows = mmin.shape[0], nmin.shape[0]
     j = torch.arange(cols, dtype=mmin.dtype, device=mmin.device)
     if not torch.equal(mmin, torch.minimum(j[:, None], j[None, :])):
