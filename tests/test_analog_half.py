@@ -218,7 +218,8 @@ def test_programming_drawn_into_the_tiles_equals_the_two_step_path(nm, monkeypat
             layer.reset_generator()
         y = layer(x)
         (y * torch.linspace(-1, 1, n_out)).sum().backward()
-        runs.append((y.detach(), layer.weight.grad))
-    (y1, g1), (y2, g2) = runs
+        runs.append((y.detach(), layer.weight.grad, layer.bias.grad))
+    (y1, g1, b1), (y2, g2, b2) = runs
     assert torch.equal(y1, y2)
     torch.testing.assert_close(g1, g2, rtol=1e-6, atol=1e-7 * float(g2.abs().max()))
+    torch.testing.assert_close(b1, b2, rtol=1e-6, atol=1e-7)

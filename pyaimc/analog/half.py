@@ -370,9 +370,11 @@ class _TrainingStep(torch.autograd.Function):
     def backward(ctx, grad):
         stack, cells, scale, inside, x_scale, w, *wired = ctx.saved_tensors
         t, p = ctx.tiles, ctx.plan
-        grad_x = grad_w = grad_b = None
-        gi = kernels.read_out_half_grad(grad.contiguous(), inside, ctx.shape, ctx.col, ctx.row,
-                                        p.output_gain)
+        grad_x = grad_w = None
+        grad = grad.contiguous()
+        grad_b = torch.empty(grad.shape[1]) if ctx.needs_input_grad[2] else None
+        gi = kernels.read_out_half_grad(grad, inside, ctx.shape, ctx.col, ctx.row,
+                                        p.output_gain, grad_b)
         if ctx.needs_input_grad[1]:
             g = torch.bmm(gi, stack[:t])                                 # (T, out, rows)
             if p.wires is None:
@@ -386,8 +388,6 @@ class _TrainingStep(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             g = torch.bmm(gi.transpose(1, 2), cells[:t])
             grad_x = _untile_codes(g, ctx.in_f).mul_((p.levels / x_scale)[:, None])
-        if ctx.needs_input_grad[2]:
-            grad_b = grad.sum(dim=0)
         return grad_x, grad_w, grad_b, None, None, None, None
 
 

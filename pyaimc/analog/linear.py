@@ -122,6 +122,8 @@ class AnalogLinear(nn.Module):
         """Derived constants of the noise model and config."""
         core = self.core = TileCore(self.noise_model, self.config)
         self.__dict__.pop("_plan", None)
+        self.__dict__.pop("_fused", None)
+        self.__dict__.pop("_fused_key", None)
         self.rows, self.cols = core.rows, core.cols
         self.g_min, self.g_max = core.g_min, core.g_max
         self.v_max = core.v_max
@@ -177,6 +179,8 @@ class AnalogLinear(nn.Module):
         state["_pool"] = NormalPool()
         state["_hold"], state["_held"] = False, None
         state.pop("_plan", None)
+        state.pop("_fused", None)
+        state.pop("_fused_key", None)
         return state
 
     def extra_repr(self) -> str:
@@ -583,6 +587,35 @@ class AnalogLinear(nn.Module):
                 wires=wires, span=core.span)
         return plan
 
+    def _fused_static(self) -> bool:
+        """The conditions of the fused training step that do not change between calls (see
+        :meth:`_programmed_half_forward`), remembered with the plan."""
+        cfg = self.config
+        # the config is a mutable dataclass: a changed field makes a new plan
+        key = (id(cfg), id(self.noise_model), cfg.read_noise, cfg.dac, cfg.adc, cfg.transfer,
+               cfg.input_scaling, cfg.products, cfg.programming_noise, cfg.t_train,
+               cfg.learn_out_scale, cfg.mapping)
+        if self.__dict__.get("_fused_key") != key:
+            self.__dict__.pop("_plan", None)
+            self.__dict__.pop("_fused", None)
+            self.__dict__["_fused_key"] = key
+        flag = self.__dict__.get("_fused")
+        if flag is None:
+            core = self.core
+            flag = (core.sampler is not None and kernels.sampler_applies(core.sampler)
+                    and self.config.products != "float32" and core.mapping.native
+                    and not self.config.learn_out_scale and core.adc_steps() is not False
+                    and (self.config.t_train is None
+                         or getattr(self.noise_model.retention, "is_identity", False)))
+            tr = self.transfer
+            if flag and tr is not None:
+                flag = (self._step_plan().wires is not None
+                        and self.config.input_scaling == "abs_max"
+                        and self.out_features % self.cols == 0
+                        and self.in_features % self.rows == 0)
+            self.__dict__["_fused"] = flag
+        return flag
+
     def _programmed_half_forward(self, x: torch.Tensor):
         """``(y, biased)``: the output (batch, out) of a training step whose programming error
         is drawn straight into the bf16 tiles (:func:`pyaimc.analog.half.training_step` for
@@ -590,27 +623,17 @@ class AnalogLinear(nn.Module):
         :func:`pyaimc.analog.half.programmed_product` for the other scalings on an ideal
         crossbar) and whether the bias is in it; None where that does not apply (inside
         :func:`hold_draw`, programming noise not by the compiled sampler, drift in
-        training)."""
+        training, another mapping, not a bf16 pass)."""
+        if not self.training or self._hold or not self._fused_static() or \
+                not self._half_applies(x):
+            return None
         core = self.core
-        if self._hold or core.sampler is None or \
-                not kernels.sampler_applies(core.sampler) or not self._half_applies(x):
-            return None
-        if self.config.t_train is not None and \
-                not getattr(self.noise_model.retention, "is_identity", False):
-            return None
-        abs_max = self.config.input_scaling == "abs_max"
-        wired = self.transfer is not None
-        if wired:
-            plan = self._step_plan()
-            if plan.wires is None or not abs_max or self.out_features % self.cols or \
-                    self.in_features % self.rows:
-                return None
         w = self.mapped_weight()
         if not kernels.applies(w):
             return None
         scale = self._scale(w)
-        pool = self._start_step(wired)
-        if abs_max:
+        pool = self._start_step(self.transfer is not None)
+        if self.config.input_scaling == "abs_max":
             # one autograd node for the whole read, the bias included
             return training_step(x, w, self.bias, scale, self._step_plan(), self.generator(),
                                  pool), True

@@ -451,11 +451,17 @@ def _read_out_half(i, var, offs, gain, noisy, z, start, m, sign, quant, full, st
 
 
 @nb.njit(cache=True)
-def _masked_expand_half(grad, inside, quant, col, col_gain, row, out):
+def _masked_expand_half(grad, inside, quant, col, col_gain, row, out, grad_sum):
     # the output's gradient (batch, outputs), times the scales, in every tile as bf16 bits,
-    # 0 where clipped
+    # 0 where clipped; its sum over the batch into grad_sum when that is not empty (a bias)
     tiles, outs, batch = out.shape
     g = np.empty(batch, dtype=np.uint16)
+    if grad_sum.size:
+        for o in range(outs):
+            grad_sum[o] = 0
+        for b in range(batch):
+            for o in range(outs):
+                grad_sum[o] += grad[b, o]
     for o in range(outs):
         if col.size:
             co = col[o] * col_gain
@@ -496,12 +502,15 @@ def read_out_half_raw(i: torch.Tensor, var, offs, gain: float, z, full, step, co
 
 
 def read_out_half_grad(grad: torch.Tensor, inside: torch.Tensor, shape, col, row,
-                       col_gain: float = 1.0) -> torch.Tensor:
+                       col_gain: float = 1.0, grad_sum: torch.Tensor | None = None
+                       ) -> torch.Tensor:
     """The currents' gradient (row_tiles, outputs, batch; bf16) of :func:`read_out_half_raw`
-    given the output's (batch, outputs): times the scales, 0 where the ADC clipped."""
+    given the output's (batch, outputs): times the scales, 0 where the ADC clipped; the
+    output gradient's sum over the batch written into ``grad_sum`` (outputs,) when given."""
     out = torch.empty(shape, dtype=torch.bfloat16)
     _masked_expand_half(grad.numpy(), inside.numpy(), inside.numel() > 0, col,
-                        np.float32(col_gain), row, _bits(out))
+                        np.float32(col_gain), row, _bits(out),
+                        _NO_SCALE if grad_sum is None else grad_sum.numpy())
     return out
 
 
