@@ -5,19 +5,25 @@ layer samples programming noise every step and applies read noise, DAC and ADC (
 transfer model when the noise model has one). Times are medians over ``--repeats`` steps after
 warm-up, the two layers taking turns step by step; the ratio is analog / digital.
 
-Columns: the full hardware configuration, then with read noise or programming noise switched
-off, the bare mapping (tiles, pairs, scales), and the time to draw the normal random numbers a
-hardware step needs, alone (the floor torch's CPU generator sets).
+Columns: the full hardware configuration (``AnalogConfig.products`` "auto": the tile products
+in bf16 where the CPU multiplies bf16 natively, see ``pyaimc.analog.half``), the same with
+float32 products, then with read noise or programming noise switched off, the bare mapping
+(tiles, pairs, scales; exact, so float32 products), and the time to draw the normal random
+numbers a hardware step needs, alone (the floor torch's CPU generator sets).
 
 Usage: python benchmarks/bench_analog_linear.py [--noise NOISE.json] [--sizes 256 1024]
        [--batch 64] [--repeats 30] [--threads 1] [--r-wire OHMS] [--compare] [--device cuda]
+       [--input-grad]
+
+``--input-grad`` times the step of a hidden layer: the input needs a gradient too (both
+layers then compute it).
 
 Without ``--noise`` a noise model is exported from calibration_data/models/example.json (64 x 64
 tiles, a few seconds); ``--r-wire`` adds the first-order IR-drop transfer document to it.
 
 ``--compare`` prints the summary the issue's speed target is stated in: the full hardware
-configuration's ratio to ``nn.Linear`` at each size without and with the 1 ohm IR-drop model,
-beside aihwkit's ``AnalogLinear`` with an ``InferenceRPUConfig`` (and its torch-only variant,
+configuration's ratio to ``nn.Linear`` at each size without and with the 1 ohm IR-drop model
+(and both again with float32 products), beside aihwkit's ``AnalogLinear`` with an ``InferenceRPUConfig`` (and its torch-only variant,
 ``TorchInferenceRPUConfig``) and aihwkit-lightning's ``AnalogLinear`` when those packages are
 importable (they are not pyaimc dependencies: install them in a separate environment and run
 this script there with pyaimc on the path), all timed in the same process, taking turns.
@@ -72,6 +78,7 @@ def step_times(layers: list, x: torch.Tensor, repeats: int) -> list[float]:
     """
     def step(layer):
         layer.zero_grad(set_to_none=True)
+        x.grad = None
         layer(x).sum().backward()
         _sync(x)
 
@@ -99,6 +106,8 @@ def main(argv=None) -> int:
                    help="summary: hardware config without and with 1 ohm IR drop, beside "
                         "aihwkit / aihwkit-lightning when importable")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--input-grad", action="store_true",
+                   help="the input needs a gradient too (a hidden layer's step)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.compare:
@@ -118,8 +127,10 @@ def main(argv=None) -> int:
     print(f"torch {torch.__version__}, {args.threads} thread(s), batch {args.batch}, tile "
           f"{nm.tile.rows}x{nm.tile.cols}, transfer "
           f"{'none (ideal crossbar)' if nm.transfer is None else 'r_wire %g ohm' % nm.tile.r_wire}")
+    print(_products_line())
     configs = {
         "hardware": AnalogConfig.hardware(),
+        "hw fp32 prod.": dataclasses.replace(AnalogConfig.hardware(), products="float32"),
         "no read noise": dataclasses.replace(AnalogConfig.hardware(), read_noise=False),
         "no prog. noise": dataclasses.replace(AnalogConfig.hardware(), programming_noise=False),
         "mapping only": AnalogConfig.ideal(),
@@ -130,7 +141,7 @@ def main(argv=None) -> int:
     print(f"{'size':>11} {'nn.Linear ms':>13} " + " ".join(f"{k:>15}" for k in configs)
           + f" {'normals alone':>14}")
     for n in args.sizes:
-        x = torch.randn(args.batch, n, generator=gen)
+        x = torch.randn(args.batch, n, generator=gen).requires_grad_(args.input_grad)
         torch.manual_seed(0)
         digital = torch.nn.Linear(n, n)
         layers = [digital]
@@ -149,6 +160,17 @@ def main(argv=None) -> int:
         print(f"{'':>11} {'ms:':>13} " + " ".join(f"{t * 1e3:15.3f}" for t in times[1:-1])
               + f" {times[-1] * 1e3:14.3f}")
     return 0
+
+
+def _products_line() -> str:
+    """What ``products="auto"`` resolves to on this machine."""
+    try:
+        from pyaimc.analog.half import cpu_has_native_bf16
+    except ImportError:
+        return "tile products: float32 (this pyaimc has no bf16 products)"
+    native = cpu_has_native_bf16()
+    return ("tile products of noisy training steps: " + ("bf16 (this CPU multiplies bf16 natively)"
+            if native else "float32 (this CPU has no native bf16 products)"))
 
 
 def _with_wires(nm, r_wire: float):
@@ -213,10 +235,11 @@ def compare(args) -> int:
     print(f"torch {torch.__version__}, device {device}, {args.threads} thread(s), batch "
           f"{args.batch}; ratio = forward + backward time / nn.Linear's (training mode, same "
           "process, layers taking turns)")
+    print(_products_line())
     print(f"{'size':>6} {'nn.Linear ms':>13} {'pyaimc':>8} {'pyaimc IR':>10} {'others':>8}")
     gen = torch.Generator().manual_seed(0)
     for n in args.sizes:
-        x = torch.randn(args.batch, n, generator=gen).to(device)
+        x = torch.randn(args.batch, n, generator=gen).to(device).requires_grad_(args.input_grad)
         torch.manual_seed(0)
         layers = {"nn.Linear": torch.nn.Linear(n, n).to(device),
                   "pyaimc": AnalogLinear(n, n, noise_model=nm, seed=0).to(device),
@@ -224,6 +247,12 @@ def compare(args) -> int:
         if fresh is not None:
             layers["pyaimc fresh"] = AnalogLinear(n, n, noise_model=nm, seed=0,
                                                   config=fresh).to(device)
+        if "products" in fields:
+            fp32 = dataclasses.replace(AnalogConfig.hardware(), products="float32")
+            layers["pyaimc fp32"] = AnalogLinear(n, n, noise_model=nm, seed=0,
+                                                 config=fp32).to(device)
+            layers["pyaimc IR fp32"] = AnalogLinear(n, n, noise_model=wired, seed=0,
+                                                    config=fp32).to(device)
         layers.update(_aihwkit_layers(n, device))
         for layer in layers.values():
             layer.train()
