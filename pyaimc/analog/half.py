@@ -30,7 +30,7 @@ import torch
 
 from pyaimc.circuit import wire_kernels
 from pyaimc.noise import kernels
-from pyaimc.noise.kernels import from_bf16, to_bf16
+from pyaimc.circuit.bf16 import from_bf16, to_bf16
 
 __all__ = ["abs_max_codes", "bits", "cpu_has_native_bf16", "half_currents", "half_codes",
            "half_product", "half_row_tiles", "half_variance", "half_variance_of_tiles",
@@ -316,18 +316,15 @@ class _ProgrammedProduct(torch.autograd.Function):
 
 def _wired_cells(w, scale, p, generator, pool, tiles):
     """The cells of one training step with the linear IR drop: both cells of every pair
-    drawn (float32), the wire kernel's ``W1(g+) - W1(g-)`` (float32; then ``step`` times it
-    in bf16 row tiles), followed by ``|w| / scale`` in bf16 row tiles when the layer reads
+    drawn (float32), the wire kernel's ``W1(g+) - W1(g-)`` times ``step`` written as bf16 row
+    tiles by its last pass, followed by ``|w| / scale`` in bf16 row tiles when the layer reads
     noise; and what the backward needs (the cells and each polarity's ``1 / D``)."""
-    a = torch.empty_like(w) if p.reads else None
-    gp, gn = kernels.pair_cells(w, scale, p.sampler, generator, pool, a)
-    d = torch.empty_like(w)
-    invs = wire_kernels.difference_into(gp, gn, p.wires, d)
     out_f = w.shape[0]
     cells = torch.empty((2 if p.reads else 1) * tiles, out_f, p.rows, dtype=torch.bfloat16)
-    _weights_to_tiles(d.numpy(), np.float32(p.step), bits(cells[:tiles]))
-    if p.reads:
-        _weights_to_tiles(a.numpy(), np.float32(1.0), bits(cells[tiles:]))
+    gp, gn = kernels.pair_cells(w, scale, p.sampler, generator, pool,
+                                a16=cells[tiles:] if p.reads else None)
+    invs = wire_kernels.difference_into(gp, gn, p.wires, torch.empty_like(w), cells[:tiles],
+                                        p.step)
     return cells, (gp, gn, *invs)
 
 

@@ -32,6 +32,8 @@ import numba as nb
 import numpy as np
 import torch
 
+from pyaimc.circuit.bf16 import row_to_tiles
+
 #: Use the kernel where it applies (``PYAIMC_KERNELS=0`` in the environment: never).
 ENABLED = os.environ.get("PYAIMC_KERNELS", "1") != "0"
 
@@ -126,7 +128,7 @@ def _fwd_acc(gr, racc, part, one, r, kr, kc, sign, iv, y):
 
 @nb.njit(cache=True, error_model="numpy")
 def _ir_drop(src, g, a, inv, one, r, kr, kc, sign, cols, rows, lines, backward, accumulate,
-             out):
+             out, c16, tiles_out):
     """One pass of ``S`` over ``src`` (O, I), block by block of ``cols`` outputs.
 
     Forward (``src`` is ``G`` = ``g``): writes ``inv = 1 / D = 1 / (1 + r S(G))`` and
@@ -184,6 +186,8 @@ def _ir_drop(src, g, a, inv, one, r, kr, kc, sign, cols, rows, lines, backward, 
                 _fwd_acc(g[o], racc, part, one, r, kr, kc, sign, iv, y)
             else:
                 _fwd_out(g[o], racc, part, one, r, kr, kc, sign, iv, y)
+            if tiles_out.shape[0] > 0:
+                row_to_tiles(y, c16, o, tiles_out)
 
 
 @nb.njit(cache=True, error_model="numpy")
@@ -201,9 +205,13 @@ def _scalar(x, dtype):
     return np.float32(x) if dtype == np.float32 else np.float64(x)
 
 
-def _forward(gs, signs, consts, out):
+_NO_TILES = np.zeros((0, 0, 0), np.uint16)
+
+
+def _forward(gs, signs, consts, out, tiles=None, c16=1.0):
     """Run the forward kernel on each of ``gs`` (O, I), summing into ``out`` when ``out`` is a
-    single (O, I) tensor, else writing ``out[k]``; returns the ``1 / D`` of each."""
+    single (O, I) tensor, else writing ``out[k]``; returns the ``1 / D`` of each. ``tiles``
+    (bf16 row tiles) gets ``c16`` times the finished sum."""
     r, k_row, k_col, cols, rows, lines = consts
     dtype = gs[0].numpy().dtype
     lines = np.asarray(lines, dtype=dtype)
@@ -211,10 +219,12 @@ def _forward(gs, signs, consts, out):
     for k, (g, sign) in enumerate(zip(gs, signs)):
         inv = torch.empty_like(g)
         target = out if out.dim() == 2 else out[k]
+        last = tiles is not None and k == len(gs) - 1
         _ir_drop(g.numpy(), g.numpy(), g.numpy(), inv.numpy(), _scalar(1, dtype),
                  _scalar(r, dtype), _scalar(k_row, dtype), _scalar(k_col, dtype),
                  _scalar(sign, dtype), cols, rows, lines, False, out.dim() == 2 and k > 0,
-                 target.numpy())
+                 target.numpy(), _scalar(c16, dtype),
+                 tiles.view(torch.int16).numpy().view(np.uint16) if last else _NO_TILES)
         invs.append(inv)
     return invs
 
@@ -229,15 +239,17 @@ def _backward(a, g, inv, sign, consts):
     _scaled_source(a.numpy(), g.numpy(), inv.numpy(), sg, out.numpy())
     _ir_drop(out.numpy(), g.numpy(), a.numpy(), inv.numpy(), _scalar(1, dtype),
              _scalar(r, dtype), _scalar(k_row, dtype), _scalar(k_col, dtype), sg, cols, rows,
-             lines, True, False, out.numpy())
+             lines, True, False, out.numpy(), _scalar(1, dtype), _NO_TILES)
     return out
 
 
-def difference_into(g_pos: torch.Tensor, g_neg: torch.Tensor, consts, out: torch.Tensor):
-    """``W1(g_pos) - W1(g_neg)`` (O, I) written into ``out`` without autograd; returns each
-    polarity's ``1 / D`` (what :func:`difference_grad` needs). ``consts`` as
+def difference_into(g_pos: torch.Tensor, g_neg: torch.Tensor, consts, out: torch.Tensor,
+                    tiles: torch.Tensor | None = None, c: float = 1.0):
+    """``W1(g_pos) - W1(g_neg)`` (O, I) written into ``out`` without autograd, and ``c`` times
+    it into ``tiles`` (bf16 row tiles (row_tiles, O, rows), float32 cells) when given; returns
+    each polarity's ``1 / D`` (what :func:`difference_grad` needs). ``consts`` as
     :func:`constants` gives them."""
-    return _forward([g_pos, g_neg], [1.0, -1.0], consts, out)
+    return _forward([g_pos, g_neg], [1.0, -1.0], consts, out, tiles, c)
 
 
 def difference_grad(grad: torch.Tensor, g_pos, g_neg, inv_pos, inv_neg, consts):

@@ -27,6 +27,8 @@ import numba as nb
 import numpy as np
 import torch
 
+from pyaimc.circuit.bf16 import from_bf16, row_to_tiles, to_bf16
+
 #: Use the kernels where they apply (``PYAIMC_KERNELS=0`` in the environment: never).
 ENABLED = os.environ.get("PYAIMC_KERNELS", "1") != "0"
 
@@ -96,36 +98,6 @@ def _horner_row(coeffs, a, acc):
             acc[i] = acc[i] * a[i] + cc
 
 
-@nb.njit(inline="always")
-def to_bf16(x):
-    """The bf16 bit pattern (uint16) of float32 ``x``: round to nearest, ties to even
-    (finite values)."""
-    u = np.float32(x).view(np.uint32)
-    return np.uint16(np.uint32(u + np.uint32(0x7FFF) + ((u >> np.uint32(16)) & np.uint32(1)))
-                     >> np.uint32(16))
-
-
-@nb.njit(inline="always")
-def from_bf16(u):
-    """The float32 value of the bf16 bit pattern ``u``."""
-    return np.uint32(np.uint32(u) << np.uint32(16)).view(np.float32)
-
-
-@nb.njit(inline="always")
-def _row_to_tiles(row, c, o, out):
-    # out[t, o, r] = bf16(c row[t rows + r]) (row tiles of a weight row; 0 past its end)
-    tiles, _, rows = out.shape
-    n = row.size
-    for t in range(tiles):
-        base = t * rows
-        if base + rows <= n:
-            for r in range(rows):
-                out[t, o, r] = to_bf16(row[base + r] * c)
-        else:
-            for r in range(rows):
-                out[t, o, r] = to_bf16(row[base + r] * c) if base + r < n else np.uint16(0)
-
-
 @nb.njit(fastmath=True, cache=True)
 def _pair_difference(w, scale, mean_c, std_c, std0sq, inv_span, noisy, z, start, m, sign,
                      diff, a_out, c16, d16, a16):
@@ -148,7 +120,7 @@ def _pair_difference(w, scale, mean_c, std_c, std0sq, inv_span, noisy, z, start,
             for i in range(in_f):
                 a_out[o, i] = a[i]
         if a16.shape[0] > 0:
-            _row_to_tiles(a, one, o, a16)
+            row_to_tiles(a, one, o, a16)
         _horner_row(mean_c, a, mean)
         for i in range(in_f):
             mi = mean[i] * a[i]
@@ -166,12 +138,12 @@ def _pair_difference(w, scale, mean_c, std_c, std0sq, inv_span, noisy, z, start,
             for i in range(in_f):
                 diff[o, i] = mean[i]
         if d16.shape[0] > 0:
-            _row_to_tiles(mean, c16, o, d16)
+            row_to_tiles(mean, c16, o, d16)
 
 
 @nb.njit(fastmath=True, cache=True)
 def _pair_cells(w, scale, mean_c, std_c, mean0, std0, noisy, z, start, m, sign, g_pos, g_neg,
-                a_out):
+                a_out, a16):
     out_f, in_f = w.shape
     one, zero = sign / sign, sign * 0
     a = np.empty(in_f, dtype=w.dtype)
@@ -188,6 +160,8 @@ def _pair_cells(w, scale, mean_c, std_c, mean0, std0, noisy, z, start, m, sign, 
         if keep_a:
             for i in range(in_f):
                 a_out[o, i] = a[i]
+        if a16.shape[0] > 0:
+            row_to_tiles(a, one, o, a16)
         _horner_row(mean_c, a, mean)
         if noisy:
             _horner_row(std_c, a, std)
@@ -260,10 +234,12 @@ def _run_pair_difference(w, scale, sampler, generator, pool, diff, a_out, c16, d
 
 @torch.no_grad()
 def pair_cells(w: torch.Tensor, scale: torch.Tensor, sampler, generator, pool=None,
-               a_out: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+               a_out: torch.Tensor | None = None, a16: torch.Tensor | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
     """Programmed ``g+``, ``g-`` (S; out, in) of the pairs of ``w / scale``, as
     ``sampler.sample_cells`` without stuck cells (two normals per pair); writes
-    ``|w / scale|`` into ``a_out`` when given."""
+    ``|w / scale|`` into ``a_out`` when given, and as bf16 row tiles (row_tiles, out, rows)
+    into ``a16`` when given."""
     dtype = w.numpy().dtype
     g_pos, g_neg = torch.empty_like(w), torch.empty_like(w)
     noisy = not sampler.noiseless
@@ -273,7 +249,8 @@ def pair_cells(w: torch.Tensor, scale: torch.Tensor, sampler, generator, pool=No
                 _coeffs(sampler.std_coeffs, dtype), _scalar(sampler.mean0, dtype),
                 _scalar(sampler.std0, dtype), noisy, z[0].astype(dtype, copy=False), z[1],
                 z[2], _scalar(z[3], dtype), g_pos.numpy(), g_neg.numpy(),
-                a_out.numpy() if a_out is not None else np.empty((0, 0), dtype))
+                a_out.numpy() if a_out is not None else np.empty((0, 0), dtype),
+                _bits(a16) if a16 is not None else np.empty((0, 0, 0), np.uint16))
     return g_pos, g_neg
 
 
