@@ -172,8 +172,8 @@ def _abs_max(x):
 def _abs_max_codes(x, levels, four_kt_b, two_q_b, step, offset, codes, weight, sums, x_scale):
     # per sample: scale |x| to the DAC's full scale, round to codes (bf16 bits, row tiles), and
     # the read noise's per-volt weights of the voltages code * step (bf16 bits, their tile sums
-    # in float32, times offset). Branch-free inner loops (they vectorise); the padding rows after them;
-    # fastmath for the tile sums (a sum in order is a chain of dependent additions).
+    # in float32, times offset). Branch-free inner loops (they vectorise); the padding rows
+    # after them; fastmath for the tile sums (a sum in order is a chain of dependent additions).
     batch, in_f = x.shape
     tiles, _, rows = codes.shape
     tiny = np.float32(1e-12)

@@ -132,10 +132,10 @@ def _ir_drop(src, g, a, inv, one, r, kr, kc, sign, cols, rows, lines, backward, 
     """One pass of ``S`` over ``src`` (O, I), block by block of ``cols`` outputs.
 
     Forward (``src`` is ``G`` = ``g``): writes ``inv = 1 / D = 1 / (1 + r S(G))`` and
-    ``out = sign * G / D`` (added to ``out`` when ``accumulate``). Backward: ``src`` holds
-    ``sign * a * G / D**2`` (:func:`_scaled_source`), ``a`` the gradient in ``W1`` before the
-    sign; writes ``out = sign * a / D - r S(src)`` (``out`` may be ``src``: a row is read
-    before it is written).
+    ``out = sign * G / D`` (added to ``out`` when ``accumulate``). Backward: the source is
+    ``sign * a * G / D**2`` (:func:`_scaled_row`, made here a block of outputs at a time;
+    ``src`` is not read), ``a`` the gradient in ``W1`` before the sign; writes
+    ``out = sign * a / D - r S(source)``.
 
     Row term of output ``o`` (position ``l`` in its column tile): ``sum_{k=1..l} S_k``,
     ``S_k`` the block total less the outputs before ``k``: a running vector over the inputs.
@@ -146,6 +146,8 @@ def _ir_drop(src, g, a, inv, one, r, kr, kc, sign, cols, rows, lines, backward, 
     """
     n_out, n_in = src.shape
     zero = one - one  # constants in the arrays' dtype (a float64 literal widens float32)
+    # backward: the source rows of a block of outputs, made in the first pass over the block
+    block = np.empty((cols if backward else 0, n_in), dtype=src.dtype)
     tot = np.empty(n_in, dtype=src.dtype)
     pre = np.empty(n_in, dtype=src.dtype)
     racc = np.empty(n_in, dtype=src.dtype)
@@ -158,14 +160,19 @@ def _ir_drop(src, g, a, inv, one, r, kr, kc, sign, cols, rows, lines, backward, 
     for o0 in range(0, n_out, cols):
         tot[:] = zero
         for o in range(o0, o0 + cols):
-            x = src[o]
+            if backward:
+                x = block[o - o0]
+                _scaled_row(a[o], g[o], inv[o], sign, x)
+            else:
+                x = src[o]
             for i in range(n_in):
                 tot[i] += x[i]
         pre[:] = zero
         for i in range(n_in):
             racc[i] = -tot[i]  # the first output's update below brings it to 0
         for o in range(o0, o0 + cols):
-            x, y, iv = src[o], out[o], inv[o]
+            x = block[o - o0] if backward else src[o]
+            y, iv = out[o], inv[o]
             # the scans of four row tiles run interleaved (a single running sum is bound by
             # the latency of its additions)
             t = 0
@@ -191,14 +198,11 @@ def _ir_drop(src, g, a, inv, one, r, kr, kc, sign, cols, rows, lines, backward, 
 
 
 @nb.njit(cache=True, error_model="numpy")
-def _scaled_source(a, g, inv, sign, u):
-    """``u = sign * a * G / D**2`` (``inv`` is ``1 / D``): the gradient in ``W1`` times
-    ``W1 / D``, the source of the backward's wire sums."""
-    n_out, n_in = a.shape
-    for o in range(n_out):
-        ar, gr, iv, ur = a[o], g[o], inv[o], u[o]
-        for i in range(n_in):
-            ur[i] = sign * ar[i] * gr[i] * iv[i] * iv[i]
+def _scaled_row(a, g, inv, sign, u):
+    """``u = sign * a * G / D**2`` of one row (``inv`` is ``1 / D``): the gradient in ``W1``
+    times ``W1 / D``, the source of the backward's wire sums."""
+    for i in range(u.size):
+        u[i] = sign * a[i] * g[i] * inv[i] * inv[i]
 
 
 def _scalar(x, dtype):
@@ -236,7 +240,6 @@ def _backward(a, g, inv, sign, consts):
     lines = np.asarray(lines, dtype=dtype)
     out = torch.empty_like(g)
     sg = _scalar(sign, dtype)
-    _scaled_source(a.numpy(), g.numpy(), inv.numpy(), sg, out.numpy())
     _ir_drop(out.numpy(), g.numpy(), a.numpy(), inv.numpy(), _scalar(1, dtype),
              _scalar(r, dtype), _scalar(k_row, dtype), _scalar(k_col, dtype), sg, cols, rows,
              lines, True, False, out.numpy(), _scalar(1, dtype), _NO_TILES)

@@ -208,12 +208,13 @@ class NormalPool:
     A training step of an analog layer needs a normal per weight (programming error) and per
     (row tile, sample, output) (read noise): at 1024 x 1024, batch 64, two million, which cost
     torch's CPU generator about 5 ms, as much as the layer's matrix products. The pool holds
-    ``size`` (a power of two) normals drawn from the layer's generator. Each step redraws
-    ``refresh`` of it (a rolling window: the whole pool is new every ``1 / refresh`` steps) and
-    draws a random offset, sign and row order; a take of ``R`` rows of ``L`` normals gives row
-    ``r`` the ``L`` consecutive pool entries (circularly) from ``offset + sigma(r) L``, with
-    ``sigma(r) = (m r) mod R`` and ``m`` a random multiplier prime to ``R`` (contiguous rows
-    keep the kernels' reads streaming).
+    ``size`` normals (a step's need rounded up to a multiple of 4096; a power of two before,
+    which for some sizes redrew twice what a step needed) drawn from the layer's generator.
+    Each step redraws ``refresh`` of it (a rolling window: the whole pool is new every
+    ``1 / refresh`` steps) and draws a random offset, sign and row order; a take of ``R`` rows
+    of ``L`` normals gives row ``r`` the ``L`` consecutive pool entries (circularly) from
+    ``offset + sigma(r) L``, with ``sigma(r) = (m r) mod R`` and ``m`` a random multiplier
+    prime to ``R`` (contiguous rows keep the kernels' reads streaming).
 
     What that changes, and what it does not:
 
@@ -268,7 +269,7 @@ class NormalPool:
         n = max(int(n), self.MIN_SIZE)
         if (self.buf is None or self.buf.numel() < n or self.buf.dtype != like.dtype
                 or self.buf.device != like.device):
-            size = 1 << (n - 1).bit_length()
+            size = -(-n // self.MIN_SIZE) * self.MIN_SIZE
             self.buf = torch.empty(size, dtype=like.dtype, device=like.device).normal_(
                 generator=generator)
             self._roll = 0
