@@ -8,7 +8,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from pyaimc.circuit import wire_kernels  # noqa: E402
+from pyaimc.circuit import transfer_torch, wire_kernels  # noqa: E402
 from pyaimc.circuit.transfer_torch import (TorchTransfer, effective_conductance_wl,  # noqa: E402
                                            effective_difference_wl, min_matrices)
 
@@ -43,6 +43,8 @@ def grads(fn, inputs, u):
 @pytest.mark.parametrize("case", CASES)
 def test_ir_drop_kernel_matches_the_wire_sum_products(monkeypatch, case):
     rows, cols, n_out, n_in, r, kr, kc = case
+    # stacks of small matrices take the torch products in the layers: here the kernel too
+    monkeypatch.setattr(transfer_torch, "KERNEL_MIN_CELLS", 0)
     p = transfer(rows, cols, r, kr, kc)
     mmin, nmin = min_matrices(rows, cols, torch.float64)
     gen = torch.Generator().manual_seed(0)
@@ -119,3 +121,21 @@ def test_ir_drop_kernel_takes_the_used_rows_of_a_larger_tile(monkeypatch):
     # matrices of another form are not the kernel's: the torch products take them
     assert wire_kernels.lines_of(mmin, nmin.flip(0)) is None
     assert wire_kernels.lines_of(mmin + 1, nmin) is None
+
+
+def test_stacks_of_small_matrices_take_the_batched_products(monkeypatch):
+    """The S4D's thousands of 2 x 2 blocks: one kernel call per block from Python cost ten
+    times the batched products; a single matrix, or a stack of large ones, takes the kernel."""
+    p = transfer(2, 2, 1.0)
+    mmin, nmin = min_matrices(2, 2, torch.float32)
+    small = G_MIN + (G_MAX - G_MIN) * torch.rand(500, 2, 2, generator=torch.Generator()
+                                                 .manual_seed(3))
+    assert transfer_torch._kernel_lines(p, mmin, nmin, small) is None
+    assert transfer_torch._kernel_lines(p, mmin, nmin, small[0]) is not None
+    p64 = transfer(64, 64, 1.0)
+    m64, n64 = min_matrices(64, 64, torch.float32)
+    assert transfer_torch._kernel_lines(p64, m64, n64, torch.rand(3, 64, 64)) is not None
+    calls = []
+    monkeypatch.setattr(wire_kernels, "ir_drop", lambda *a, **k: calls.append(1))
+    w = effective_conductance_wl(small, p, mmin, nmin)
+    assert calls == [] and w.shape == small.shape

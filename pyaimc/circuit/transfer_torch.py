@@ -169,12 +169,21 @@ def effective_conductance_wl(g: torch.Tensor, p: TorchTransfer, mmin: torch.Tens
     return _IRDrop.apply(g, p, mmin, nmin)
 
 
+#: A stack of matrices smaller than this (cells each) takes the torch products: the kernel runs
+#: once per matrix from Python, which for the S4D's thousands of 2 x 2 blocks a step cost ten
+#: times the batched products (bench_hwtrain with wires: 390 against 89 ms a step).
+KERNEL_MIN_CELLS = 4096
+
+
 def _kernel_lines(p: TorchTransfer, mmin, nmin, *g) -> tuple | None:
     """``Nmin``'s diagonal when the compiled wire-sum kernel can take ``g`` (CPU float32/64,
-    whole tiles, wire-sum matrices of the form it computes), else None."""
+    whole tiles, wire-sum matrices of the form it computes; a single matrix, or a stack of
+    matrices of at least :data:`KERNEL_MIN_CELLS` cells), else None."""
     if not (wire_kernels.applies(*g) and g[0].shape[-2] % p.cols == 0
             and g[0].shape[-1] % p.rows == 0 and tuple(mmin.shape) == (p.cols, p.cols)
             and tuple(nmin.shape) == (p.rows, p.rows)):
+        return None
+    if g[0].dim() > 2 and g[0].shape[-2] * g[0].shape[-1] < KERNEL_MIN_CELLS:
         return None
     return wire_kernels.lines_of(mmin, nmin)
 
