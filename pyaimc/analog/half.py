@@ -102,10 +102,12 @@ def _untile(g, c, in_f, out):
                 out[o, base + r] = from_bf16(g[full, o, r]) * co
 
 
-def untile(g: torch.Tensor, c: torch.Tensor, in_f: int) -> torch.Tensor:
+def untile(g: torch.Tensor, c: torch.Tensor, in_f: int,
+           out: torch.Tensor | None = None) -> torch.Tensor:
     """Row-tile gradients ``g`` (row_tiles, out, rows; bf16) in the weight layout (out, in;
-    float32), row ``o`` times ``c[o]``."""
-    out = torch.empty(g.shape[1], in_f, dtype=torch.float32)
+    float32), row ``o`` times ``c[o]`` (into ``out`` when given)."""
+    if out is None:
+        out = torch.empty(g.shape[1], in_f, dtype=torch.float32)
     _untile(bits(g), c.detach().float().contiguous().numpy(), in_f, out.numpy())
     return out
 
@@ -323,8 +325,8 @@ def _wired_cells(w, scale, p, generator, pool, tiles):
     cells = torch.empty((2 if p.reads else 1) * tiles, out_f, p.rows, dtype=torch.bfloat16)
     gp, gn = kernels.pair_cells(w, scale, p.sampler, generator, pool,
                                 a16=cells[tiles:] if p.reads else None)
-    invs = wire_kernels.difference_into(gp, gn, p.wires, torch.empty_like(w), cells[:tiles],
-                                        p.step)
+    invs = wire_kernels.difference_into(gp, gn, p.wires, p.scratch("wire_d", w),
+                                        cells[:tiles], p.step)
     return cells, (gp, gn, *invs)
 
 
@@ -349,7 +351,11 @@ class _TrainingStep(torch.autograd.Function):
             wired = ()
         else:
             cells, wired = _wired_cells(w, scale, p, generator, pool, tiles)
-        out = torch.bmm(cells, stack.transpose(1, 2))
+        # temporaries of the layer's scratch: fresh weight-sized memory costs a page fault per
+        # 4 KiB (at 1024 x 1024 with the IR drop the step took 3.7x to 6.8x nn.Linear as the
+        # allocator returned memory to the system or not)
+        out = torch.bmm(cells, stack.transpose(1, 2), out=p.scratch(
+            "products", cells, (cells.shape[0], cells.shape[1], stack.shape[1])))
         i, var, z = out[:tiles], None, None
         if p.reads:
             var = out[tiles:]
@@ -373,16 +379,20 @@ class _TrainingStep(torch.autograd.Function):
         grad = grad.contiguous()
         grad_b = torch.empty(grad.shape[1]) if ctx.needs_input_grad[2] else None
         gi = kernels.read_out_half_grad(grad, inside, ctx.shape, ctx.col, ctx.row,
-                                        p.output_gain, grad_b)
+                                        p.output_gain, grad_b,
+                                        out=p.scratch("grad_i", cells, ctx.shape))
         if ctx.needs_input_grad[1]:
-            g = torch.bmm(gi, stack[:t])                                 # (T, out, rows)
+            g = torch.bmm(gi, stack[:t], out=p.scratch(
+                "grad_tiles", cells, (t, w.shape[0], stack.shape[2])))  # (T, out, rows)
             if p.wires is None:
                 grad_w = untile(g, p.c / scale, ctx.in_f)
             else:
                 gp, gn, inv_p, inv_n = wired
-                grad_d = untile(g, torch.full((w.shape[0],), p.step), ctx.in_f)
-                grad_p, grad_n = wire_kernels.difference_grad(grad_d, gp, gn, inv_p, inv_n,
-                                                              p.wires)
+                grad_d = untile(g, torch.full((w.shape[0],), p.step), ctx.in_f,
+                                out=p.scratch("grad_d", w))
+                grad_p, grad_n = wire_kernels.difference_grad(
+                    grad_d, gp, gn, inv_p, inv_n, p.wires,
+                    out=(p.scratch("grad_pos", w), p.scratch("grad_neg", w)))
                 grad_w = kernels.pair_cells_grad(w, scale, p.span, grad_p, grad_n)
         if ctx.needs_input_grad[0]:
             g = torch.bmm(gi.transpose(1, 2), cells[:t])
@@ -392,10 +402,12 @@ class _TrainingStep(torch.autograd.Function):
 
 class StepPlan:
     """The constants of :class:`_TrainingStep` for a layer (see :func:`training_step`):
-    ``wires`` the wire kernel's constants of the linear IR drop (None: an ideal crossbar)."""
+    ``wires`` the wire kernel's constants of the linear IR drop (None: an ideal crossbar);
+    ``scratch`` the layer's reusable temporaries (:class:`pyaimc.noise.torch_ops.Scratch`)."""
 
     __slots__ = ("levels", "four_kt_b", "two_q_b", "step", "rows", "reads", "sampler", "c",
-                 "offset", "read_gain", "output_gain", "full", "adc_step", "wires", "span")
+                 "offset", "read_gain", "output_gain", "full", "adc_step", "wires", "span",
+                 "scratch")
 
     def __init__(self, **kw):
         for k in self.__slots__:

@@ -584,7 +584,7 @@ class AnalogLinear(nn.Module):
                 sampler=core.sampler, c=core.span * step, offset=2 * self.g_min,
                 read_gain=core.span, output_gain=core.output_gain(),
                 full=None if q is None else q[0], adc_step=None if q is None else q[1],
-                wires=wires, span=core.span)
+                wires=wires, span=core.span, scratch=self._scratch)
         return plan
 
     def _fused_static(self) -> bool:

@@ -233,12 +233,13 @@ def _forward(gs, signs, consts, out, tiles=None, c16=1.0):
     return invs
 
 
-def _backward(a, g, inv, sign, consts):
-    """Gradient in ``G`` (O, I) of one polarity given the gradient ``a`` in ``sign * W1``."""
+def _backward(a, g, inv, sign, consts, out=None):
+    """Gradient in ``G`` (O, I) of one polarity given the gradient ``a`` in ``sign * W1``
+    (into ``out`` when given)."""
     r, k_row, k_col, cols, rows, lines = consts
     dtype = g.numpy().dtype
     lines = np.asarray(lines, dtype=dtype)
-    out = torch.empty_like(g)
+    out = torch.empty_like(g) if out is None else out
     sg = _scalar(sign, dtype)
     _ir_drop(out.numpy(), g.numpy(), a.numpy(), inv.numpy(), _scalar(1, dtype),
              _scalar(r, dtype), _scalar(k_row, dtype), _scalar(k_col, dtype), sg, cols, rows,
@@ -255,11 +256,12 @@ def difference_into(g_pos: torch.Tensor, g_neg: torch.Tensor, consts, out: torch
     return _forward([g_pos, g_neg], [1.0, -1.0], consts, out, tiles, c)
 
 
-def difference_grad(grad: torch.Tensor, g_pos, g_neg, inv_pos, inv_neg, consts):
+def difference_grad(grad: torch.Tensor, g_pos, g_neg, inv_pos, inv_neg, consts, out=None):
     """The gradients in ``g_pos`` and ``g_neg`` of :func:`difference_into` given the
-    gradient ``grad`` in the difference."""
-    return (_backward(grad, g_pos, inv_pos, 1.0, consts),
-            _backward(grad, g_neg, inv_neg, -1.0, consts))
+    gradient ``grad`` in the difference (into the pair of tensors ``out`` when given)."""
+    out = (None, None) if out is None else out
+    return (_backward(grad, g_pos, inv_pos, 1.0, consts, out[0]),
+            _backward(grad, g_neg, inv_neg, -1.0, consts, out[1]))
 
 
 class IRDrop(torch.autograd.Function):

@@ -479,12 +479,14 @@ def read_out_half_raw(i: torch.Tensor, var, offs, gain: float, z, full, step, co
 
 
 def read_out_half_grad(grad: torch.Tensor, inside: torch.Tensor, shape, col, row,
-                       col_gain: float = 1.0, grad_sum: torch.Tensor | None = None
-                       ) -> torch.Tensor:
+                       col_gain: float = 1.0, grad_sum: torch.Tensor | None = None,
+                       out: torch.Tensor | None = None) -> torch.Tensor:
     """The currents' gradient (row_tiles, outputs, batch; bf16) of :func:`read_out_half_raw`
-    given the output's (batch, outputs): times the scales, 0 where the ADC clipped; the
-    output gradient's sum over the batch written into ``grad_sum`` (outputs,) when given."""
-    out = torch.empty(shape, dtype=torch.bfloat16)
+    given the output's (batch, outputs): times the scales, 0 where the ADC clipped (into
+    ``out`` when given); the output gradient's sum over the batch written into ``grad_sum``
+    (outputs,) when given."""
+    if out is None:
+        out = torch.empty(shape, dtype=torch.bfloat16)
     _masked_expand_half(grad.numpy(), inside.numpy(), inside.numel() > 0, col,
                         np.float32(col_gain), row, _bits(out),
                         _NO_SCALE if grad_sum is None else grad_sum.numpy())
