@@ -223,3 +223,48 @@ def test_programming_drawn_into_the_tiles_equals_the_two_step_path(nm, monkeypat
     assert torch.equal(y1, y2)
     torch.testing.assert_close(g1, g2, rtol=1e-6, atol=1e-7 * float(g2.abs().max()))
     torch.testing.assert_close(b1, b2, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("wires", [False, True])
+def test_steps_whose_backward_is_pending_keep_their_buffers(nm, wires):
+    """Two training reads in one graph (their backward pending together) against each read's
+    backward before the next: the fused step lends a step's buffers to the next only after its
+    backward has run, so both give the same outputs and gradients."""
+    if wires:
+        doc = transfer_doc(64, 64, r_wire=1.0, g_min=nm.window.g_min, g_max=nm.window.g_max,
+                           v_max=nm.dac.v_max)
+        nm = nm.replace(tile=Tile(64, 64, 1.0), transfer=doc).validate()
+    gen = torch.Generator().manual_seed(8)
+    x1, x2 = torch.randn(16, 128, generator=gen), torch.randn(16, 128, generator=gen)
+    u, v = torch.randn(16, 64, generator=gen), torch.randn(16, 64, generator=gen)
+
+    def layer():
+        torch.manual_seed(0)
+        m = AnalogLinear(128, 64, noise_model=nm, seed=5,
+                         config=AnalogConfig(products="bfloat16"))
+        return m.train()
+
+    a = layer()
+    ya1, ya2 = a(x1), a(x2)
+    ((ya1 * u).sum() + (ya2 * v).sum()).backward()
+    b = layer()
+    yb1 = b(x1)
+    (yb1 * u).sum().backward()
+    yb2 = b(x2)
+    (yb2 * v).sum().backward()
+    assert torch.equal(ya1, yb1) and torch.equal(ya2, yb2)
+    torch.testing.assert_close(a.weight.grad, b.weight.grad, rtol=1e-6,
+                               atol=1e-7 * float(b.weight.grad.abs().max()))
+
+
+def test_a_second_backward_after_a_later_step_raises(nm):
+    torch.manual_seed(0)
+    layer = AnalogLinear(128, 64, noise_model=nm, seed=5,
+                         config=AnalogConfig(products="bfloat16")).train()
+    x = torch.randn(8, 128)
+    y = layer(x).sum()
+    y.backward(retain_graph=True)
+    y.backward(retain_graph=True)          # no later step yet: its buffers are its own
+    layer(x)                               # a later step borrows them
+    with pytest.raises(RuntimeError, match="second backward"):
+        y.backward()

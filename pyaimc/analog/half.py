@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import math
+import weakref
 
 import numba as nb
 import numpy as np
@@ -316,18 +317,50 @@ class _ProgrammedProduct(torch.autograd.Function):
         return grad_stack, grad_w, None, None, None, None, None, None
 
 
-def _wired_cells(w, scale, p, generator, pool, tiles):
+def _wired_cells(w, scale, p, generator, pool, tiles, bufs):
     """The cells of one training step with the linear IR drop: both cells of every pair
     drawn (float32), the wire kernel's ``W1(g+) - W1(g-)`` times ``step`` written as bf16 row
     tiles by its last pass, followed by ``|w| / scale`` in bf16 row tiles when the layer reads
-    noise; and what the backward needs (the cells and each polarity's ``1 / D``)."""
+    noise; and what the backward needs (the cells and each polarity's ``1 / D``). Buffers from
+    ``bufs`` (:func:`_buffer`)."""
     out_f = w.shape[0]
-    cells = torch.empty((2 if p.reads else 1) * tiles, out_f, p.rows, dtype=torch.bfloat16)
+    cells = _buffer(bufs, "cells", ((2 if p.reads else 1) * tiles, out_f, p.rows),
+                    torch.bfloat16)
+    f32 = torch.float32
     gp, gn = kernels.pair_cells(w, scale, p.sampler, generator, pool,
-                                a16=cells[tiles:] if p.reads else None)
+                                a16=cells[tiles:] if p.reads else None,
+                                out=(_buffer(bufs, "g_pos", w.shape, f32),
+                                     _buffer(bufs, "g_neg", w.shape, f32)))
     invs = wire_kernels.difference_into(gp, gn, p.wires, p.scratch("wire_d", w),
-                                        cells[:tiles], p.step)
+                                        cells[:tiles], p.step,
+                                        invs=(_buffer(bufs, "inv_pos", w.shape, f32),
+                                              _buffer(bufs, "inv_neg", w.shape, f32)))
     return cells, (gp, gn, *invs)
+
+
+def _claim(plan) -> dict:
+    """The buffers a training step may write what its backward needs into: those of the
+    layer's previous step once its backward has run (or its graph is gone), else new ones.
+
+    Weight-sized memory fresh at every step page-faults (a fault per 4 KiB), which with the IR
+    drop at 1024 x 1024 made a step cost anything from 3.7x to 6.8x ``nn.Linear`` as the
+    allocator returned memory to the system or not. The previous step, whose buffers are
+    lent again, can no longer run its backward (a second backward after ``retain_graph`` and
+    a later step raises instead of reading overwritten values).
+    """
+    owner = plan.owner() if plan.owner is not None else None
+    if owner is not None and not owner.done:
+        plan.bufs = {}          # that backward is pending: its buffers stay its own
+    elif owner is not None:
+        owner.held = None
+    return plan.bufs
+
+
+def _buffer(bufs: dict, name: str, shape, dtype) -> torch.Tensor:
+    t = bufs.get(name)
+    if t is None or tuple(t.shape) != tuple(shape) or t.dtype != dtype:
+        t = bufs[name] = torch.empty(tuple(shape), dtype=dtype)
+    return t
 
 
 class _TrainingStep(torch.autograd.Function):
@@ -345,12 +378,15 @@ class _TrainingStep(torch.autograd.Function):
                                             p.rows, p.reads, p.offset)
         tiles = math.ceil(x.shape[1] / p.rows)
         w = w.detach().contiguous()
+        bufs = _claim(p)
         if p.wires is None:
-            cells = kernels.pair_difference_tiles(w, scale.contiguous(), p.sampler, generator,
-                                                  pool, p.c, p.rows, p.reads)
+            cells = kernels.pair_difference_tiles(
+                w, scale.contiguous(), p.sampler, generator, pool, p.c, p.rows, p.reads,
+                out=_buffer(bufs, "cells", ((2 if p.reads else 1) * tiles, w.shape[0], p.rows),
+                            torch.bfloat16))
             wired = ()
         else:
-            cells, wired = _wired_cells(w, scale, p, generator, pool, tiles)
+            cells, wired = _wired_cells(w, scale, p, generator, pool, tiles, bufs)
         # temporaries of the layer's scratch: fresh weight-sized memory costs a page fault per
         # 4 KiB (at 1024 x 1024 with the IR drop the step took 3.7x to 6.8x nn.Linear as the
         # allocator returned memory to the system or not)
@@ -363,16 +399,25 @@ class _TrainingStep(torch.autograd.Function):
         col, row = scale.numpy(), x_scale.numpy()
         y, inside = kernels.read_out_half_raw(
             i, var, offs, p.read_gain, z, p.full, p.adc_step, col, row, p.output_gain,
-            None if bias is None else bias.detach().numpy())
+            None if bias is None else bias.detach().numpy(),
+            _buffer(bufs, "inside", i.shape, torch.bool))
         # all made here or detached (no graph to keep alive): plain attributes, which the
         # backward reads without save_for_backward's checks (a few microseconds a step)
         ctx.held = (stack, cells, scale, inside, x_scale, w, *wired)
+        ctx.done = False
+        p.owner = weakref.ref(ctx)
         ctx.col, ctx.row, ctx.tiles, ctx.shape = col, row, tiles, i.shape
         ctx.plan, ctx.in_f = p, x.shape[1]
         return y.t()
 
     @staticmethod
     def backward(ctx, grad):
+        if ctx.held is None:
+            raise RuntimeError(
+                "this analog layer's training step lent its buffers to a later step after its "
+                "backward had run: a second backward through it (retain_graph=True) must come "
+                "before the layer's next training forward pass (or use "
+                "AnalogConfig(products='float32'))")
         stack, cells, scale, inside, x_scale, w, *wired = ctx.held
         t, p = ctx.tiles, ctx.plan
         grad_x = grad_w = None
@@ -397,21 +442,24 @@ class _TrainingStep(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             g = torch.bmm(gi.transpose(1, 2), cells[:t])
             grad_x = _untile_codes(g, ctx.in_f).mul_((p.levels / x_scale)[:, None])
+        ctx.done = True
         return grad_x, grad_w, grad_b, None, None, None, None
 
 
 class StepPlan:
     """The constants of :class:`_TrainingStep` for a layer (see :func:`training_step`):
     ``wires`` the wire kernel's constants of the linear IR drop (None: an ideal crossbar);
-    ``scratch`` the layer's reusable temporaries (:class:`pyaimc.noise.torch_ops.Scratch`)."""
+    ``scratch`` the layer's reusable temporaries (:class:`pyaimc.noise.torch_ops.Scratch`);
+    the buffers its steps keep for their backward (:func:`_claim`)."""
 
     __slots__ = ("levels", "four_kt_b", "two_q_b", "step", "rows", "reads", "sampler", "c",
                  "offset", "read_gain", "output_gain", "full", "adc_step", "wires", "span",
-                 "scratch")
+                 "scratch", "owner", "bufs")
 
     def __init__(self, **kw):
-        for k in self.__slots__:
+        for k in self.__slots__[:-2]:
             setattr(self, k, kw[k])
+        self.owner, self.bufs = None, {}     # the step whose backward holds bufs (_claim)
 
 
 def training_step(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None,

@@ -212,16 +212,16 @@ def _scalar(x, dtype):
 _NO_TILES = np.zeros((0, 0, 0), np.uint16)
 
 
-def _forward(gs, signs, consts, out, tiles=None, c16=1.0):
+def _forward(gs, signs, consts, out, tiles=None, c16=1.0, invs=None):
     """Run the forward kernel on each of ``gs`` (O, I), summing into ``out`` when ``out`` is a
     single (O, I) tensor, else writing ``out[k]``; returns the ``1 / D`` of each. ``tiles``
     (bf16 row tiles) gets ``c16`` times the finished sum."""
     r, k_row, k_col, cols, rows, lines = consts
     dtype = gs[0].numpy().dtype
     lines = np.asarray(lines, dtype=dtype)
-    invs = []
+    given, invs = invs, []
     for k, (g, sign) in enumerate(zip(gs, signs)):
-        inv = torch.empty_like(g)
+        inv = torch.empty_like(g) if given is None else given[k]
         target = out if out.dim() == 2 else out[k]
         last = tiles is not None and k == len(gs) - 1
         _ir_drop(g.numpy(), g.numpy(), g.numpy(), inv.numpy(), _scalar(1, dtype),
@@ -248,12 +248,12 @@ def _backward(a, g, inv, sign, consts, out=None):
 
 
 def difference_into(g_pos: torch.Tensor, g_neg: torch.Tensor, consts, out: torch.Tensor,
-                    tiles: torch.Tensor | None = None, c: float = 1.0):
+                    tiles: torch.Tensor | None = None, c: float = 1.0, invs=None):
     """``W1(g_pos) - W1(g_neg)`` (O, I) written into ``out`` without autograd, and ``c`` times
     it into ``tiles`` (bf16 row tiles (row_tiles, O, rows), float32 cells) when given; returns
-    each polarity's ``1 / D`` (what :func:`difference_grad` needs). ``consts`` as
-    :func:`constants` gives them."""
-    return _forward([g_pos, g_neg], [1.0, -1.0], consts, out, tiles, c)
+    each polarity's ``1 / D`` (what :func:`difference_grad` needs; into the pair ``invs``
+    when given). ``consts`` as :func:`constants` gives them."""
+    return _forward([g_pos, g_neg], [1.0, -1.0], consts, out, tiles, c, invs)
 
 
 def difference_grad(grad: torch.Tensor, g_pos, g_neg, inv_pos, inv_neg, consts, out=None):

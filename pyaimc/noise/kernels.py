@@ -205,13 +205,15 @@ def pair_difference(w: torch.Tensor, scale: torch.Tensor, sampler, generator, po
 
 @torch.no_grad()
 def pair_difference_tiles(w: torch.Tensor, scale: torch.Tensor, sampler, generator, pool,
-                          c: float, rows: int, want_a: bool) -> torch.Tensor:
+                          c: float, rows: int, want_a: bool,
+                          out: torch.Tensor | None = None) -> torch.Tensor:
     """:func:`pair_difference` for the bf16 products: ``c`` times the difference as bf16 row
     tiles (row_tiles, out, rows; zero-padded), followed along the first axis by ``|w / scale|``
-    in row tiles when ``want_a``; ``w`` float32."""
+    in row tiles when ``want_a``; ``w`` float32. Into ``out`` when given."""
     out_f, in_f = w.shape
     tiles = math.ceil(in_f / rows)
-    cells = torch.empty(((2 if want_a else 1) * tiles, out_f, rows), dtype=torch.bfloat16)
+    cells = torch.empty(((2 if want_a else 1) * tiles, out_f, rows), dtype=torch.bfloat16) \
+        if out is None else out
     _run_pair_difference(w, scale, sampler, generator, pool, None, None, c, cells[:tiles],
                          cells[tiles:] if want_a else None)
     return cells
@@ -234,14 +236,14 @@ def _run_pair_difference(w, scale, sampler, generator, pool, diff, a_out, c16, d
 
 @torch.no_grad()
 def pair_cells(w: torch.Tensor, scale: torch.Tensor, sampler, generator, pool=None,
-               a_out: torch.Tensor | None = None, a16: torch.Tensor | None = None
-               ) -> tuple[torch.Tensor, torch.Tensor]:
+               a_out: torch.Tensor | None = None, a16: torch.Tensor | None = None,
+               out: tuple | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Programmed ``g+``, ``g-`` (S; out, in) of the pairs of ``w / scale``, as
     ``sampler.sample_cells`` without stuck cells (two normals per pair); writes
     ``|w / scale|`` into ``a_out`` when given, and as bf16 row tiles (row_tiles, out, rows)
-    into ``a16`` when given."""
+    into ``a16`` when given. Into the pair of tensors ``out`` when given."""
     dtype = w.numpy().dtype
-    g_pos, g_neg = torch.empty_like(w), torch.empty_like(w)
+    g_pos, g_neg = (torch.empty_like(w), torch.empty_like(w)) if out is None else out
     noisy = not sampler.noiseless
     z = normals(2 * w.shape[0], w.shape[1], w, generator, pool, parts=2) if noisy \
         else _NO_NORMALS
@@ -457,15 +459,19 @@ def _masked_expand_half(grad, inside, quant, col, col_gain, row, out, grad_sum):
 
 
 def read_out_half_raw(i: torch.Tensor, var, offs, gain: float, z, full, step, col, row,
-                      col_gain: float = 1.0, bias=None):
+                      col_gain: float = 1.0, bias=None, inside: torch.Tensor | None = None):
     """The forward of :func:`read_out_half` without autograd: ``(y, inside)``, the sum
     (outputs, batch; float32) times ``col_gain col[o] row[b]`` plus ``bias[o]``, and the ADC's
     in-range mask (row_tiles, outputs, batch; empty without an ADC); ``col``, ``row``,
-    ``bias`` float32 numpy arrays (empty: none); ``z`` the normals' ``(z, start, m, sign)``."""
+    ``bias`` float32 numpy arrays (empty: none); ``z`` the normals' ``(z, start, m, sign)``;
+    the mask into ``inside`` when given (the shape of ``i``)."""
     tiles, outs, batch = i.shape
     y = torch.empty(outs, batch, dtype=torch.float32)
     quant = step is not None
-    inside = torch.empty(i.shape if quant else (0, 0, 0), dtype=torch.bool)
+    if not quant:
+        inside = torch.empty((0, 0, 0), dtype=torch.bool)
+    elif inside is None:
+        inside = torch.empty(i.shape, dtype=torch.bool)
     noisy = var is not None
     z = z if noisy else _NO_NORMALS
     _read_out_half(_bits(i.detach().contiguous()),
