@@ -247,21 +247,56 @@ def _backward(a, g, inv, sign, consts, out=None):
     return out
 
 
+@nb.njit(cache=True)
+def _pair_forward(gp, gn, inv_p, inv_n, one, r, kr, kc, cols, rows, lines, out, c16, tiles):
+    # both polarities in one call: W1(g+) into out, then out -= W1(g-) (and the tiles)
+    _ir_drop(gp, gp, gp, inv_p, one, r, kr, kc, one, cols, rows, lines, False, False, out,
+             c16, tiles)
+    _ir_drop(gn, gn, gn, inv_n, one, r, kr, kc, -one, cols, rows, lines, False, True, out,
+             c16, tiles)
+
+
+@nb.njit(cache=True)
+def _pair_backward(grad, gp, gn, inv_p, inv_n, one, r, kr, kc, cols, rows, lines, out_p,
+                   out_n, no_tiles):
+    _ir_drop(out_p, gp, grad, inv_p, one, r, kr, kc, one, cols, rows, lines, True, False,
+             out_p, one, no_tiles)
+    _ir_drop(out_n, gn, grad, inv_n, one, r, kr, kc, -one, cols, rows, lines, True, False,
+             out_n, one, no_tiles)
+
+
+def _constants_in(consts, dtype):
+    r, k_row, k_col, cols, rows, lines = consts
+    return (_scalar(1, dtype), _scalar(r, dtype), _scalar(k_row, dtype), _scalar(k_col, dtype),
+            cols, rows, np.asarray(lines, dtype=dtype))
+
+
 def difference_into(g_pos: torch.Tensor, g_neg: torch.Tensor, consts, out: torch.Tensor,
                     tiles: torch.Tensor | None = None, c: float = 1.0, invs=None):
     """``W1(g_pos) - W1(g_neg)`` (O, I) written into ``out`` without autograd, and ``c`` times
     it into ``tiles`` (bf16 row tiles (row_tiles, O, rows), float32 cells) when given; returns
     each polarity's ``1 / D`` (what :func:`difference_grad` needs; into the pair ``invs``
-    when given). ``consts`` as :func:`constants` gives them."""
-    return _forward([g_pos, g_neg], [1.0, -1.0], consts, out, tiles, c, invs)
+    when given). ``consts`` as :func:`constants` gives them. One compiled call for both
+    polarities."""
+    dtype = g_pos.numpy().dtype
+    invs = (torch.empty_like(g_pos), torch.empty_like(g_neg)) if invs is None else invs
+    _pair_forward(g_pos.numpy(), g_neg.numpy(), invs[0].numpy(), invs[1].numpy(),
+                  *_constants_in(consts, dtype), out.numpy(), _scalar(c, dtype),
+                  tiles.view(torch.int16).numpy().view(np.uint16) if tiles is not None
+                  else _NO_TILES)
+    return list(invs)
 
 
 def difference_grad(grad: torch.Tensor, g_pos, g_neg, inv_pos, inv_neg, consts, out=None):
     """The gradients in ``g_pos`` and ``g_neg`` of :func:`difference_into` given the
-    gradient ``grad`` in the difference (into the pair of tensors ``out`` when given)."""
-    out = (None, None) if out is None else out
-    return (_backward(grad, g_pos, inv_pos, 1.0, consts, out[0]),
-            _backward(grad, g_neg, inv_neg, -1.0, consts, out[1]))
+    gradient ``grad`` in the difference (into the pair of tensors ``out`` when given). One
+    compiled call for both polarities."""
+    dtype = g_pos.numpy().dtype
+    out = (torch.empty_like(g_pos), torch.empty_like(g_neg)) if out is None else out
+    _pair_backward(grad.contiguous().numpy(), g_pos.numpy(), g_neg.numpy(), inv_pos.numpy(),
+                   inv_neg.numpy(), *_constants_in(consts, dtype), out[0].numpy(),
+                   out[1].numpy(), _NO_TILES)
+    return out[0], out[1]
 
 
 class IRDrop(torch.autograd.Function):
@@ -293,7 +328,7 @@ class IRDropDifference(torch.autograd.Function):
     def forward(ctx, g_pos, g_neg, consts):
         g_pos, g_neg = g_pos.detach().contiguous(), g_neg.detach().contiguous()
         d = torch.empty_like(g_pos)
-        invs = _forward([g_pos, g_neg], [1.0, -1.0], consts, d)
+        invs = difference_into(g_pos, g_neg, consts, d)
         ctx.save_for_backward(g_pos, g_neg, *invs)
         ctx.consts = consts
         return d
