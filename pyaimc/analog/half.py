@@ -7,16 +7,23 @@ integer codes ``k v_max / (2**(bits-1) - 1)``; the products here take the codes 
 programmed conductances with a programming error of a few per cent of the window; bf16 rounds
 them by at most 2**-9 (0.2 %) of their value. The column currents go to an 8-bit ADC; bf16
 rounds them by at most 2**-9 of their value, a quarter of an ADC step at full scale, below the
-read noise they get next. On a CPU with native bf16 products (AVX512-BF16 or AMX) a bf16 batched
-product runs about four times faster than float32 (0.33 against 1.4 ms for the forward product
-of a 1024 x 1024 layer, batch 64, one thread).
+read noise they get next (``benchmarks/bench_half_precision.py`` measures both). On a CPU with
+native bf16 products (AVX512-BF16 or AMX) a bf16 batched product runs about four times faster
+than float32 (0.33 against 1.4 ms for the forward product of a 1024 x 1024 layer, batch 64,
+one thread).
 
 What runs in bf16: the forward product, the read-noise variance product and both gradient
-products, in the layout ``(row_tiles, outputs, batch)`` (the weight layout ``(out, in)`` read as
-row tiles without a copy: oneDNN multiplies a strided left operand at full speed, a strided
-right one at a fifth). Everything else (programming error, read noise, ADC, scales, the
+products, in the layout ``(row_tiles, outputs, batch)``, the weights written as contiguous bf16
+row tiles ``(row_tiles, out, rows)`` by the pass that makes them (oneDNN multiplies a strided
+view of the weight layout at a fifth of the speed when the weights are new, as they are at
+every training step). Everything else (programming error, read noise, ADC, scales, the
 gradients' straight-through parts) stays in float32. Evaluation, :func:`~pyaimc.analog.program`
 and deployment always compute in the layer's dtype; ``AnalogConfig.products`` chooses.
+
+:func:`training_step` is a whole training read of a layer with per-sample input scaling (an
+ideal crossbar or the linear IR drop) as one autograd node; :func:`programmed_product`,
+:func:`half_product` and :func:`half_codes` are its parts for the layer's other
+configurations.
 """
 
 from __future__ import annotations
@@ -30,11 +37,11 @@ import numpy as np
 import torch
 
 from pyaimc.circuit import wire_kernels
-from pyaimc.noise import kernels
 from pyaimc.circuit.bf16 import from_bf16, to_bf16
+from pyaimc.noise import kernels
 
 __all__ = ["abs_max_codes", "bits", "cpu_has_native_bf16", "half_currents", "half_codes",
-           "half_product", "half_row_tiles", "half_variance", "half_variance_of_tiles",
+           "half_product", "half_row_tiles", "half_variance_of_tiles",
            "programmed_product", "StepPlan", "training_step", "use_half",
            "variance_product"]
 
@@ -509,8 +516,9 @@ def half_currents(v: torch.Tensor, d: torch.Tensor, gain: float, step: float,
 
 
 def half_variance_of_tiles(weight: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-    """:func:`half_variance` of per-volt weights already in bf16 row tiles (row_tiles, batch,
-    rows)."""
+    """The read-noise variance product ``sum_i weight_bi g_oi`` per row tile (row_tiles, out,
+    batch; bf16) of per-volt weights in bf16 row tiles (row_tiles, batch, rows) and
+    conductances ``g`` (out, in; float32)."""
     return variance_product(weight, weight_tiles(g, 1.0, weight.shape[2]))
 
 
@@ -520,12 +528,3 @@ def variance_product(weight: torch.Tensor, g16: torch.Tensor) -> torch.Tensor:
     rows))."""
     with torch.no_grad():
         return torch.bmm(g16, weight.transpose(1, 2))
-
-
-@torch.no_grad()
-def half_variance(weight: torch.Tensor, g: torch.Tensor, rows: int) -> torch.Tensor:
-    """``sum_i weight_bi g_oi`` per row tile (row_tiles, out, batch) in bf16: the read-noise
-    variance product of the per-volt weights ``weight`` (batch, in) and conductances ``g``
-    (out, in)."""
-    return half_variance_of_tiles(_row_voltages(weight, 1.0, rows), g)
-
