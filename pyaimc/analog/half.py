@@ -428,7 +428,7 @@ class _TrainingStep(torch.autograd.Function):
         stack, cells, scale, inside, x_scale, w, *wired = ctx.held
         t, p = ctx.tiles, ctx.plan
         grad_x = grad_w = None
-        grad = grad.contiguous()
+        # read in place, any strides (a sum's gradient is an expanded scalar)
         grad_b = torch.empty(grad.shape[1]) if ctx.needs_input_grad[2] else None
         gi = kernels.read_out_half_grad(grad, inside, ctx.shape, ctx.col, ctx.row,
                                         p.output_gain, grad_b,

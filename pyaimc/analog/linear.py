@@ -624,8 +624,10 @@ class AnalogLinear(nn.Module):
         crossbar) and whether the bias is in it; None where that does not apply (inside
         :func:`hold_draw`, programming noise not by the compiled sampler, drift in
         training, another mapping, not a bf16 pass)."""
+        # the static conditions (_fused_static) imply programming noise, so "auto" needs only
+        # the CPU's bf16 products
         if not self.training or self._hold or not self._fused_static() or \
-                not self._half_applies(x):
+                not use_half(self.config.products, True, True, x):
             return None
         core = self.core
         w = self.mapped_weight()
