@@ -39,6 +39,7 @@ import torch
 from pyaimc.circuit import wire_kernels
 from pyaimc.circuit.bf16 import from_bf16, to_bf16
 from pyaimc.noise import kernels
+from pyaimc.noise.torch_ops import Scratch
 
 __all__ = ["abs_max_codes", "bits", "cpu_has_native_bf16", "half_currents", "half_codes",
            "half_product", "half_row_tiles", "half_variance_of_tiles",
@@ -329,23 +330,19 @@ def _wired_cells(w, scale, p, generator, pool, tiles, bufs):
     drawn (float32), the wire kernel's ``W1(g+) - W1(g-)`` times ``step`` written as bf16 row
     tiles by its last pass, followed by ``|w| / scale`` in bf16 row tiles when the layer reads
     noise; and what the backward needs (the cells and each polarity's ``1 / D``). Buffers from
-    ``bufs`` (:func:`_buffer`)."""
+    ``bufs`` (a :class:`~pyaimc.noise.torch_ops.Scratch`, :func:`_claim`)."""
     out_f = w.shape[0]
-    cells = _buffer(bufs, "cells", ((2 if p.reads else 1) * tiles, out_f, p.rows),
-                    torch.bfloat16)
-    f32 = torch.float32
+    cells = bufs("cells", w, ((2 if p.reads else 1) * tiles, out_f, p.rows), torch.bfloat16)
     gp, gn = kernels.pair_cells(w, scale, p.sampler, generator, pool,
                                 a16=cells[tiles:] if p.reads else None,
-                                out=(_buffer(bufs, "g_pos", w.shape, f32),
-                                     _buffer(bufs, "g_neg", w.shape, f32)))
+                                out=(bufs("g_pos", w), bufs("g_neg", w)))
     invs = wire_kernels.difference_into(gp, gn, p.wires, p.scratch("wire_d", w),
                                         cells[:tiles], p.step,
-                                        invs=(_buffer(bufs, "inv_pos", w.shape, f32),
-                                              _buffer(bufs, "inv_neg", w.shape, f32)))
+                                        invs=(bufs("inv_pos", w), bufs("inv_neg", w)))
     return cells, (gp, gn, *invs)
 
 
-def _claim(plan) -> dict:
+def _claim(plan) -> Scratch:
     """The buffers a training step may write what its backward needs into: those of the
     layer's previous step once its backward has run (or its graph is gone), else new ones.
 
@@ -357,17 +354,10 @@ def _claim(plan) -> dict:
     """
     owner = plan.owner() if plan.owner is not None else None
     if owner is not None and not owner.done:
-        plan.bufs = {}          # that backward is pending: its buffers stay its own
+        plan.bufs = Scratch()   # that backward is pending: its buffers stay its own
     elif owner is not None:
         owner.held = None
     return plan.bufs
-
-
-def _buffer(bufs: dict, name: str, shape, dtype) -> torch.Tensor:
-    t = bufs.get(name)
-    if t is None or tuple(t.shape) != tuple(shape) or t.dtype != dtype:
-        t = bufs[name] = torch.empty(tuple(shape), dtype=dtype)
-    return t
 
 
 class _TrainingStep(torch.autograd.Function):
@@ -389,8 +379,8 @@ class _TrainingStep(torch.autograd.Function):
         if p.wires is None:
             cells = kernels.pair_difference_tiles(
                 w, scale.contiguous(), p.sampler, generator, pool, p.c, p.rows, p.reads,
-                out=_buffer(bufs, "cells", ((2 if p.reads else 1) * tiles, w.shape[0], p.rows),
-                            torch.bfloat16))
+                out=bufs("cells", w, ((2 if p.reads else 1) * tiles, w.shape[0], p.rows),
+                         torch.bfloat16))
             wired = ()
         else:
             cells, wired = _wired_cells(w, scale, p, generator, pool, tiles, bufs)
@@ -407,7 +397,7 @@ class _TrainingStep(torch.autograd.Function):
         y, inside = kernels.read_out_half_raw(
             i, var, offs, p.read_gain, z, p.full, p.adc_step, col, row, p.output_gain,
             None if bias is None else bias.detach().numpy(),
-            _buffer(bufs, "inside", i.shape, torch.bool))
+            bufs("inside", w, i.shape, torch.bool))
         # all made here or detached (no graph to keep alive): plain attributes, which the
         # backward reads without save_for_backward's checks (a few microseconds a step)
         ctx.held = (stack, cells, scale, inside, x_scale, w, *wired)
@@ -466,7 +456,7 @@ class StepPlan:
     def __init__(self, **kw):
         for k in self.__slots__[:-2]:
             setattr(self, k, kw[k])
-        self.owner, self.bufs = None, {}     # the step whose backward holds bufs (_claim)
+        self.owner, self.bufs = None, Scratch()  # the step whose backward holds bufs (_claim)
 
 
 def training_step(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None,

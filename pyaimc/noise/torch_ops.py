@@ -191,11 +191,14 @@ class Scratch:
     def __init__(self) -> None:
         self._bufs: dict[str, torch.Tensor] = {}
 
-    def __call__(self, name: str, like: torch.Tensor, shape=None) -> torch.Tensor:
+    def __call__(self, name: str, like: torch.Tensor, shape=None, dtype=None) -> torch.Tensor:
+        """The buffer ``name`` of ``shape`` (default ``like``'s) and ``dtype`` (default
+        ``like``'s) on ``like``'s device; its contents are whatever was left in it."""
         shape = tuple(like.shape if shape is None else shape)
+        dtype = like.dtype if dtype is None else dtype
         t = self._bufs.get(name)
-        if t is None or t.shape != shape or t.dtype != like.dtype or t.device != like.device:
-            t = torch.empty(shape, dtype=like.dtype, device=like.device)
+        if t is None or t.shape != shape or t.dtype != dtype or t.device != like.device:
+            t = torch.empty(shape, dtype=dtype, device=like.device)
             self._bufs[name] = t
         return t
 
