@@ -283,6 +283,29 @@ def pair_cells_grad(w: torch.Tensor, scale: torch.Tensor, span: float, grad_pos:
     return grad
 
 
+@nb.njit(inline="always")
+def _adc_row(x, inside, full, step):
+    """The ADC on a row of currents, in place: clipped to ``+-full`` (``inside`` marks the
+    values in range, for the gradient) and rounded to the ``step``."""
+    for k in range(x.size):
+        xk = x[k]
+        inside[k] = (xk >= -full) & (xk <= full)
+        xk = -full if xk < -full else xk
+        xk = full if xk > full else xk
+        x[k] = np.rint(xk / step) * step
+
+
+@nb.njit(inline="always")
+def _sum_row(y, x, first):
+    """``y = x`` for the first row tile, else ``y += x`` (the sum over row tiles)."""
+    if first:
+        for k in range(x.size):
+            y[k] = x[k]
+    else:
+        for k in range(x.size):
+            y[k] += x[k]
+
+
 @nb.njit(cache=True)
 def _read_out(i, var, offs, gain, noisy, z, start, m, sign, quant, full, step, y, inside):
     # no fastmath: the clip and the rounding are those of the torch ADC, bit for bit
@@ -302,18 +325,8 @@ def _read_out(i, var, offs, gain, noisy, z, start, m, sign, quant, full, step, y
                     v = v if v > zero else zero
                     x[o] += math.sqrt(v) * (zr[o] * sign)
             if quant:
-                for o in range(outs):
-                    xo = x[o]
-                    inside[t, b, o] = (xo >= -full) & (xo <= full)
-                    xo = -full if xo < -full else xo
-                    xo = full if xo > full else xo
-                    x[o] = np.rint(xo / step) * step
-            if t == 0:
-                for o in range(outs):
-                    y[b, o] = x[o]
-            else:
-                for o in range(outs):
-                    y[b, o] += x[o]
+                _adc_row(x, inside[t, b], full, step)
+            _sum_row(y[b], x, t == 0)
 
 
 @nb.njit(cache=True)
@@ -406,18 +419,8 @@ def _read_out_half(i, var, offs, gain, noisy, z, start, m, sign, quant, full, st
                     v = v if v > zero else zero
                     x[b] += math.sqrt(v) * (zr[base + b] * sign)
             if quant:
-                for b in range(batch):
-                    xb = x[b]
-                    inside[t, o, b] = (xb >= -full) & (xb <= full)
-                    xb = -full if xb < -full else xb
-                    xb = full if xb > full else xb
-                    x[b] = np.rint(xb / step) * step
-            if t == 0:
-                for b in range(batch):
-                    y[o, b] = x[b]
-            else:
-                for b in range(batch):
-                    y[o, b] += x[b]
+                _adc_row(x, inside[t, o], full, step)
+            _sum_row(y[o], x, t == 0)
     if col.size:                    # the output scales (outputs,) times the input's (batch,)
         for o in range(outs):
             co = col[o] * col_gain
