@@ -515,17 +515,20 @@ class AnalogLinear(nn.Module):
             i = i.sum(dim=0)
         return i * (scale * self.core.output_gain()) * x_scale
 
+    def _half_layer(self) -> bool:
+        """The layer's side of the bf16 products: one differential pair per weight, output
+        scales not learned, a periphery the compiled read-out knows, an ideal crossbar or the
+        linear IR drop."""
+        tr = self.transfer
+        return (self.core.mapping.native and not self.config.learn_out_scale
+                and self.core.adc_steps() is not False
+                and (tr is None or (tr.i_sat is None and not tr.has_nonlinearity)))
+
     def _half_applies(self, x: torch.Tensor) -> bool:
         """Whether this pass multiplies in bf16 (:mod:`pyaimc.analog.half`): a training pass,
-        ``config.products`` and the CPU say so, one differential pair per weight, an ideal
-        crossbar or the linear IR drop, a periphery the compiled read-out knows."""
+        ``config.products`` and the CPU say so, and :meth:`_half_layer`."""
         noisy = self.core.sampler is not None or self.core.reads_noise
-        if not self.core.mapping.native or self.config.learn_out_scale or \
-                not use_half(self.config.products, self.training, noisy, x):
-            return False
-        tr = self.transfer
-        return self.core.adc_steps() is not False and \
-            (tr is None or (tr.i_sat is None and not tr.has_nonlinearity))
+        return use_half(self.config.products, self.training, noisy, x) and self._half_layer()
 
     def _half_inputs(self, x: torch.Tensor):
         """``(stack, tiles, sums, x_scale, scaled)``: the DAC codes as bf16 row tiles
@@ -603,8 +606,7 @@ class AnalogLinear(nn.Module):
         if flag is None:
             core = self.core
             flag = (core.sampler is not None and kernels.sampler_applies(core.sampler)
-                    and self.config.products != "float32" and core.mapping.native
-                    and not self.config.learn_out_scale and core.adc_steps() is not False
+                    and self.config.products != "float32" and self._half_layer()
                     and (self.config.t_train is None
                          or getattr(self.noise_model.retention, "is_identity", False)))
             tr = self.transfer
