@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from pyaimc.circuit import wire_kernels
-from pyaimc.circuit.bf16 import from_bf16, to_bf16
+from pyaimc.circuit.bf16 import bits, from_bf16, to_bf16
 from pyaimc.noise import kernels
 from pyaimc.noise.torch_ops import Scratch
 
@@ -66,11 +66,6 @@ def use_half(products: str, training: bool, noisy: bool, *tensors: torch.Tensor)
     if not (kernels.applies(*tensors) and tensors[0].dtype == torch.float32):
         return False
     return products == "bfloat16" or (noisy and cpu_has_native_bf16())
-
-
-def bits(t: torch.Tensor) -> np.ndarray:
-    """The uint16 numpy view of a contiguous CPU bf16 tensor (what the kernels read and write)."""
-    return t.view(torch.int16).numpy().view(np.uint16)
 
 
 @nb.njit(cache=True, error_model="numpy")

@@ -7,8 +7,15 @@ from __future__ import annotations
 
 import numba as nb
 import numpy as np
+import torch
 
-__all__ = ["from_bf16", "row_to_tiles", "to_bf16"]
+__all__ = ["bits", "from_bf16", "row_to_tiles", "to_bf16"]
+
+
+def bits(t: torch.Tensor) -> np.ndarray:
+    """The uint16 numpy view of a contiguous CPU bf16 tensor (what the kernels read and
+    write)."""
+    return t.view(torch.int16).numpy().view(np.uint16)
 
 
 @nb.njit(inline="always")

@@ -32,7 +32,7 @@ import numba as nb
 import numpy as np
 import torch
 
-from pyaimc.circuit.bf16 import row_to_tiles
+from pyaimc.circuit.bf16 import bits, row_to_tiles
 
 #: Use the kernel where it applies (``PYAIMC_KERNELS=0`` in the environment: never).
 ENABLED = os.environ.get("PYAIMC_KERNELS", "1") != "0"
@@ -228,7 +228,7 @@ def _forward(gs, signs, consts, out, tiles=None, c16=1.0, invs=None):
                  _scalar(r, dtype), _scalar(k_row, dtype), _scalar(k_col, dtype),
                  _scalar(sign, dtype), cols, rows, lines, False, out.dim() == 2 and k > 0,
                  target.numpy(), _scalar(c16, dtype),
-                 tiles.view(torch.int16).numpy().view(np.uint16) if last else _NO_TILES)
+                 bits(tiles) if last else _NO_TILES)
         invs.append(inv)
     return invs
 
@@ -282,7 +282,7 @@ def difference_into(g_pos: torch.Tensor, g_neg: torch.Tensor, consts, out: torch
     invs = (torch.empty_like(g_pos), torch.empty_like(g_neg)) if invs is None else invs
     _pair_forward(g_pos.numpy(), g_neg.numpy(), invs[0].numpy(), invs[1].numpy(),
                   *_constants_in(consts, dtype), out.numpy(), _scalar(c, dtype),
-                  tiles.view(torch.int16).numpy().view(np.uint16) if tiles is not None
+                  bits(tiles) if tiles is not None
                   else _NO_TILES)
     return list(invs)
 

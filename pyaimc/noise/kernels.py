@@ -27,7 +27,7 @@ import numba as nb
 import numpy as np
 import torch
 
-from pyaimc.circuit.bf16 import from_bf16, row_to_tiles, to_bf16
+from pyaimc.circuit.bf16 import bits, from_bf16, row_to_tiles, to_bf16
 
 #: Use the kernels where they apply (``PYAIMC_KERNELS=0`` in the environment: never).
 ENABLED = os.environ.get("PYAIMC_KERNELS", "1") != "0"
@@ -59,11 +59,6 @@ def normals(rows: int, length: int, like: torch.Tensor, generator: torch.Generat
 
 _NO_NORMALS = (np.zeros(1, np.float64), 0, 1, 1.0)
 _NO_SCALE = np.zeros(0, np.float32)
-
-
-def _bits(t: torch.Tensor) -> np.ndarray:
-    """The uint16 numpy view of a contiguous CPU bf16 tensor (numba has no bf16 type)."""
-    return t.view(torch.int16).numpy().view(np.uint16)
 
 
 @nb.njit(cache=True)
@@ -230,8 +225,8 @@ def _run_pair_difference(w, scale, sampler, generator, pool, diff, a_out, c16, d
                      z[1], z[2], _scalar(z[3], dtype),
                      diff.numpy() if diff is not None else empty2,
                      a_out.numpy() if a_out is not None else empty2, _scalar(c16, dtype),
-                     _bits(d16) if d16 is not None else empty3,
-                     _bits(a16) if a16 is not None else empty3)
+                     bits(d16) if d16 is not None else empty3,
+                     bits(a16) if a16 is not None else empty3)
 
 
 @torch.no_grad()
@@ -252,7 +247,7 @@ def pair_cells(w: torch.Tensor, scale: torch.Tensor, sampler, generator, pool=No
                 _scalar(sampler.std0, dtype), noisy, z[0].astype(dtype, copy=False), z[1],
                 z[2], _scalar(z[3], dtype), g_pos.numpy(), g_neg.numpy(),
                 a_out.numpy() if a_out is not None else np.empty((0, 0), dtype),
-                _bits(a16) if a16 is not None else np.empty((0, 0, 0), np.uint16))
+                bits(a16) if a16 is not None else np.empty((0, 0, 0), np.uint16))
     return g_pos, g_neg
 
 
@@ -477,8 +472,8 @@ def read_out_half_raw(i: torch.Tensor, var, offs, gain: float, z, full, step, co
         inside = torch.empty(i.shape, dtype=torch.bool)
     noisy = var is not None
     z = z if noisy else _NO_NORMALS
-    _read_out_half(_bits(i.detach().contiguous()),
-                   _bits(var) if noisy else np.zeros((1, 1, 1), np.uint16),
+    _read_out_half(bits(i.detach().contiguous()),
+                   bits(var) if noisy else np.zeros((1, 1, 1), np.uint16),
                    offs.numpy() if noisy else np.zeros((1, 1), np.float32),
                    np.float32(gain), noisy, z[0].astype(np.float32, copy=False), z[1], z[2],
                    np.float32(z[3]), quant, np.float32(full if quant else 0),
@@ -497,7 +492,7 @@ def read_out_half_grad(grad: torch.Tensor, inside: torch.Tensor, shape, col, row
     if out is None:
         out = torch.empty(shape, dtype=torch.bfloat16)
     _masked_expand_half(grad.numpy(), inside.numpy(), inside.numel() > 0, col,
-                        np.float32(col_gain), row, _bits(out),
+                        np.float32(col_gain), row, bits(out),
                         _NO_SCALE if grad_sum is None else grad_sum.numpy())
     return out
 
