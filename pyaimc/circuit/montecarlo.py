@@ -75,7 +75,12 @@ class SerialExecutor(Executor):
         return "SerialExecutor()"
 
 
+_ENDED_BY_PARENT = False
+
+
 def _exit_quietly(signum, frame) -> None:
+    global _ENDED_BY_PARENT
+    _ENDED_BY_PARENT = True
     raise SystemExit(128 + signum)
 
 
@@ -88,6 +93,28 @@ def _worker_signals() -> None:
     workers."""
     signal.signal(signal.SIGTERM, _exit_quietly)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _run_task(fn: Callable[[Any], Any], item: Any) -> Any:
+    """Run one task in a worker; a worker ended by its parent leaves once the task has cleaned up.
+
+    SIGTERM raises SystemExit inside the task, so its ``finally`` blocks and context managers
+    (temporary folders, ngspice child processes) clean up; the pool's worker loop would then
+    catch it as the task's error and take the next task, so the worker leaves here instead (it
+    holds no queue lock while in a task).
+    """
+    try:
+        return fn(item)
+    except SystemExit as stop:
+        if not _ENDED_BY_PARENT:  # the task's own exit is its error, as any other
+            raise
+        os._exit(stop.code if isinstance(stop.code, int) else 1)
+
+
+def _in_order(futures: list) -> Iterator[Any]:
+    """The futures' results in order, each as soon as it is done."""
+    for future in futures:
+        yield future.result()
 
 
 class LocalExecutor(Executor):
@@ -108,7 +135,12 @@ class LocalExecutor(Executor):
     def map(self, fn, items):
         if self._pool is None:
             self._pool = ProcessPoolExecutor(self.max_workers, initializer=_worker_signals)
-        return self._pool.map(fn, items)
+        # not the pool's own map: its result generator cancels the pending futures when an
+        # error or a signal leaves it, and on Python 3.11 the pool's manager thread then raises
+        # (a traceback on stderr) marking those cancelled futures broken as abort() ends the
+        # workers. Pending work is dropped by abort() instead.
+        futures = [self._pool.submit(_run_task, fn, item) for item in items]
+        return _in_order(futures)
 
     def close(self) -> None:
         if self._pool is not None:
