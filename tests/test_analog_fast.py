@@ -141,6 +141,22 @@ def test_pair_cells_gradient_kernel_matches_torch():
     assert torch.equal(got[3, :5], torch.zeros(5, dtype=torch.float64))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_row_abs_max_equals_the_torch_scales(dtype):
+    from pyaimc.analog.core import TileCore
+
+    rng = np.random.default_rng(3)
+    w = rng.normal(size=(37, 101)).astype(dtype)
+    w[3] = 0.0                                   # all zero: the floor
+    w[5, 17] = -50.0                             # the largest magnitude negative
+    w[6, 100] = np.inf
+    out = kernels.row_abs_max(w, np.empty(37, dtype))
+    assert np.array_equal(out, TileCore.scales(torch.from_numpy(w)).numpy())
+    assert out[3] == 1e-12 and out[5] == 50.0 and np.isinf(out[6])
+    w[8, 2] = np.nan                             # NaN propagates, as torch's maximum does
+    assert np.isnan(kernels.row_abs_max(w, np.empty(37, dtype))[8])
+
+
 def test_read_out_gradient_is_the_output_gradient_inside_the_adc_range():
     i = torch.linspace(-3, 3, 2 * 5 * 7, dtype=torch.float64).reshape(2, 5, 7).requires_grad_()
     y = kernels.read_out(i, None, None, 1.0, torch.Generator(), None, 2.0, 0.5)

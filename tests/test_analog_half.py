@@ -38,10 +38,13 @@ def test_weight_tiles_round_as_torch_does_and_untile_inverts_the_layout():
     assert w16.shape == (3, 70, 64) and w16.is_contiguous()
     assert torch.equal(w16, ref)
     g = torch.randn(3, 70, 64, generator=gen).to(torch.bfloat16)
-    c = torch.linspace(0.5, 2.0, 70)
-    out = half.untile(g, c, 150)
-    expect = g.float().permute(1, 0, 2).reshape(70, 192)[:, :150] * c[:, None]
+    den = torch.linspace(0.5, 2.0, 70)
+    out = half.untile(g, 1.5, den.numpy(), 150)         # row o times 1.5 / den[o]
+    expect = g.float().permute(1, 0, 2).reshape(70, 192)[:, :150] * (1.5 / den)[:, None]
+    # torch divides a number by a tensor as the reciprocal times the number: so does untile
     assert torch.equal(out, expect)
+    out = half.untile(g, 1.5, None, 150)
+    assert torch.equal(out, g.float().permute(1, 0, 2).reshape(70, 192)[:, :150] * 1.5)
 
 
 def _grid_inputs(batch, n, step, gen):

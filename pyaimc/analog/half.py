@@ -88,31 +88,38 @@ def _weights_to_tiles(d, c, out):
 
 
 @nb.njit(cache=True, error_model="numpy")
-def _untile(g, c, in_f, out):
-    # out[o, t rows + r] = c[o] g[t, o, r] (float32) for the rows that hold inputs
+def _untile(g, num, den, in_f, out):
+    # out[o, t rows + r] = (num / den[o]) g[t, o, r] (float32; num where den is empty) for
+    # the rows that hold inputs; num / den as torch divides a number by a tensor (times the
+    # reciprocal)
     tiles, out_f, rows = g.shape
+    one = num / num
     full = in_f // rows
     for t in range(full):
         base = t * rows
         for o in range(out_f):
-            co = c[o]
+            co = (one / den[o]) * num if den.size else num
             for r in range(rows):
                 out[o, base + r] = from_bf16(g[t, o, r]) * co
     if full < tiles:
         base = full * rows
         for o in range(out_f):
-            co = c[o]
+            co = (one / den[o]) * num if den.size else num
             for r in range(in_f - base):
                 out[o, base + r] = from_bf16(g[full, o, r]) * co
 
 
-def untile(g: torch.Tensor, c: torch.Tensor, in_f: int,
+_ALL_ONE = np.empty(0, np.float32)
+
+
+def untile(g: torch.Tensor, num: float, den: np.ndarray | None, in_f: int,
            out: torch.Tensor | None = None) -> torch.Tensor:
     """Row-tile gradients ``g`` (row_tiles, out, rows; bf16) in the weight layout (out, in;
-    float32), row ``o`` times ``c[o]`` (into ``out`` when given)."""
+    float32), row ``o`` times ``num / den[o]`` (``den`` float32 (out,); None: times ``num``),
+    into ``out`` when given."""
     if out is None:
         out = torch.empty(g.shape[1], in_f, dtype=torch.float32)
-    _untile(bits(g), c.detach().float().contiguous().numpy(), in_f, out.numpy())
+    _untile(bits(g), np.float32(num), _ALL_ONE if den is None else den, in_f, out.numpy())
     return out
 
 
@@ -158,38 +165,20 @@ class _Codes(torch.autograd.Function):
         return _untile_codes(grad, ctx.in_f).mul_(ctx.inv_step), None, None
 
 
-@nb.njit(cache=True, error_model="numpy")
-def _abs_max(x):
-    # max |x| of a row in 16 running maxima (one running maximum is a chain of dependent
-    # compares: about three times slower)
-    acc = np.zeros(16, dtype=x.dtype)
-    n = x.size // 16
-    for j in range(n):
-        for k in range(16):
-            a = abs(x[j * 16 + k])
-            acc[k] = a if a > acc[k] else acc[k]
-    m = acc.max()
-    for i in range(n * 16, x.size):
-        m = max(m, abs(x[i]))
-    return m
-
-
 @nb.njit(cache=True, error_model="numpy", fastmath=True)
 def _abs_max_codes(x, levels, four_kt_b, two_q_b, step, offset, codes, weight, sums, x_scale):
-    # per sample: scale |x| to the DAC's full scale, round to codes (bf16 bits, row tiles), and
-    # the read noise's per-volt weights of the voltages code * step (bf16 bits, their tile sums
-    # in float32, times offset). Branch-free inner loops (they vectorise); the padding rows
-    # after them; fastmath for the tile sums (a sum in order is a chain of dependent additions).
+    # per sample: scale |x| (max |x| given in x_scale) to the DAC's full scale, round to codes
+    # (bf16 bits, row tiles), and the read noise's per-volt weights of the voltages
+    # code * step (bf16 bits, their tile sums in float32, times offset). Branch-free inner
+    # loops (they vectorise); the padding rows after them; fastmath for the tile sums (a sum
+    # in order is a chain of dependent additions).
     batch, in_f = x.shape
     tiles, _, rows = codes.shape
-    tiny = np.float32(1e-12)
     zero = np.float32(0)
     one = np.float32(1)
     k = np.empty(rows, dtype=np.float32)
     for b in range(batch):
-        m = max(_abs_max(x[b]), tiny)
-        x_scale[b] = m
-        f = levels / m
+        f = levels / x_scale[b]
         for t in range(tiles):
             base = t * rows
             n = min(rows, in_f - base)
@@ -216,7 +205,9 @@ def _codes_stack(x, levels, four_kt_b, two_q_b, step, rows, reads, offset=1.0):
     weight = stack[tiles:] if reads else torch.empty(tiles, batch, rows, dtype=torch.bfloat16)
     sums = torch.empty(tiles, batch)
     x_scale = torch.empty(batch)
-    _abs_max_codes(x.detach().contiguous().numpy(), np.float32(levels), np.float32(four_kt_b),
+    x = x.detach().contiguous().numpy()
+    kernels.row_abs_max(x, x_scale.numpy(), 1e-12)
+    _abs_max_codes(x, np.float32(levels), np.float32(four_kt_b),
                    np.float32(two_q_b), np.float32(step), np.float32(offset),
                    bits(stack[:tiles]), bits(weight),
                    sums.numpy(), x_scale.numpy())
@@ -276,7 +267,7 @@ class _HalfProduct(torch.autograd.Function):
         grad_codes = grad_d = None
         if ctx.needs_input_grad[1]:
             g = torch.bmm(grad, codes)                                  # (T, out, rows)
-            grad_d = untile(g, torch.full((w16.shape[1],), ctx.c), ctx.in_f)
+            grad_d = untile(g, ctx.c, None, ctx.in_f)
         if ctx.needs_input_grad[0]:
             grad_codes = torch.bmm(grad.transpose(1, 2), w16)          # (T, batch, rows)
         return grad_codes, grad_d, None
@@ -313,28 +304,28 @@ class _ProgrammedProduct(torch.autograd.Function):
         grad = grad.contiguous()
         grad_stack = grad_w = None
         if ctx.needs_input_grad[1]:
-            grad_w = untile(torch.bmm(grad, stack[:t]), ctx.c / scale, ctx.in_f)
+            grad_w = untile(torch.bmm(grad, stack[:t]), ctx.c,
+                            scale.detach().float().contiguous().numpy(), ctx.in_f)
         if ctx.needs_input_grad[0]:
             grad_stack = torch.zeros_like(stack)
             torch.bmm(grad.transpose(1, 2), cells[:t], out=grad_stack[:t])
         return grad_stack, grad_w, None, None, None, None, None, None
 
 
-def _wired_cells(w, scale, p, generator, pool, tiles, bufs):
+def _wired_cells(w, scale, p, generator, pool, tiles, bufs, cells):
     """The cells of one training step with the linear IR drop: both cells of every pair
-    drawn (float32), the wire kernel's ``W1(g+) - W1(g-)`` times ``step`` written as bf16 row
-    tiles by its last pass, followed by ``|w| / scale`` in bf16 row tiles when the layer reads
-    noise; and what the backward needs (the cells and each polarity's ``1 / D``). Buffers from
-    ``bufs`` (a :class:`~pyaimc.noise.torch_ops.Scratch`, :func:`_claim`)."""
-    out_f = w.shape[0]
-    cells = bufs("cells", w, ((2 if p.reads else 1) * tiles, out_f, p.rows), torch.bfloat16)
+    drawn (float32), the wire kernel's ``W1(g+) - W1(g-)`` times ``step`` written into
+    ``cells`` as bf16 row tiles by its last pass, followed by ``|w| / scale`` in bf16 row
+    tiles when the layer reads noise; returns what the backward needs (the cells and each
+    polarity's ``1 / D``). Buffers from ``bufs`` (a
+    :class:`~pyaimc.noise.torch_ops.Scratch`, :func:`_claim`)."""
     gp, gn = kernels.pair_cells(w, scale, p.sampler, generator, pool,
                                 a16=cells[tiles:] if p.reads else None,
                                 out=(bufs("g_pos", w), bufs("g_neg", w)))
     invs = wire_kernels.difference_into(gp, gn, p.wires, p.scratch("wire_d", w),
                                         cells[:tiles], p.step,
                                         invs=(bufs("inv_pos", w), bufs("inv_neg", w)))
-    return cells, (gp, gn, *invs)
+    return gp, gn, *invs
 
 
 def _claim(plan) -> Scratch:
@@ -364,42 +355,62 @@ class _TrainingStep(torch.autograd.Function):
     overhead is as large as its arithmetic."""
 
     @staticmethod
-    def forward(ctx, x, w, bias, scale, plan, generator, pool):
+    def forward(ctx, x, w, bias, plan, generator, pool):
         p = plan
-        stack, offs, x_scale = _codes_stack(x, p.levels, p.four_kt_b, p.two_q_b, p.step,
-                                            p.rows, p.reads, p.offset)
-        tiles = math.ceil(x.shape[1] / p.rows)
+        x = x.detach().contiguous()
         w = w.detach().contiguous()
+        (batch, in_f), out_f, rows = x.shape, w.shape[0], p.rows
+        tiles = -(-in_f // rows)
         bufs = _claim(p)
+        # inputs: per-sample scales max |x_b.|, codes and read-noise weights (bf16 row tiles)
+        stack = bufs("stack", x, ((2 if p.reads else 1) * tiles, batch, rows), torch.bfloat16)
+        x_scale = bufs("x_scale", x, (batch,))
+        offs = p.scratch("offs", x, (tiles, batch))
+        xn, row = x.numpy(), x_scale.numpy()
+        kernels.row_abs_max(xn, row, 1e-12)
+        stack_bits = bits(stack)
+        _abs_max_codes(xn, *p.codes_consts, stack_bits[:tiles],
+                       stack_bits[tiles:] if p.reads else bits(p.scratch(
+                           "weights16", stack, (tiles, batch, rows))),
+                       offs.numpy(), row)
+        # the output scales max |w_o.| (TileCore.scales' two torch reductions cost 12-20 us
+        # a step at 256 x 256; this 2-3 us)
+        scale = bufs("scale", w, (out_f,))
+        col = kernels.row_abs_max(w.numpy(), scale.numpy())
+        cells = bufs("cells", w, ((2 if p.reads else 1) * tiles, out_f, rows), torch.bfloat16)
         if p.wires is None:
-            cells = kernels.pair_difference_tiles(
-                w, scale.contiguous(), p.sampler, generator, pool, p.c, p.rows, p.reads,
-                out=bufs("cells", w, ((2 if p.reads else 1) * tiles, w.shape[0], p.rows),
-                         torch.bfloat16))
+            cell_bits = bits(cells)
+            z = kernels.normals(out_f, in_f, w, generator, pool) \
+                if p.difference_consts[4] else None
+            kernels.difference_tiles_into(w.numpy(), col, p.difference_consts, z,
+                                          cell_bits[:tiles], cell_bits[tiles:] if p.reads
+                                          else cell_bits[:0])
             wired = ()
         else:
-            cells, wired = _wired_cells(w, scale, p, generator, pool, tiles, bufs)
+            wired = _wired_cells(w, scale, p, generator, pool, tiles, bufs, cells)
         # temporaries of the layer's scratch: fresh weight-sized memory costs a page fault per
         # 4 KiB (at 1024 x 1024 with the IR drop the step took 3.7x to 6.8x nn.Linear as the
         # allocator returned memory to the system or not)
         out = torch.bmm(cells, stack.transpose(1, 2), out=p.scratch(
-            "products", cells, (cells.shape[0], cells.shape[1], stack.shape[1])))
-        i, var, z = out[:tiles], None, None
+            "products", cells, (cells.shape[0], out_f, batch)))
+        out_bits = bits(out)
+        var = z = None
         if p.reads:
-            var = out[tiles:]
-            z = kernels.normals(tiles, i.shape[1] * i.shape[2], offs, generator, pool)
-        col, row = scale.numpy(), x_scale.numpy()
-        y, inside = kernels.read_out_half_raw(
-            i, var, offs, p.read_gain, z, p.full, p.adc_step, col, row, p.output_gain,
-            None if bias is None else bias.detach().numpy(),
-            bufs("inside", w, i.shape, torch.bool))
+            var = out_bits[tiles:]
+            z = kernels.normals(tiles, out_f * batch, offs, generator, pool)
+        inside = bufs("inside", w, (tiles, out_f, batch) if p.read_consts[1] else (0, 0, 0),
+                      torch.bool)
+        y = torch.empty(out_f, batch)
+        kernels.read_out_half_into(out_bits[:tiles], var, offs.numpy(), p.read_consts, z, col,
+                                   row, None if bias is None else bias.detach().numpy(),
+                                   y.numpy(), inside.numpy())
         # all made here or detached (no graph to keep alive): plain attributes, which the
         # backward reads without save_for_backward's checks (a few microseconds a step)
         ctx.held = (stack, cells, scale, inside, x_scale, w, *wired)
         ctx.done = False
         p.owner = weakref.ref(ctx)
-        ctx.col, ctx.row, ctx.tiles, ctx.shape = col, row, tiles, i.shape
-        ctx.plan, ctx.in_f = p, x.shape[1]
+        ctx.col, ctx.row, ctx.tiles, ctx.shape = col, row, tiles, (tiles, out_f, batch)
+        ctx.plan, ctx.in_f = p, in_f
         return y.t()
 
     @staticmethod
@@ -415,18 +426,18 @@ class _TrainingStep(torch.autograd.Function):
         grad_x = grad_w = None
         # read in place, any strides (a sum's gradient is an expanded scalar)
         grad_b = torch.empty(grad.shape[1]) if ctx.needs_input_grad[2] else None
-        gi = kernels.read_out_half_grad(grad, inside, ctx.shape, ctx.col, ctx.row,
-                                        p.output_gain, grad_b,
-                                        out=p.scratch("grad_i", cells, ctx.shape))
+        gi = p.scratch("grad_i", cells, ctx.shape)
+        kernels.read_out_half_grad_into(grad.numpy(), inside.numpy(), ctx.col,
+                                        p.read_consts[4], ctx.row, bits(gi),
+                                        None if grad_b is None else grad_b.numpy())
         if ctx.needs_input_grad[1]:
             g = torch.bmm(gi, stack[:t], out=p.scratch(
                 "grad_tiles", cells, (t, w.shape[0], stack.shape[2])))  # (T, out, rows)
             if p.wires is None:
-                grad_w = untile(g, p.c / scale, ctx.in_f)
+                grad_w = untile(g, p.c, ctx.col, ctx.in_f)
             else:
                 gp, gn, inv_p, inv_n = wired
-                grad_d = untile(g, torch.full((w.shape[0],), p.step), ctx.in_f,
-                                out=p.scratch("grad_d", w))
+                grad_d = untile(g, p.step, None, ctx.in_f, out=p.scratch("grad_d", w))
                 grad_p, grad_n = wire_kernels.difference_grad(
                     grad_d, gp, gn, inv_p, inv_n, p.wires,
                     out=(p.scratch("grad_pos", w), p.scratch("grad_neg", w)))
@@ -435,7 +446,7 @@ class _TrainingStep(torch.autograd.Function):
             g = torch.bmm(gi.transpose(1, 2), cells[:t])
             grad_x = _untile_codes(g, ctx.in_f).mul_((p.levels / x_scale)[:, None])
         ctx.done = True
-        return grad_x, grad_w, grad_b, None, None, None, None
+        return grad_x, grad_w, grad_b, None, None, None
 
 
 class StepPlan:
@@ -446,20 +457,29 @@ class StepPlan:
 
     __slots__ = ("levels", "four_kt_b", "two_q_b", "step", "rows", "reads", "sampler", "c",
                  "offset", "read_gain", "output_gain", "full", "adc_step", "wires", "span",
-                 "scratch", "owner", "bufs")
+                 "scratch", "owner", "bufs", "codes_consts", "difference_consts",
+                 "read_consts")
 
     def __init__(self, **kw):
-        for k in self.__slots__[:-2]:
+        for k in self.__slots__[:-5]:
             setattr(self, k, kw[k])
         self.owner, self.bufs = None, Scratch()  # the step whose backward holds bufs (_claim)
+        # the kernels' constants as numpy scalars, once (converting them was a few
+        # microseconds of every step)
+        f32 = np.float32
+        self.codes_consts = (f32(self.levels), f32(self.four_kt_b), f32(self.two_q_b),
+                             f32(self.step), f32(self.offset))
+        self.difference_consts = kernels.difference_constants(self.sampler, self.c)
+        self.read_consts = kernels.read_out_constants(self.read_gain, self.full,
+                                                      self.adc_step, self.output_gain)
 
 
 def training_step(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None,
-                  scale: torch.Tensor, plan: StepPlan, generator, pool) -> torch.Tensor:
+                  plan: StepPlan, generator, pool) -> torch.Tensor:
     """One training read (batch, out) of inputs ``x`` (batch, in) through a freshly programmed
-    draw of ``w`` (out, in) with output scales ``scale`` and digital ``bias``; see
+    draw of ``w`` (out, in) with the output scales ``max_i |w_oi|`` and digital ``bias``; see
     :class:`_TrainingStep`."""
-    return _TrainingStep.apply(x, w, bias, scale, plan, generator, pool)
+    return _TrainingStep.apply(x, w, bias, plan, generator, pool)
 
 
 def programmed_product(stack: torch.Tensor, w: torch.Tensor, scale: torch.Tensor, sampler,

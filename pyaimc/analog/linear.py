@@ -635,12 +635,12 @@ class AnalogLinear(nn.Module):
         w = self.mapped_weight()
         if not kernels.applies(w):
             return None
-        scale = self._scale(w)
         pool = self._start_step(self.transfer is not None)
         if self.config.input_scaling == "abs_max":
-            # one autograd node for the whole read, the bias included
-            return training_step(x, w, self.bias, scale, self._step_plan(), self.generator(),
+            # one autograd node for the whole read, the bias and the output scales included
+            return training_step(x, w, self.bias, self._step_plan(), self.generator(),
                                  pool), True
+        scale = self._scale(w)
         stack, tiles, sums, x_scale, scaled = self._half_inputs(x)
         i, var = programmed_product(stack, w, scale, core.sampler, self.generator(), pool,
                                     core.span * core.dac_step(), tiles)

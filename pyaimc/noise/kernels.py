@@ -81,6 +81,41 @@ def _coeffs(c: tuple, dtype) -> np.ndarray:
     return out
 
 
+#: the smallest output scale (as the torch path's ``TileCore.scales``)
+TINY_SCALE = 1e-12
+
+
+@nb.njit(cache=True)
+def _row_max_bits(u, mask, floor, out):
+    # non-negative IEEE floats order as their bit patterns: the magnitudes' maximum is an
+    # integer maximum, which vectorises (a float maximum in numba runs a compare per cycle:
+    # ten times slower); a NaN's pattern is above every number's, so a NaN row gives NaN
+    for o in range(u.shape[0]):
+        m = floor
+        for i in range(u.shape[1]):
+            v = u[o, i] & mask
+            m = v if v > m else m
+        out[o] = m
+
+
+_MAGNITUDE_BITS = {np.dtype(np.float32): (np.uint32, np.uint32(0x7FFF_FFFF)),
+                   np.dtype(np.float64): (np.uint64, np.uint64(0x7FFF_FFFF_FFFF_FFFF))}
+
+
+def row_abs_max(w: np.ndarray, out: np.ndarray, floor: float = TINY_SCALE) -> np.ndarray:
+    """``out[o] = max(max_i |w[o, i]|, floor)`` of a C-contiguous float32 or float64 array
+    (rows, n) into ``out`` (rows,) of its dtype: the output scales of
+    ``TileCore.scales`` (``floor`` its 1e-12) or the per-sample input scales."""
+    uint, mask = _MAGNITUDE_BITS[w.dtype]
+    _row_max_bits(w.view(uint), mask, _floor_bits(floor, w.dtype), out.view(uint))
+    return out
+
+
+@functools.lru_cache(maxsize=16)
+def _floor_bits(floor: float, dtype):
+    return np.array(floor, dtype).view(_MAGNITUDE_BITS[dtype][0])[()]
+
+
 @nb.njit(fastmath=True, cache=True)
 def _horner_row(coeffs, a, acc):
     n = coeffs.size
@@ -227,6 +262,59 @@ def _run_pair_difference(w, scale, sampler, generator, pool, diff, a_out, c16, d
                      a_out.numpy() if a_out is not None else empty2, _scalar(c16, dtype),
                      bits(d16) if d16 is not None else empty3,
                      bits(a16) if a16 is not None else empty3)
+
+
+def difference_constants(sampler, c16: float) -> tuple:
+    """The float32 constants of :func:`difference_tiles_into` for ``sampler`` and the
+    products' factor ``c16`` (made once per layer, not per step)."""
+    f32 = np.float32
+    return (_coeffs(sampler.mean_coeffs[1:], f32), _coeffs(sampler.std_coeffs, f32),
+            f32(sampler.std0 ** 2), f32(1 / sampler.g_span), not sampler.noiseless, f32(c16))
+
+
+_EMPTY2_F32 = np.empty((0, 0), np.float32)
+
+
+def difference_tiles_into(w: np.ndarray, scale: np.ndarray, consts: tuple, z: tuple,
+                          d16: np.ndarray, a16: np.ndarray) -> None:
+    """:func:`pair_difference_tiles` on numpy arrays with prepared constants
+    (:func:`difference_constants`; float32): ``z`` the normals' ``(z, start, m, sign)``
+    (:func:`normals`, or anything when the sampler is noiseless), ``d16`` and ``a16`` the bf16
+    bits of the difference's and ``|w| / scale``'s row tiles (``a16`` of shape (0, 0, 0): none).
+    The training step's per-call Python was a fifth of this pass at 256 x 256."""
+    mean_c, std_c, std0sq, inv_span, noisy, c16 = consts
+    if not noisy:
+        z = _NO_NORMALS
+    _pair_difference(w, scale, mean_c, std_c, std0sq, inv_span, noisy,
+                     z[0].astype(np.float32, copy=False), z[1], z[2], np.float32(z[3]),
+                     _EMPTY2_F32, _EMPTY2_F32, c16, d16, a16)
+
+
+def read_out_constants(gain: float, full, step, col_gain: float) -> tuple:
+    """The constants of :func:`read_out_half_into` (made once per layer): the read-noise
+    gain, the ADC's full scale and step (None: no ADC) and the output gain."""
+    quant = step is not None
+    f32 = np.float32
+    return f32(gain), quant, f32(full if quant else 0), f32(step if quant else 1), f32(col_gain)
+
+
+def read_out_half_into(i: np.ndarray, var, offs, consts: tuple, z, col, row, bias,
+                       y: np.ndarray, inside: np.ndarray) -> None:
+    """:func:`read_out_half_raw` on numpy arrays with prepared constants
+    (:func:`read_out_constants`): ``i`` and ``var`` bf16 bits (``var`` None: no read noise),
+    ``y`` (outputs, batch) and ``inside`` (the shape of ``i``; (0, 0, 0) without an ADC)
+    written."""
+    gain, quant, full, step, col_gain = consts
+    noisy = var is not None
+    if not noisy:
+        var, offs, z = _NO_VAR, _NO_OFFS, _NO_NORMALS
+    _read_out_half(i, var, offs, gain, noisy, z[0].astype(np.float32, copy=False), z[1], z[2],
+                   np.float32(z[3]), quant, full, step, col, col_gain, row,
+                   _NO_SCALE if bias is None else bias, y, inside)
+
+
+_NO_VAR = np.zeros((1, 1, 1), np.uint16)
+_NO_OFFS = np.zeros((1, 1), np.float32)
 
 
 @torch.no_grad()
@@ -430,30 +518,35 @@ def _read_out_half(i, var, offs, gain, noisy, z, start, m, sign, quant, full, st
 @nb.njit(cache=True)
 def _masked_expand_half(grad, inside, quant, col, col_gain, row, out, grad_sum):
     # the output's gradient (batch, outputs), times the scales, in every tile as bf16 bits,
-    # 0 where clipped; its sum over the batch into grad_sum when that is not empty (a bias)
+    # 0 where clipped; its sum over the batch into grad_sum when that is not empty (a bias).
+    # First the scaled gradient transposed to (outputs, batch) with the gradient read along
+    # its rows (read down its columns, as the tiles' layout asks, the pass took 15 us at
+    # 256 outputs, batch 64; this way 10), then the tiles
     tiles, outs, batch = out.shape
-    g = np.empty(batch, dtype=np.uint16)
-    if grad_sum.size:
+    g = np.empty((outs, batch), dtype=np.uint16)
+    co = np.empty(outs, dtype=np.float32)
+    for o in range(outs):
+        co[o] = col[o] * col_gain if col.size else np.float32(1)
+    summed = grad_sum.size > 0
+    if summed:
         for o in range(outs):
             grad_sum[o] = 0
-        for b in range(batch):
-            for o in range(outs):
-                grad_sum[o] += grad[b, o]
+    for b in range(batch):
+        rb = row[b] if col.size else np.float32(1)
+        for o in range(outs):
+            gbo = grad[b, o]
+            if summed:
+                grad_sum[o] += gbo
+            g[o, b] = to_bf16(gbo * (co[o] * rb)) if col.size else to_bf16(gbo)
+    mask = inside.view(np.uint8)
     for o in range(outs):
-        if col.size:
-            co = col[o] * col_gain
-            for b in range(batch):
-                g[b] = to_bf16(grad[b, o] * (co * row[b]))
-        else:
-            for b in range(batch):
-                g[b] = to_bf16(grad[b, o])
         for t in range(tiles):
             if quant:
                 for b in range(batch):
-                    out[t, o, b] = g[b] if inside[t, o, b] else np.uint16(0)
+                    out[t, o, b] = g[o, b] * np.uint16(mask[t, o, b])
             else:
                 for b in range(batch):
-                    out[t, o, b] = g[b]
+                    out[t, o, b] = g[o, b]
 
 
 def read_out_half_raw(i: torch.Tensor, var, offs, gain: float, z, full, step, col, row,
@@ -480,6 +573,15 @@ def read_out_half_raw(i: torch.Tensor, var, offs, gain: float, z, full, step, co
                    np.float32(step if quant else 1), col, np.float32(col_gain), row,
                    _NO_SCALE if bias is None else bias, y.numpy(), inside.numpy())
     return y, inside
+
+
+def read_out_half_grad_into(grad: np.ndarray, inside: np.ndarray, col, col_gain, row,
+                            out: np.ndarray, grad_sum: np.ndarray | None = None) -> None:
+    """:func:`read_out_half_grad` on numpy arrays (``col_gain`` a numpy float32, ``out`` the
+    bf16 bits of the currents' gradient; the ADC's mask ``inside`` of shape (0, 0, 0): no
+    ADC)."""
+    _masked_expand_half(grad, inside, inside.size > 0, col, col_gain, row, out,
+                        _NO_SCALE if grad_sum is None else grad_sum)
 
 
 def read_out_half_grad(grad: torch.Tensor, inside: torch.Tensor, shape, col, row,
