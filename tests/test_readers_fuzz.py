@@ -45,7 +45,6 @@ def _readers():
 
 def _seed_file(name: str, tmp: Path) -> bytes:
     """A valid file of each format, to damage."""
-    ex = ROOT / "calibration_data" / "example"
     if name == "relaxation":
         return (b"32769\t0.0\t20759.55\t4.81706e-05\t4.81706e-05\t12\t0.0\n"
                 b"32769\t1.0\t20859.55\t4.79397e-05\t4.81706e-05\t12\t1.0\n")

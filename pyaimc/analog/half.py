@@ -328,6 +328,35 @@ def _wired_cells(w, scale, p, generator, pool, tiles, bufs, cells):
     return gp, gn, *invs
 
 
+class _StepArrays:
+    """The buffers of one training step (batch ``batch``) and their numpy views, made once:
+    lent to the next step with the rest of :func:`_claim`'s buffers (``stack``, ``x_scale``,
+    ``scale``, ``cells``, ``inside``) or the layer's temporaries (``offs``, ``products``,
+    ``weights16``)."""
+
+    def __init__(self, p, batch: int, in_f: int, out_f: int):
+        tiles, rows, k = -(-in_f // p.rows), p.rows, 2 if p.reads else 1
+        bf16 = torch.bfloat16
+        self.stack = torch.empty(k * tiles, batch, rows, dtype=bf16)
+        self.x_scale = torch.empty(batch)
+        self.scale = torch.empty(out_f)
+        self.cells = torch.empty(k * tiles, out_f, rows, dtype=bf16)
+        self.inside = torch.empty((tiles, out_f, batch) if p.read_consts[1] else (0, 0, 0),
+                                  dtype=torch.bool)
+        self.offs = torch.empty(tiles, batch)
+        self.products = torch.empty(k * tiles, out_f, batch, dtype=bf16)
+        stack_bits, cell_bits = bits(self.stack), bits(self.cells)
+        self.codes_bits = stack_bits[:tiles]
+        self.weights_bits = stack_bits[tiles:] if p.reads else \
+            np.empty((tiles, batch, rows), np.uint16)
+        self.d_bits, self.a_bits = cell_bits[:tiles], cell_bits[tiles:]
+        self.row, self.col = self.x_scale.numpy(), self.scale.numpy()
+        self.offs_np, self.inside_np = self.offs.numpy(), self.inside.numpy()
+        out_bits = bits(self.products)
+        self.i_bits, self.var_bits = out_bits[:tiles], out_bits[tiles:] if p.reads else None
+        self.tiles, self.shape = tiles, (tiles, out_f, batch)
+
+
 def _claim(plan) -> Scratch:
     """The buffers a training step may write what its backward needs into: those of the
     layer's previous step once its backward has run (or its graph is gone), else new ones.
@@ -359,57 +388,37 @@ class _TrainingStep(torch.autograd.Function):
         p = plan
         x = x.detach().contiguous()
         w = w.detach().contiguous()
-        (batch, in_f), out_f, rows = x.shape, w.shape[0], p.rows
-        tiles = -(-in_f // rows)
+        (batch, in_f), out_f = x.shape, w.shape[0]
         bufs = _claim(p)
+        a = bufs.made("step", batch, lambda: _StepArrays(p, batch, in_f, out_f))
+        tiles = a.tiles
         # inputs: per-sample scales max |x_b.|, codes and read-noise weights (bf16 row tiles)
-        stack = bufs("stack", x, ((2 if p.reads else 1) * tiles, batch, rows), torch.bfloat16)
-        x_scale = bufs("x_scale", x, (batch,))
-        offs = p.scratch("offs", x, (tiles, batch))
-        xn, row = x.numpy(), x_scale.numpy()
-        kernels.row_abs_max(xn, row, 1e-12)
-        stack_bits = bits(stack)
-        _abs_max_codes(xn, *p.codes_consts, stack_bits[:tiles],
-                       stack_bits[tiles:] if p.reads else bits(p.scratch(
-                           "weights16", stack, (tiles, batch, rows))),
-                       offs.numpy(), row)
+        xn, wn = x.numpy(), w.numpy()
+        kernels.row_abs_max(xn, a.row, 1e-12)
+        _abs_max_codes(xn, *p.codes_consts, a.codes_bits, a.weights_bits, a.offs_np, a.row)
         # the output scales max |w_o.| (TileCore.scales' two torch reductions cost 12-20 us
         # a step at 256 x 256; this 2-3 us)
-        scale = bufs("scale", w, (out_f,))
-        col = kernels.row_abs_max(w.numpy(), scale.numpy())
-        cells = bufs("cells", w, ((2 if p.reads else 1) * tiles, out_f, rows), torch.bfloat16)
+        kernels.row_abs_max(wn, a.col)
         if p.wires is None:
-            cell_bits = bits(cells)
             z = kernels.normals(out_f, in_f, w, generator, pool) \
                 if p.difference_consts[4] else None
-            kernels.difference_tiles_into(w.numpy(), col, p.difference_consts, z,
-                                          cell_bits[:tiles], cell_bits[tiles:] if p.reads
-                                          else cell_bits[:0])
+            kernels.difference_tiles_into(wn, a.col, p.difference_consts, z, a.d_bits,
+                                          a.a_bits)
             wired = ()
         else:
-            wired = _wired_cells(w, scale, p, generator, pool, tiles, bufs, cells)
-        # temporaries of the layer's scratch: fresh weight-sized memory costs a page fault per
-        # 4 KiB (at 1024 x 1024 with the IR drop the step took 3.7x to 6.8x nn.Linear as the
-        # allocator returned memory to the system or not)
-        out = torch.bmm(cells, stack.transpose(1, 2), out=p.scratch(
-            "products", cells, (cells.shape[0], out_f, batch)))
-        out_bits = bits(out)
-        var = z = None
-        if p.reads:
-            var = out_bits[tiles:]
-            z = kernels.normals(tiles, out_f * batch, offs, generator, pool)
-        inside = bufs("inside", w, (tiles, out_f, batch) if p.read_consts[1] else (0, 0, 0),
-                      torch.bool)
+            wired = _wired_cells(w, a.scale, p, generator, pool, tiles, bufs, a.cells)
+        torch.bmm(a.cells, a.stack.transpose(1, 2), out=a.products)
+        z = kernels.normals(tiles, out_f * batch, a.offs, generator, pool) if p.reads \
+            else None
         y = torch.empty(out_f, batch)
-        kernels.read_out_half_into(out_bits[:tiles], var, offs.numpy(), p.read_consts, z, col,
-                                   row, None if bias is None else bias.detach().numpy(),
-                                   y.numpy(), inside.numpy())
+        kernels.read_out_half_into(a.i_bits, a.var_bits, a.offs_np, p.read_consts, z, a.col,
+                                   a.row, None if bias is None else bias.detach().numpy(),
+                                   y.numpy(), a.inside_np)
         # all made here or detached (no graph to keep alive): plain attributes, which the
         # backward reads without save_for_backward's checks (a few microseconds a step)
-        ctx.held = (stack, cells, scale, inside, x_scale, w, *wired)
+        ctx.held = (a, w, *wired)
         ctx.done = False
         p.owner = weakref.ref(ctx)
-        ctx.col, ctx.row, ctx.tiles, ctx.shape = col, row, tiles, (tiles, out_f, batch)
         ctx.plan, ctx.in_f = p, in_f
         return y.t()
 
@@ -421,30 +430,30 @@ class _TrainingStep(torch.autograd.Function):
                 "backward had run: a second backward through it (retain_graph=True) must come "
                 "before the layer's next training forward pass (or use "
                 "AnalogConfig(products='float32'))")
-        stack, cells, scale, inside, x_scale, w, *wired = ctx.held
-        t, p = ctx.tiles, ctx.plan
+        a, w, *wired = ctx.held
+        t, p = a.tiles, ctx.plan
         grad_x = grad_w = None
         # read in place, any strides (a sum's gradient is an expanded scalar)
         grad_b = torch.empty(grad.shape[1]) if ctx.needs_input_grad[2] else None
-        gi = p.scratch("grad_i", cells, ctx.shape)
-        kernels.read_out_half_grad_into(grad.numpy(), inside.numpy(), ctx.col,
-                                        p.read_consts[4], ctx.row, bits(gi),
+        gi = p.scratch("grad_i", a.cells, a.shape)
+        kernels.read_out_half_grad_into(grad.numpy(), a.inside_np, a.col, p.read_consts[4],
+                                        a.row, bits(gi),
                                         None if grad_b is None else grad_b.numpy())
         if ctx.needs_input_grad[1]:
-            g = torch.bmm(gi, stack[:t], out=p.scratch(
-                "grad_tiles", cells, (t, w.shape[0], stack.shape[2])))  # (T, out, rows)
+            g = torch.bmm(gi, a.stack[:t], out=p.scratch(
+                "grad_tiles", a.cells, (t, w.shape[0], a.stack.shape[2])))  # (T, out, rows)
             if p.wires is None:
-                grad_w = untile(g, p.c, ctx.col, ctx.in_f)
+                grad_w = untile(g, p.c, a.col, ctx.in_f)
             else:
                 gp, gn, inv_p, inv_n = wired
                 grad_d = untile(g, p.step, None, ctx.in_f, out=p.scratch("grad_d", w))
                 grad_p, grad_n = wire_kernels.difference_grad(
                     grad_d, gp, gn, inv_p, inv_n, p.wires,
                     out=(p.scratch("grad_pos", w), p.scratch("grad_neg", w)))
-                grad_w = kernels.pair_cells_grad(w, scale, p.span, grad_p, grad_n)
+                grad_w = kernels.pair_cells_grad(w, a.scale, p.span, grad_p, grad_n)
         if ctx.needs_input_grad[0]:
-            g = torch.bmm(gi.transpose(1, 2), cells[:t])
-            grad_x = _untile_codes(g, ctx.in_f).mul_((p.levels / x_scale)[:, None])
+            g = torch.bmm(gi.transpose(1, 2), a.cells[:t])
+            grad_x = _untile_codes(g, ctx.in_f).mul_((p.levels / a.x_scale)[:, None])
         ctx.done = True
         return grad_x, grad_w, grad_b, None, None, None
 
