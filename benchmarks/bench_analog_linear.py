@@ -183,14 +183,18 @@ def _with_wires(nm, r_wire: float):
 def _aihwkit_layers(n: int, device) -> dict:
     """aihwkit's and aihwkit-lightning's inference layers, where importable."""
     out = {}
-    try:
-        from aihwkit.nn import AnalogLinear as AihwLinear
-        from aihwkit.simulator.configs import InferenceRPUConfig, TorchInferenceRPUConfig
+    # each separately: aihwkit 1.1's C++ tiles refuse torch 2.13's tensors ("weights must be
+    # a CPU tensor") while its torch-only variant runs
+    for name, config in (("aihwkit", "InferenceRPUConfig"),
+                         ("aihwkit torch", "TorchInferenceRPUConfig")):
+        try:
+            from aihwkit.nn import AnalogLinear as AihwLinear
+            from aihwkit.simulator import configs
 
-        out["aihwkit"] = AihwLinear(n, n, rpu_config=InferenceRPUConfig()).to(device)
-        out["aihwkit torch"] = AihwLinear(n, n, rpu_config=TorchInferenceRPUConfig()).to(device)
-    except Exception as err:  # noqa: BLE001 - any import or build problem: not measured
-        print(f"  aihwkit not measured: {type(err).__name__}: {err}")
+            rpu = getattr(configs, config)()
+            out[name] = AihwLinear(n, n, rpu_config=rpu).to(device)
+        except Exception as err:  # noqa: BLE001 - any import or build problem: not measured
+            print(f"  {name} not measured: {type(err).__name__}: {err}")
     try:
         from aihwkit_lightning.nn import AnalogLinear as LightLinear
         from aihwkit_lightning.simulator.configs import TorchInferenceRPUConfig as LightConfig
