@@ -355,6 +355,10 @@ class _StepArrays:
         out_bits = bits(self.products)
         self.i_bits, self.var_bits = out_bits[:tiles], out_bits[tiles:] if p.reads else None
         self.tiles, self.shape = tiles, (tiles, out_f, batch)
+        # the backward's temporaries: the currents' gradient and the weight gradient's tiles
+        self.grad_i = torch.empty(tiles, out_f, batch, dtype=bf16)
+        self.grad_tiles = torch.empty(tiles, out_f, rows, dtype=bf16)
+        self.grad_i_bits, self.grad_tiles_bits = bits(self.grad_i), bits(self.grad_tiles)
 
 
 def _claim(plan) -> Scratch:
@@ -435,15 +439,15 @@ class _TrainingStep(torch.autograd.Function):
         grad_x = grad_w = None
         # read in place, any strides (a sum's gradient is an expanded scalar)
         grad_b = torch.empty(grad.shape[1]) if ctx.needs_input_grad[2] else None
-        gi = p.scratch("grad_i", a.cells, a.shape)
+        gi = a.grad_i
         kernels.read_out_half_grad_into(grad.numpy(), a.inside_np, a.col, p.read_consts[4],
-                                        a.row, bits(gi),
+                                        a.row, a.grad_i_bits,
                                         None if grad_b is None else grad_b.numpy())
         if ctx.needs_input_grad[1]:
-            g = torch.bmm(gi, a.stack[:t], out=p.scratch(
-                "grad_tiles", a.cells, (t, w.shape[0], a.stack.shape[2])))  # (T, out, rows)
+            g = torch.bmm(gi, a.stack[:t], out=a.grad_tiles)             # (T, out, rows)
             if p.wires is None:
-                grad_w = untile(g, p.c, a.col, ctx.in_f)
+                grad_w = torch.empty(w.shape)
+                _untile(a.grad_tiles_bits, p.c32, a.col, ctx.in_f, grad_w.numpy())
             else:
                 gp, gn, inv_p, inv_n = wired
                 grad_d = untile(g, p.step, None, ctx.in_f, out=p.scratch("grad_d", w))
@@ -467,15 +471,16 @@ class StepPlan:
     __slots__ = ("levels", "four_kt_b", "two_q_b", "step", "rows", "reads", "sampler", "c",
                  "offset", "read_gain", "output_gain", "full", "adc_step", "wires", "span",
                  "scratch", "owner", "bufs", "codes_consts", "difference_consts",
-                 "read_consts")
+                 "read_consts", "c32")
 
     def __init__(self, **kw):
-        for k in self.__slots__[:-5]:
+        for k in self.__slots__[:-6]:
             setattr(self, k, kw[k])
         self.owner, self.bufs = None, Scratch()  # the step whose backward holds bufs (_claim)
         # the kernels' constants as numpy scalars, once (converting them was a few
         # microseconds of every step)
         f32 = np.float32
+        self.c32 = f32(self.c)
         self.codes_consts = (f32(self.levels), f32(self.four_kt_b), f32(self.two_q_b),
                              f32(self.step), f32(self.offset))
         self.difference_consts = kernels.difference_constants(self.sampler, self.c)

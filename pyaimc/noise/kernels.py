@@ -49,7 +49,7 @@ def normals(rows: int, length: int, like: torch.Tensor, generator: torch.Generat
     :func:`_window`): from ``pool`` when given, else freshly drawn (``m`` 1, in order)."""
     if pool is not None:
         start, m = pool.take(rows, length, generator, like)
-        return pool.buf.numpy(), start, m, pool.sign
+        return pool.array(), start, m, pool.sign
     z = torch.empty(rows * length, dtype=like.dtype, device=like.device)
     # drawn in ``parts`` pieces, as the torch path draws them (the same stream)
     for piece in z.view(parts, -1):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 
@@ -256,6 +257,7 @@ class NormalPool:
             raise ValueError(f"refresh must be in (0, 1], got {refresh}")
         self.refresh = float(refresh)
         self.buf: torch.Tensor | None = None
+        self._array = self._array_of = None
         self.offset = self.key = self.used = self.takes = 0
         self.sign = 1.0
         self._roll = 0
@@ -300,6 +302,12 @@ class NormalPool:
         self.offset, self.key = r[0] % size, r[1]
         self.sign = 1.0 if r[2] & 1 else -1.0
         self.used = self.takes = 0
+
+    def array(self) -> np.ndarray:
+        """The pool as a numpy array (CPU): the compiled kernels' view, made once per buffer."""
+        if self._array_of is not self.buf:
+            self._array, self._array_of = self.buf.numpy(), self.buf
+        return self._array
 
     def take(self, rows: int, length: int, generator: torch.Generator,
              like: torch.Tensor) -> tuple[int, int]:
