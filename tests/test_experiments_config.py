@@ -60,6 +60,7 @@ def test_unknown_key_is_named(values, key):
     ({"prune": {"d_state": 128}}, "prune.d_state"),
     ({"model": "big"}, "model"),
     ({"model": {"prenorm": "yes"}}, "model.prenorm"),
+    ({"products": "half"}, "products"),
 ])
 def test_impossible_value_is_named(values, key):
     with pytest.raises(ConfigError, match=f"^{key}: "):
@@ -86,3 +87,20 @@ def test_hash_and_differences():
     assert config_hash(a) == config_hash(from_dict({})) and config_hash(a) != config_hash(b)
     assert differences(to_dict(a), to_dict(b)) == ["model.d_model: 64 != 32",
                                                    "quant.c: None != 4"]
+
+
+def test_products_are_written_only_when_not_auto_and_reach_the_layers(tmp_path):
+    import torch
+
+    from _noise_helpers import example_noise_model
+    from pyaimc.analog.config import AnalogConfig
+    from pyaimc.s4d.hardware import analog_linear_factory
+
+    assert "products" not in to_dict(RunConfig())          # old runs keep their hash
+    cfg = from_dict({"products": "float32"})
+    assert cfg.products == "float32" and to_dict(cfg)["products"] == "float32"
+    assert config_hash(cfg) != config_hash(RunConfig())
+    make = analog_linear_factory(cfg.quant, example_noise_model(), 0,
+                                 AnalogConfig(products=cfg.products))
+    assert make(4, 3, "dense").config.products == "float32"
+    assert isinstance(make(4, 3, "dense")(torch.zeros(2, 4)), torch.Tensor)

@@ -23,6 +23,10 @@ def _add_train(sub) -> None:
     p.add_argument("--task", choices=["mnist1d", "digits", "smnist", "recall"],
                    help="data set (overrides the config)")
     p.add_argument("--noise", metavar="NOISE.json", help="hardware noise model (hardware-aware)")
+    p.add_argument("--products", choices=("auto", "bfloat16", "float32"),
+                   help="tile products of the noisy training steps (overrides the config; "
+                        "default auto: bf16 on a CPU that multiplies bf16 natively, see "
+                        "AnalogConfig.products; float32 for the exact float32 computation)")
     p.add_argument("-o", "--out", metavar="RUN_DIR", required=True, help="run directory")
     p.add_argument("--seed", type=int, help="random seed (overrides the config)")
     p.add_argument("--epochs", type=int, help="training epochs (overrides the config)")
@@ -59,6 +63,8 @@ def _run_train(args) -> int:
         config = dataclasses.replace(config, seed=args.seed)
     if args.noise is not None:
         config = dataclasses.replace(config, noise=args.noise)
+    if args.products is not None:
+        config = dataclasses.replace(config, products=args.products)
     validate(config)
     if args.threads is not None:
         torch.set_num_threads(args.threads)

@@ -100,6 +100,10 @@ class RunConfig:
     #: S4D parts ("A", "B", "C") a hardware-aware run keeps digital: no programming error in
     #: training, computed exactly in its deployment (written only when set)
     digital: tuple = ()
+    #: the tile products of a hardware-aware run's noisy training steps
+    #: (:attr:`pyaimc.analog.AnalogConfig.products`: "auto", "bfloat16" or "float32"; written
+    #: only when not "auto")
+    products: str = "auto"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -221,6 +225,7 @@ def validate(config: RunConfig) -> RunConfig:
     if not isinstance(config.digital, (list, tuple)) or \
             any(part not in ("A", "B", "C") for part in config.digital):
         _fail("digital", 'a list of S4D parts among "A", "B", "C"', config.digital)
+    _choice("products", config.products, ("auto", "bfloat16", "float32"))
     return config
 
 
@@ -250,6 +255,8 @@ def to_dict(config: RunConfig) -> dict:
         d["digital"] = sorted(d["digital"])
     else:
         d.pop("digital", None)
+    if d.get("products") == "auto":
+        d.pop("products")
     return d
 
 

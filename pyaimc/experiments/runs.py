@@ -18,6 +18,7 @@ from pyaimc.experiments.config import (CONFIG_SCHEMA, ConfigError, RunConfig, co
                                        differences, from_dict, noise_digest, to_dict)
 from pyaimc.io import atomic_write_bytes, read_json
 from pyaimc.s4d.classifier import LinearFactory, build_model
+from pyaimc.analog.config import AnalogConfig
 from pyaimc.s4d.hardware import (analog_linear_factory, attach_ssm_noise, load_noise_model,
                                  load_weights)
 from pyaimc.s4d.prune import pruned_config
@@ -116,7 +117,8 @@ def load_run(run_dir: str | Path, linear_factory: LinearFactory | None = None, *
     arch = pruned_config(config) if state["phase"] == "finetune" else config
     if hardware:
         noise_model = load_noise_model(config.noise)
-        factory = linear_factory or analog_linear_factory(config.quant, noise_model, config.seed)
+        factory = linear_factory or analog_linear_factory(
+            config.quant, noise_model, config.seed, AnalogConfig(products=config.products))
         model = build_model(arch, state["d_input"], state["n_classes"], seed=config.seed,
                             linear_factory=factory)
         attach_ssm_noise(model, noise_model, config.seed, digital=config.digital)

@@ -33,6 +33,7 @@ from pyaimc.experiments.runs import (CHECKPOINT_SCHEMA, CheckpointMismatch, eval
 from pyaimc.errors import FailedError
 from pyaimc.io import provenance, write_json
 from pyaimc.s4d.classifier import LinearFactory, S4DClassifier, build_model
+from pyaimc.analog.config import AnalogConfig
 from pyaimc.s4d.hardware import (analog_linear_factory, attach_ssm_noise, generator_states,
                                  load_noise_model, load_weights, normal_pool_states,
                                  set_generator_states, set_normal_pool_states)
@@ -200,7 +201,8 @@ def train(config: RunConfig, run_dir: str | Path, *, linear_factory: LinearFacto
     if config.noise is not None:
         noise_model = load_noise_model(config.noise)
         if linear_factory is None:
-            linear_factory = analog_linear_factory(config.quant, noise_model, config.seed)
+            linear_factory = analog_linear_factory(config.quant, noise_model, config.seed,
+                                                   AnalogConfig(products=config.products))
     run_dir = Path(run_dir)
     ckpt_path = run_dir / "checkpoint.pt"
     data = load_data(config.data)
