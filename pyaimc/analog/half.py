@@ -329,10 +329,11 @@ def _wired_cells(w, scale, p, generator, pool, tiles, bufs, cells):
 
 
 class _StepArrays:
-    """The buffers of one training step (batch ``batch``) and their numpy views, made once:
-    lent to the next step with the rest of :func:`_claim`'s buffers (``stack``, ``x_scale``,
-    ``scale``, ``cells``, ``inside``) or the layer's temporaries (``offs``, ``products``,
-    ``weights16``)."""
+    """The buffers of a layer's training steps at batch ``batch`` and their numpy views, made
+    once and held by :func:`_claim`'s scratch (lent to the next step once this step's
+    backward has run): the codes and read-noise weights (``stack``), the input and output
+    scales, the bf16 tiles (``cells``), the ADC's mask (``inside``), the read-noise offsets,
+    the products, and in the products' memory the backward's temporaries."""
 
     def __init__(self, p, batch: int, in_f: int, out_f: int):
         tiles, rows, k = -(-in_f // p.rows), p.rows, 2 if p.reads else 1
