@@ -591,14 +591,10 @@ def read_out_half_raw(i: torch.Tensor, var, offs, gain: float, z, full, step, co
     elif inside is None:
         inside = torch.empty(i.shape, dtype=torch.bool)
     noisy = var is not None
-    z = z if noisy else _NO_NORMALS
-    _read_out_half(bits(i.detach().contiguous()),
-                   bits(var) if noisy else np.zeros((1, 1, 1), np.uint16),
-                   offs.numpy() if noisy else np.zeros((1, 1), np.float32),
-                   np.float32(gain), noisy, z[0].astype(np.float32, copy=False), z[1], z[2],
-                   np.float32(z[3]), quant, np.float32(full if quant else 0),
-                   np.float32(step if quant else 1), col, np.float32(col_gain), row,
-                   _NO_SCALE if bias is None else bias, y.numpy(), inside.numpy())
+    read_out_half_into(bits(i.detach().contiguous()), bits(var) if noisy else None,
+                       offs.numpy() if noisy else None,
+                       read_out_constants(gain, full, step, col_gain), z, col, row, bias,
+                       y.numpy(), inside.numpy())
     return y, inside
 
 
@@ -620,9 +616,8 @@ def read_out_half_grad(grad: torch.Tensor, inside: torch.Tensor, shape, col, row
     (outputs,) when given."""
     if out is None:
         out = torch.empty(shape, dtype=torch.bfloat16)
-    _masked_expand_half(grad.numpy(), inside.numpy(), inside.numel() > 0, col,
-                        np.float32(col_gain), row, bits(out),
-                        _NO_SCALE if grad_sum is None else grad_sum.numpy())
+    read_out_half_grad_into(grad.numpy(), inside.numpy(), col, np.float32(col_gain), row,
+                            bits(out), None if grad_sum is None else grad_sum.numpy())
     return out
 
 
