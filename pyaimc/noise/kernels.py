@@ -200,7 +200,9 @@ def _pair_difference(w, scale, mean_c, std_c, std0sq, inv_span, noisy, z, start,
 
 @nb.njit(fastmath=True, cache=True)
 def _pair_cells(w, scale, mean_c, std_c, mean0, std0, noisy, z, start, m, sign, g_pos, g_neg,
-                a_out, a16):
+                a_out, a16, masks):
+    # masks: all ones as an unsigned integer of the weights' item size (the bit views the
+    # cells are chosen through at the end; see _MASKS)
     out_f, in_f = w.shape
     one, zero = sign / sign, sign * 0
     a = np.empty(in_f, dtype=w.dtype)
@@ -231,10 +233,18 @@ def _pair_cells(w, scale, mean_c, std_c, mean0, std0, noisy, z, start, m, sign, 
             for i in range(in_f):
                 mean[i] = max(mean[i], zero)
                 other[i] = max(mean0, zero)
+        # which cell targets the weight, chosen on the bit patterns: the same values, and a
+        # loop that vectorises (a float select writing both cells ran at a seventh of the
+        # speed: 0.86 against 0.12 ms for 1024 x 1024)
+        mu, ou = mean.view(masks.dtype), other.view(masks.dtype)
+        pu, nu = g_pos[o].view(masks.dtype), g_neg[o].view(masks.dtype)
+        every = masks[0]
+        none = every ^ every
         for i in range(in_f):
-            pos = w[o, i] > 0
-            g_pos[o, i] = mean[i] if pos else other[i]
-            g_neg[o, i] = other[i] if pos else mean[i]
+            sel = every if w[o, i] > 0 else none
+            keep = sel ^ every
+            pu[i] = (mu[i] & sel) | (ou[i] & keep)
+            nu[i] = (ou[i] & sel) | (mu[i] & keep)
 
 
 def _scalar(x, dtype):
@@ -362,8 +372,15 @@ def pair_cells(w: torch.Tensor, scale: torch.Tensor, sampler, generator, pool=No
                 _scalar(sampler.std0, dtype), noisy, z[0].astype(dtype, copy=False), z[1],
                 z[2], _scalar(z[3], dtype), g_pos.numpy(), g_neg.numpy(),
                 a_out.numpy() if a_out is not None else np.empty((0, 0), dtype),
-                bits(a16) if a16 is not None else np.empty((0, 0, 0), np.uint16))
+                bits(a16) if a16 is not None else np.empty((0, 0, 0), np.uint16),
+                _MASKS[np.dtype(dtype)])
     return g_pos, g_neg
+
+
+#: per weight dtype: all ones as an unsigned integer of its item size, the type of the bit
+#: views (numba's ``~`` widens a uint32 to 64 bits, so the kernel takes it made)
+_MASKS = {np.dtype(np.float32): np.array([0xFFFF_FFFF], np.uint32),
+          np.dtype(np.float64): np.array([2**64 - 1], np.uint64)}
 
 
 @nb.njit(cache=True)
