@@ -271,3 +271,19 @@ def test_a_second_backward_after_a_later_step_raises(nm):
     layer(x)                               # a later step borrows them
     with pytest.raises(RuntimeError, match="second backward"):
         y.backward()
+
+
+def test_float64_weights_with_float32_inputs_leave_the_fused_step(nm):
+    """The fused step's kernels read float32 weights through bit views: a float64 layer fed
+    float32 inputs takes the separate steps (it wrote past a scales buffer once)."""
+    layer = AnalogLinear(64, 8, noise_model=nm, seed=1, dtype=torch.float64,
+                         config=AnalogConfig(products="bfloat16")).train()
+    x = torch.randn(4, 64, generator=torch.Generator().manual_seed(0))
+    assert layer._programmed_half_forward(x) is None
+    y = layer(x)
+    y.sum().backward()
+    assert torch.isfinite(y).all() and torch.isfinite(layer.weight.grad).all()
+    with pytest.raises(ValueError, match="out must be"):
+        kernels.row_abs_max(np.ones((8, 5)), np.empty(8, np.float32))
+    with pytest.raises(ValueError, match="out must be"):
+        kernels.row_abs_max(np.ones((8, 5), np.float32), np.empty(7, np.float32))

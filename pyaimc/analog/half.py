@@ -93,7 +93,7 @@ def _untile(g, num, den, in_f, out):
     # the rows that hold inputs; num / den as torch divides a number by a tensor (times the
     # reciprocal)
     tiles, out_f, rows = g.shape
-    one = num / num
+    one = np.float32(1)
     full = in_f // rows
     for t in range(full):
         base = t * rows
@@ -203,8 +203,8 @@ def _codes_stack(x, levels, four_kt_b, two_q_b, step, rows, reads, offset=1.0):
     tiles = math.ceil(in_f / rows)
     stack = torch.empty((2 if reads else 1) * tiles, batch, rows, dtype=torch.bfloat16)
     weight = stack[tiles:] if reads else torch.empty(tiles, batch, rows, dtype=torch.bfloat16)
-    sums = torch.empty(tiles, batch)
-    x_scale = torch.empty(batch)
+    sums = torch.empty(tiles, batch, dtype=torch.float32)
+    x_scale = torch.empty(batch, dtype=torch.float32)
     x = x.detach().contiguous().numpy()
     kernels.row_abs_max(x, x_scale.numpy(), 1e-12)
     _abs_max_codes(x, np.float32(levels), np.float32(four_kt_b),
@@ -339,12 +339,13 @@ class _StepArrays:
         tiles, rows, k = -(-in_f // p.rows), p.rows, 2 if p.reads else 1
         bf16 = torch.bfloat16
         self.stack = torch.empty(k * tiles, batch, rows, dtype=bf16)
-        self.x_scale = torch.empty(batch)
-        self.scale = torch.empty(out_f)
+        f32 = torch.float32  # the kernels write float32 bits: not torch's default dtype
+        self.x_scale = torch.empty(batch, dtype=f32)
+        self.scale = torch.empty(out_f, dtype=f32)
         self.cells = torch.empty(k * tiles, out_f, rows, dtype=bf16)
         self.inside = torch.empty((tiles, out_f, batch) if p.read_consts[1] else (0, 0, 0),
                                   dtype=torch.bool)
-        self.offs = torch.empty(tiles, batch)
+        self.offs = torch.empty(tiles, batch, dtype=f32)
         self.products = torch.empty(k * tiles, out_f, batch, dtype=bf16)
         stack_bits, cell_bits = bits(self.stack), bits(self.cells)
         self.codes_bits = stack_bits[:tiles]
@@ -419,7 +420,7 @@ class _TrainingStep(torch.autograd.Function):
         torch.bmm(a.cells, a.stack.transpose(1, 2), out=a.products)
         z = kernels.normals(tiles, out_f * batch, a.offs, generator, pool) if p.reads \
             else None
-        y = torch.empty(out_f, batch)
+        y = torch.empty(out_f, batch, dtype=torch.float32)
         kernels.read_out_half_into(a.i_bits, a.var_bits, a.offs_np, p.read_consts, z, a.col,
                                    a.row, None if bias is None else bias.detach().numpy(),
                                    y.numpy(), a.inside_np)
@@ -443,7 +444,8 @@ class _TrainingStep(torch.autograd.Function):
         t, p = a.tiles, ctx.plan
         grad_x = grad_w = None
         # read in place, any strides (a sum's gradient is an expanded scalar)
-        grad_b = torch.empty(grad.shape[1]) if ctx.needs_input_grad[2] else None
+        grad_b = torch.empty(grad.shape[1], dtype=torch.float32) \
+            if ctx.needs_input_grad[2] else None
         gi = a.grad_i
         kernels.read_out_half_grad_into(grad.numpy(), a.inside_np, a.col, p.read_consts[4],
                                         a.row, a.grad_i_bits,
@@ -451,7 +453,7 @@ class _TrainingStep(torch.autograd.Function):
         if ctx.needs_input_grad[1]:
             g = torch.bmm(gi, a.stack[:t], out=a.grad_tiles)             # (T, out, rows)
             if p.wires is None:
-                grad_w = torch.empty(w.shape)
+                grad_w = torch.empty(w.shape, dtype=torch.float32)
                 _untile(a.grad_tiles_bits, p.c32, a.col, ctx.in_f, grad_w.numpy())
             else:
                 gp, gn, inv_p, inv_n = wired

@@ -14,8 +14,10 @@ results.
 
 from __future__ import annotations
 
+import collections
 import os
 import signal
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Callable, Iterable, Iterator
 
@@ -85,11 +87,12 @@ def _exit_quietly(signum, frame) -> None:
 
 
 def _worker_signals() -> None:
-    """Workers leave signals to the parent. SIGTERM (the parent ending its workers) exits the
-    worker through Python's own shutdown: quietly (the handler a worker inherits from the
-    parent's command raised an error and printed a traceback per busy worker), and with its
-    queue locks released (a worker killed outright can leave the pool's queue locked and the
-    parent waiting for it at exit). Ctrl-C in a terminal reaches the parent, which ends its
+    """Workers leave signals to the parent. SIGTERM (the parent ending its workers) raises
+    SystemExit: an idle worker exits through Python's own shutdown, quietly (the handler a
+    worker inherits from the parent's command raised an error and printed a traceback per
+    busy worker) and with its queue locks released (a worker killed outright can leave the
+    pool's queue locked and the parent waiting for it at exit); a busy one once its task has
+    cleaned up (:func:`_run_task`). Ctrl-C in a terminal reaches the parent, which ends its
     workers."""
     signal.signal(signal.SIGTERM, _exit_quietly)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -105,16 +108,26 @@ def _run_task(fn: Callable[[Any], Any], item: Any) -> Any:
     """
     try:
         return fn(item)
-    except SystemExit as stop:
-        if not _ENDED_BY_PARENT:  # the task's own exit is its error, as any other
+    except BaseException:
+        # whatever the clean-up raised on the way out (a SystemExit, or an error in a
+        # ``finally``): once the parent has ended the worker, it leaves
+        if not _ENDED_BY_PARENT:  # the task's own error (its own exit too), as any other
             raise
-        os._exit(stop.code if isinstance(stop.code, int) else 1)
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()  # os._exit does not
+            except (OSError, ValueError):
+                pass
+        os._exit(128 + signal.SIGTERM)
 
 
 def _in_order(futures: list) -> Iterator[Any]:
-    """The futures' results in order, each as soon as it is done."""
-    for future in futures:
-        yield future.result()
+    """The futures' results in order, each as soon as it is done; a result is let go once
+    yielded (a sweep's results need not all stay in memory)."""
+    pending = collections.deque(futures)
+    futures.clear()
+    while pending:
+        yield pending.popleft().result()
 
 
 class LocalExecutor(Executor):

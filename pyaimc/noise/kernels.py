@@ -122,6 +122,10 @@ def row_abs_max(w: np.ndarray, out: np.ndarray, floor: float = TINY_SCALE) -> np
     """``out[o] = max(max_i |w[o, i]|, floor)`` of a C-contiguous float32 or float64 array
     (rows, n) into ``out`` (rows,) of its dtype: the output scales of
     ``TileCore.scales`` (``floor`` its 1e-12) or the per-sample input scales."""
+    # the kernels read both through bit views: another dtype or length would write past out
+    if out.dtype != w.dtype or out.shape != w.shape[:1] or w.ndim != 2:
+        raise ValueError(f"row_abs_max: out must be ({w.shape[0]},) {w.dtype}, got "
+                         f"{out.shape} {out.dtype}")
     if w.dtype == np.float32:
         _row_abs_max32(w, _floor_bits(floor, w.dtype), out)
         return out
@@ -319,6 +323,9 @@ def difference_tiles_into(w: np.ndarray, scale: np.ndarray, consts: tuple, z: tu
     (:func:`normals`, or anything when the sampler is noiseless), ``d16`` and ``a16`` the bf16
     bits of the difference's and ``|w| / scale``'s row tiles (``a16`` of shape (0, 0, 0): none).
     The training step's per-call Python was a fifth of this pass at 256 x 256."""
+    if w.dtype != np.float32 or scale.dtype != np.float32:
+        raise ValueError(f"difference_tiles_into takes float32 weights and scales, got "
+                         f"{w.dtype} and {scale.dtype}")
     mean_c, std_c, std0sq, inv_span, noisy, c16 = consts
     if not noisy:
         z = _NO_NORMALS
