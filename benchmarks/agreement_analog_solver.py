@@ -15,17 +15,17 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from _example import example_noise_model
+
 from pyaimc.circuit import CrossbarSolver, one_r
 from pyaimc.analog import AnalogConfig, AnalogLinear, program
 from pyaimc.circuit.transfer import TransferModel
-from pyaimc.noise import NoiseModel, Tile, export_noise_model
+from pyaimc.noise import NoiseModel, Tile
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def main(argv=None) -> int:
@@ -39,10 +39,7 @@ def main(argv=None) -> int:
     if args.noise:
         base = NoiseModel.load(args.noise)
     else:
-        from pyaimc.device import DeviceModel
-
-        dm = DeviceModel.load(ROOT / "calibration_data/models/example.json")
-        base = export_noise_model(dm, np.random.default_rng(0), n_devices=500, n_repeats=4)
+        base = example_noise_model()
     w = base.window
     print(f"window {w.g_min * 1e6:.1f} .. {w.g_max * 1e6:.1f} uS, "
           f"{base.programming.training_method} programming, {args.batch} input vectors uniform "

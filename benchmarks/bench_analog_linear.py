@@ -40,16 +40,14 @@ import argparse
 import dataclasses
 import math
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from pyaimc.analog import AnalogConfig, AnalogLinear
-from pyaimc.circuit.transfer import TransferModel
-from pyaimc.noise import NoiseModel, export_noise_model
+from _example import example_noise_model, with_wires
 
-ROOT = Path(__file__).resolve().parents[1]
+from pyaimc.analog import AnalogConfig, AnalogLinear
+from pyaimc.noise import NoiseModel
 
 
 class RandomNormals(torch.nn.Module):
@@ -112,18 +110,9 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     if args.compare:
         return compare(args)
-    if args.noise:
-        nm = NoiseModel.load(args.noise)
-    else:
-        from pyaimc.device import DeviceModel
-
-        dm = DeviceModel.load(ROOT / "calibration_data/models/example.json")
-        nm = export_noise_model(dm, np.random.default_rng(0), n_devices=500, n_repeats=4)
+    nm = _noise_model(args)
     if args.r_wire is not None:
-        nm = dataclasses.replace(
-            nm, tile=dataclasses.replace(nm.tile, r_wire=args.r_wire),
-            transfer=TransferModel.first_order(nm.tile.rows, nm.tile.cols, args.r_wire, nm.dac.v_max,
-                                          nm.window.g_min, nm.window.g_max))
+        nm = with_wires(nm, args.r_wire)
     print(f"torch {torch.__version__}, {args.threads} thread(s), batch {args.batch}, tile "
           f"{nm.tile.rows}x{nm.tile.cols}, transfer "
           f"{'none (ideal crossbar)' if nm.transfer is None else 'r_wire %g ohm' % nm.tile.r_wire}")
@@ -173,11 +162,9 @@ def _products_line() -> str:
             if native else "float32 (this CPU has no native bf16 products)"))
 
 
-def _with_wires(nm, r_wire: float):
-    return dataclasses.replace(
-        nm, tile=dataclasses.replace(nm.tile, r_wire=r_wire),
-        transfer=TransferModel.first_order(nm.tile.rows, nm.tile.cols, r_wire, nm.dac.v_max,
-                                           nm.window.g_min, nm.window.g_max))
+def _noise_model(args) -> NoiseModel:
+    """``--noise``, else the example device's."""
+    return NoiseModel.load(args.noise) if args.noise else example_noise_model()
 
 
 def _aihwkit_layers(n: int, device) -> dict:
@@ -225,13 +212,9 @@ def _lightning_hw():
 
 
 def compare(args) -> int:
-    from pyaimc.device import DeviceModel
-
     device = torch.device(args.device)
-    dm = DeviceModel.load(ROOT / "calibration_data/models/example.json")
-    nm = NoiseModel.load(args.noise) if args.noise else export_noise_model(
-        dm, np.random.default_rng(0), n_devices=500, n_repeats=4)
-    wired = _with_wires(nm, 1.0)
+    nm = _noise_model(args)
+    wired = with_wires(nm, 1.0)
     # fresh normals every step (no pool), for comparison
     fields = AnalogConfig.__dataclass_fields__
     fresh = dataclasses.replace(AnalogConfig.hardware(), normal_pool=False) \

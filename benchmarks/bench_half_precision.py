@@ -19,15 +19,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from pyaimc.analog import AnalogConfig, AnalogLinear, program
-from pyaimc.noise import export_noise_model
+from _example import example_noise_model
 
-ROOT = Path(__file__).resolve().parents[1]
+from pyaimc.analog import AnalogConfig, AnalogLinear, program
 
 
 def rms(t: torch.Tensor) -> float:
@@ -80,10 +78,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     from pyaimc.analog.half import cpu_has_native_bf16
-    from pyaimc.device import DeviceModel
 
-    dm = DeviceModel.load(ROOT / "calibration_data/models/example.json")
-    nm = export_noise_model(dm, np.random.default_rng(0), n_devices=500, n_repeats=4)
+    nm = example_noise_model()
     n_in, n_out = args.in_features, args.out_features
     x = torch.randn(64, n_in, generator=torch.Generator().manual_seed(3))
     print(f"AnalogLinear {n_in} -> {n_out}, batch 64; this CPU multiplies bf16 natively: "

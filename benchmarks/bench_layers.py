@@ -23,19 +23,16 @@ Usage: python benchmarks/bench_layers.py [--batch 64] [--repeats 20] [--threads 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from pyaimc.analog import AnalogConfig, convert_to_analog
-from pyaimc.circuit.transfer import TransferModel
-from pyaimc.noise import export_noise_model
+from _example import example_noise_model, with_wires
 
-ROOT = Path(__file__).resolve().parents[1]
+from pyaimc.analog import AnalogConfig, convert_to_analog
+
 
 
 def _sync(device) -> None:
@@ -121,14 +118,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    from pyaimc.device import DeviceModel
-
-    dm = DeviceModel.load(ROOT / "calibration_data/models/example.json")
-    nm = export_noise_model(dm, np.random.default_rng(0), n_devices=500, n_repeats=4)
-    wired = dataclasses.replace(
-        nm, tile=dataclasses.replace(nm.tile, r_wire=1.0),
-        transfer=TransferModel.first_order(nm.tile.rows, nm.tile.cols, 1.0, nm.dac.v_max,
-                                           nm.window.g_min, nm.window.g_max))
+    nm = example_noise_model()
+    wired = with_wires(nm, 1.0)
     gen = torch.Generator().manual_seed(0)
     cases = {
         "conv": ({"c_in": 16, "c_out": 32}, nn.Conv2d(16, 32, 3, padding=1),

@@ -16,15 +16,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from pyaimc.analog import AnalogConfig, TileCore, convert_to_analog, program
-from pyaimc.noise import export_noise_model
+from _example import example_noise_model
 
-ROOT = Path(__file__).resolve().parents[1]
+from pyaimc.analog import AnalogConfig, TileCore, convert_to_analog, program
+
 MAPS = [("differential_pair", {}), ("single_device", {}), ("n_pairs", {"n_pairs": 2}),
         ("n_pairs", {"n_pairs": 3}), ("n_pairs", {"n_pairs": 2, "significance": 2.0}),
         ("n_pairs", {"n_pairs": 2, "significance": 4.0, "correct": True}),
@@ -38,10 +37,7 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    from pyaimc.device import DeviceModel
-
-    dm = DeviceModel.load(ROOT / "calibration_data/models/example.json")
-    nm = export_noise_model(dm, np.random.default_rng(0), n_devices=1000, n_repeats=8)
+    nm = example_noise_model(n_devices=1000, n_repeats=8)
     torch.manual_seed(0)
     lin = torch.nn.Linear(64, 64)
     eye = torch.eye(64)
@@ -68,7 +64,7 @@ def main(argv=None) -> int:
             extra = (f"   expected (optimiser): {e['optimised']:.4f} vs even split "
                      f"{e['equal']:.4f}")
         print(f"  {name:18s} {str(opts):52s} {rms:.4f}  ({rms / ref:.2f}x){extra}")
-    held = export_noise_model(dm, np.random.default_rng(1), n_devices=1000, n_repeats=8)
+    held = example_noise_model(n_devices=1000, n_repeats=8, seed=1)
     print("held out: programmed with the seed-1 export")
     for name, opts in MAPS:
         if name != "optimised_pairs" and opts != {"n_pairs": 2}:
