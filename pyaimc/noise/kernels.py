@@ -108,8 +108,13 @@ def _row_max_bits(u, mask, floor, out):
         out[o] = m
 
 
-_MAGNITUDE_BITS = {np.dtype(np.float32): (np.uint32, np.uint32(0x7FFF_FFFF)),
-                   np.dtype(np.float64): (np.uint64, np.uint64(0x7FFF_FFFF_FFFF_FFFF))}
+#: per float dtype: the unsigned type of its bit patterns, the mask of a magnitude's bits, and
+#: all ones as a 1-element array (numba's ``~`` widens a uint32 to 64 bits, so the kernels
+#: take it made)
+_BITS = {np.dtype(np.float32): (np.uint32, np.uint32(0x7FFF_FFFF),
+                                np.array([0xFFFF_FFFF], np.uint32)),
+         np.dtype(np.float64): (np.uint64, np.uint64(0x7FFF_FFFF_FFFF_FFFF),
+                                np.array([2**64 - 1], np.uint64))}
 
 
 @nb.njit(cache=True)
@@ -129,14 +134,14 @@ def row_abs_max(w: np.ndarray, out: np.ndarray, floor: float = TINY_SCALE) -> np
     if w.dtype == np.float32:
         _row_abs_max32(w, _floor_bits(floor, w.dtype), out)
         return out
-    uint, mask = _MAGNITUDE_BITS[w.dtype]
+    uint, mask, _ = _BITS[w.dtype]
     _row_max_bits(w.view(uint), mask, _floor_bits(floor, w.dtype), out.view(uint))
     return out
 
 
 @functools.lru_cache(maxsize=16)
 def _floor_bits(floor: float, dtype):
-    return np.array(floor, dtype).view(_MAGNITUDE_BITS[dtype][0])[()]
+    return np.array(floor, dtype).view(_BITS[dtype][0])[()]
 
 
 @nb.njit(fastmath=True, cache=True)
@@ -206,7 +211,7 @@ def _pair_difference(w, scale, mean_c, std_c, std0sq, inv_span, noisy, z, start,
 def _pair_cells(w, scale, mean_c, std_c, mean0, std0, noisy, z, start, m, sign, g_pos, g_neg,
                 a_out, a16, masks):
     # masks: all ones as an unsigned integer of the weights' item size (the bit views the
-    # cells are chosen through at the end; see _MASKS)
+    # cells are chosen through at the end; see _BITS)
     out_f, in_f = w.shape
     one, zero = sign / sign, sign * 0
     a = np.empty(in_f, dtype=w.dtype)
@@ -292,28 +297,36 @@ def pair_difference_tiles(w: torch.Tensor, scale: torch.Tensor, sampler, generat
 
 def _run_pair_difference(w, scale, sampler, generator, pool, diff, a_out, c16, d16, a16):
     dtype = w.numpy().dtype
-    noisy = not sampler.noiseless
-    z = normals(*w.shape, w, generator, pool) if noisy else _NO_NORMALS
-    empty2, empty3 = np.empty((0, 0), dtype), np.empty((0, 0, 0), np.uint16)
-    _pair_difference(w.numpy(), scale.numpy(), _coeffs(sampler.mean_coeffs[1:], dtype),
-                     _coeffs(sampler.std_coeffs, dtype), _scalar(sampler.std0 ** 2, dtype),
-                     _scalar(1 / sampler.g_span, dtype), noisy, z[0].astype(dtype, copy=False),
-                     z[1], z[2], _scalar(z[3], dtype),
-                     diff.numpy() if diff is not None else empty2,
-                     a_out.numpy() if a_out is not None else empty2, _scalar(c16, dtype),
-                     bits(d16) if d16 is not None else empty3,
-                     bits(a16) if a16 is not None else empty3)
+    z = None if sampler.noiseless else normals(*w.shape, w, generator, pool)
+    empty2 = _EMPTY2[dtype]
+    _difference(w.numpy(), scale.numpy(), difference_constants(sampler, c16, dtype), z,
+                diff.numpy() if diff is not None else empty2,
+                a_out.numpy() if a_out is not None else empty2,
+                bits(d16) if d16 is not None else _EMPTY3,
+                bits(a16) if a16 is not None else _EMPTY3)
 
 
-def difference_constants(sampler, c16: float) -> tuple:
-    """The float32 constants of :func:`difference_tiles_into` for ``sampler`` and the
-    products' factor ``c16`` (made once per layer, not per step)."""
-    f32 = np.float32
-    return (_coeffs(sampler.mean_coeffs[1:], f32), _coeffs(sampler.std_coeffs, f32),
-            f32(sampler.std0 ** 2), f32(1 / sampler.g_span), not sampler.noiseless, f32(c16))
+def difference_constants(sampler, c16: float, dtype=np.float32) -> tuple:
+    """The constants of the pair-difference kernel in ``dtype`` for ``sampler`` and the
+    products' factor ``c16`` (the training step makes them once per layer, not per step)."""
+    return (_coeffs(sampler.mean_coeffs[1:], dtype), _coeffs(sampler.std_coeffs, dtype),
+            _scalar(sampler.std0 ** 2, dtype), _scalar(1 / sampler.g_span, dtype),
+            not sampler.noiseless, _scalar(c16, dtype))
 
 
-_EMPTY2_F32 = np.empty((0, 0), np.float32)
+_EMPTY2 = {np.dtype(np.float32): np.empty((0, 0), np.float32),
+           np.dtype(np.float64): np.empty((0, 0), np.float64)}
+_EMPTY3 = np.empty((0, 0, 0), np.uint16)
+
+
+def _difference(w, scale, consts, z, diff, a_out, d16, a16):
+    """The pair-difference kernel on numpy arrays (outputs of size 0 skipped)."""
+    mean_c, std_c, std0sq, inv_span, noisy, c16 = consts
+    if not noisy:
+        z = _NO_NORMALS
+    _pair_difference(w, scale, mean_c, std_c, std0sq, inv_span, noisy,
+                     z[0].astype(w.dtype, copy=False), z[1], z[2], _scalar(z[3], w.dtype),
+                     diff, a_out, c16, d16, a16)
 
 
 def difference_tiles_into(w: np.ndarray, scale: np.ndarray, consts: tuple, z: tuple,
@@ -326,12 +339,8 @@ def difference_tiles_into(w: np.ndarray, scale: np.ndarray, consts: tuple, z: tu
     if w.dtype != np.float32 or scale.dtype != np.float32:
         raise ValueError(f"difference_tiles_into takes float32 weights and scales, got "
                          f"{w.dtype} and {scale.dtype}")
-    mean_c, std_c, std0sq, inv_span, noisy, c16 = consts
-    if not noisy:
-        z = _NO_NORMALS
-    _pair_difference(w, scale, mean_c, std_c, std0sq, inv_span, noisy,
-                     z[0].astype(np.float32, copy=False), z[1], z[2], np.float32(z[3]),
-                     _EMPTY2_F32, _EMPTY2_F32, c16, d16, a16)
+    empty2 = _EMPTY2[w.dtype]
+    _difference(w, scale, consts, z, empty2, empty2, d16, a16)
 
 
 def read_out_constants(gain: float, full, step, col_gain: float) -> tuple:
@@ -380,14 +389,9 @@ def pair_cells(w: torch.Tensor, scale: torch.Tensor, sampler, generator, pool=No
                 z[2], _scalar(z[3], dtype), g_pos.numpy(), g_neg.numpy(),
                 a_out.numpy() if a_out is not None else np.empty((0, 0), dtype),
                 bits(a16) if a16 is not None else np.empty((0, 0, 0), np.uint16),
-                _MASKS[np.dtype(dtype)])
+                _BITS[np.dtype(dtype)][2])
     return g_pos, g_neg
 
-
-#: per weight dtype: all ones as an unsigned integer of its item size, the type of the bit
-#: views (numba's ``~`` widens a uint32 to 64 bits, so the kernel takes it made)
-_MASKS = {np.dtype(np.float32): np.array([0xFFFF_FFFF], np.uint32),
-          np.dtype(np.float64): np.array([2**64 - 1], np.uint64)}
 
 
 @nb.njit(cache=True)
@@ -583,12 +587,12 @@ def _masked_expand_half(grad, inside, quant, col, col_gain, row, out, grad_sum):
         for o in range(outs):
             grad_sum[o] = 0
     for b in range(batch):
-        rb = row[b] if col.size else np.float32(1)
+        rb = row[b] if col.size else np.float32(1)      # without scales: times 1, exactly
         for o in range(outs):
             gbo = grad[b, o]
             if summed:
                 grad_sum[o] += gbo
-            g[o, b] = to_bf16(gbo * (co[o] * rb)) if col.size else to_bf16(gbo)
+            g[o, b] = to_bf16(gbo * (co[o] * rb))
     mask = inside.view(np.uint8)
     for o in range(outs):
         for t in range(tiles):
@@ -662,7 +666,7 @@ class _ReadOutHalf(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         (inside,) = ctx.saved_tensors
-        return (read_out_half_grad(grad.contiguous(), inside, ctx.shape, ctx.col, ctx.row),
+        return (read_out_half_grad(grad, inside, ctx.shape, ctx.col, ctx.row),
                 None, None, None,
                 None, None, None, None, None)
 
