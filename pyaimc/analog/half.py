@@ -197,6 +197,21 @@ def _abs_max_codes(x, levels, four_kt_b, two_q_b, step, offset, codes, weight, s
             sums[t, b] = acc * offset
 
 
+def codes_constants(levels, four_kt_b, two_q_b, step, offset) -> tuple:
+    """The constants of :func:`_input_pass` as float32 scalars (the training step makes them
+    once per layer)."""
+    return tuple(np.float32(v) for v in (levels, four_kt_b, two_q_b, step, offset))
+
+
+def _input_pass(x, consts, codes, weights, sums, x_scale) -> None:
+    """Inputs ``x`` (batch, in; float32 numpy) scaled per sample: ``max |x_b.|`` into
+    ``x_scale``, then the DAC codes and read-noise weights (bf16 bits, row tiles) and the
+    weights' tile sums (see :func:`_abs_max_codes`; ``consts`` from
+    :func:`codes_constants`)."""
+    kernels.row_abs_max(x, x_scale, 1e-12)
+    _abs_max_codes(x, *consts, codes, weights, sums, x_scale)
+
+
 def _codes_stack(x, levels, four_kt_b, two_q_b, step, rows, reads, offset=1.0):
     """The forward of :class:`_AbsMaxCodes` (no autograd); the sums times ``offset``."""
     batch, in_f = x.shape
@@ -205,12 +220,9 @@ def _codes_stack(x, levels, four_kt_b, two_q_b, step, rows, reads, offset=1.0):
     weight = stack[tiles:] if reads else torch.empty(tiles, batch, rows, dtype=torch.bfloat16)
     sums = torch.empty(tiles, batch, dtype=torch.float32)
     x_scale = torch.empty(batch, dtype=torch.float32)
-    x = x.detach().contiguous().numpy()
-    kernels.row_abs_max(x, x_scale.numpy(), 1e-12)
-    _abs_max_codes(x, np.float32(levels), np.float32(four_kt_b),
-                   np.float32(two_q_b), np.float32(step), np.float32(offset),
-                   bits(stack[:tiles]), bits(weight),
-                   sums.numpy(), x_scale.numpy())
+    _input_pass(x.detach().contiguous().numpy(),
+                codes_constants(levels, four_kt_b, two_q_b, step, offset),
+                bits(stack[:tiles]), bits(weight), sums.numpy(), x_scale.numpy())
     return stack, sums, x_scale
 
 
@@ -403,9 +415,8 @@ class _TrainingStep(torch.autograd.Function):
         a = bufs.made("step", batch, lambda: _StepArrays(p, batch, in_f, out_f))
         tiles = a.tiles
         # inputs: per-sample scales max |x_b.|, codes and read-noise weights (bf16 row tiles)
-        xn, wn = x.numpy(), w.numpy()
-        kernels.row_abs_max(xn, a.row, 1e-12)
-        _abs_max_codes(xn, *p.codes_consts, a.codes_bits, a.weights_bits, a.offs_np, a.row)
+        wn = w.numpy()
+        _input_pass(x.numpy(), p.codes_consts, a.codes_bits, a.weights_bits, a.offs_np, a.row)
         # the output scales max |w_o.| (TileCore.scales' two torch reductions cost 12-20 us
         # a step at 256 x 256; this 2-3 us)
         kernels.row_abs_max(wn, a.col)
@@ -475,21 +486,22 @@ class StepPlan:
     ``scratch`` the layer's reusable temporaries (:class:`pyaimc.noise.torch_ops.Scratch`);
     the buffers its steps keep for their backward (:func:`_claim`)."""
 
-    __slots__ = ("levels", "four_kt_b", "two_q_b", "step", "rows", "reads", "sampler", "c",
-                 "offset", "read_gain", "output_gain", "full", "adc_step", "wires", "span",
-                 "scratch", "owner", "bufs", "codes_consts", "difference_consts",
-                 "read_consts", "c32")
+    _GIVEN = ("levels", "four_kt_b", "two_q_b", "step", "rows", "reads", "sampler", "c",
+              "offset", "read_gain", "output_gain", "full", "adc_step", "wires", "span",
+              "scratch")
+    __slots__ = _GIVEN + ("owner", "bufs", "codes_consts", "difference_consts", "read_consts",
+                          "c32")
 
     def __init__(self, **kw):
-        for k in self.__slots__[:-6]:
+        for k in self._GIVEN:
             setattr(self, k, kw[k])
         self.owner, self.bufs = None, Scratch()  # the step whose backward holds bufs (_claim)
         # the kernels' constants as numpy scalars, once (converting them was a few
         # microseconds of every step)
         f32 = np.float32
         self.c32 = f32(self.c)
-        self.codes_consts = (f32(self.levels), f32(self.four_kt_b), f32(self.two_q_b),
-                             f32(self.step), f32(self.offset))
+        self.codes_consts = codes_constants(self.levels, self.four_kt_b, self.two_q_b,
+                                            self.step, self.offset)
         self.difference_consts = kernels.difference_constants(self.sampler, self.c)
         self.read_consts = kernels.read_out_constants(self.read_gain, self.full,
                                                       self.adc_step, self.output_gain)
