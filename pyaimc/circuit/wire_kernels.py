@@ -212,38 +212,25 @@ def _scalar(x, dtype):
 _NO_TILES = np.zeros((0, 0, 0), np.uint16)
 
 
-def _forward(gs, signs, consts, out, tiles=None, c16=1.0, invs=None):
-    """Run the forward kernel on each of ``gs`` (O, I), summing into ``out`` when ``out`` is a
-    single (O, I) tensor, else writing ``out[k]``; returns the ``1 / D`` of each. ``tiles``
-    (bf16 row tiles) gets ``c16`` times the finished sum."""
-    r, k_row, k_col, cols, rows, lines = consts
-    dtype = gs[0].numpy().dtype
-    lines = np.asarray(lines, dtype=dtype)
-    given, invs = invs, []
-    for k, (g, sign) in enumerate(zip(gs, signs)):
-        inv = torch.empty_like(g) if given is None else given[k]
-        target = out if out.dim() == 2 else out[k]
-        last = tiles is not None and k == len(gs) - 1
-        _ir_drop(g.numpy(), g.numpy(), g.numpy(), inv.numpy(), _scalar(1, dtype),
-                 _scalar(r, dtype), _scalar(k_row, dtype), _scalar(k_col, dtype),
-                 _scalar(sign, dtype), cols, rows, lines, False, out.dim() == 2 and k > 0,
-                 target.numpy(), _scalar(c16, dtype),
-                 bits(tiles) if last else _NO_TILES)
+def _forward(gs, consts, out):
+    """Run the forward kernel on each of ``gs`` (O, I), writing ``out[k]``; returns the
+    ``1 / D`` of each."""
+    one, r, k_row, k_col, cols, rows, lines = _constants_in(consts, gs[0].numpy().dtype)
+    invs = []
+    for g, target in zip(gs, out):
+        inv = torch.empty_like(g)
+        _ir_drop(g.numpy(), g.numpy(), g.numpy(), inv.numpy(), one, r, k_row, k_col, one,
+                 cols, rows, lines, False, False, target.numpy(), one, _NO_TILES)
         invs.append(inv)
     return invs
 
 
-def _backward(a, g, inv, sign, consts, out=None):
-    """Gradient in ``G`` (O, I) of one polarity given the gradient ``a`` in ``sign * W1``
-    (into ``out`` when given)."""
-    r, k_row, k_col, cols, rows, lines = consts
-    dtype = g.numpy().dtype
-    lines = np.asarray(lines, dtype=dtype)
-    out = torch.empty_like(g) if out is None else out
-    sg = _scalar(sign, dtype)
-    _ir_drop(out.numpy(), g.numpy(), a.numpy(), inv.numpy(), _scalar(1, dtype),
-             _scalar(r, dtype), _scalar(k_row, dtype), _scalar(k_col, dtype), sg, cols, rows,
-             lines, True, False, out.numpy(), _scalar(1, dtype), _NO_TILES)
+def _backward(a, g, inv, consts):
+    """Gradient in ``G`` (O, I) given the gradient ``a`` in ``W1``."""
+    one, r, k_row, k_col, cols, rows, lines = _constants_in(consts, g.numpy().dtype)
+    out = torch.empty_like(g)
+    _ir_drop(out.numpy(), g.numpy(), a.numpy(), inv.numpy(), one, r, k_row, k_col, one, cols,
+             rows, lines, True, False, out.numpy(), one, _NO_TILES)
     return out
 
 
@@ -307,7 +294,7 @@ class IRDrop(torch.autograd.Function):
     def forward(ctx, g, consts):
         g = g.detach().contiguous()
         w1 = torch.empty_like(g)
-        invs = _forward(list(g), [1.0] * g.shape[0], consts, w1)
+        invs = _forward(list(g), consts, w1)
         ctx.save_for_backward(g, *invs)
         ctx.consts = consts
         return w1
@@ -316,7 +303,7 @@ class IRDrop(torch.autograd.Function):
     def backward(ctx, grad):
         g, *invs = ctx.saved_tensors
         grad = grad.contiguous()
-        return torch.stack([_backward(grad[k], g[k], invs[k], 1.0, ctx.consts)
+        return torch.stack([_backward(grad[k], g[k], invs[k], ctx.consts)
                             for k in range(g.shape[0])]), None
 
 
@@ -344,10 +331,6 @@ def constants(r: float, k_row: float, k_col: float, cols: int, rows: int,
               lines: tuple | None = None) -> tuple:
     """The kernel's constants: wire resistance (ohm), the row and column coefficients, the
     tile's columns and rows, the column-line lengths (None: a whole tile)."""
-    return _consts(r, k_row, k_col, cols, rows, lines)
-
-
-def _consts(r, k_row, k_col, cols, rows, lines):
     lines = tuple(float(v) for v in (range(rows - 1, -1, -1) if lines is None else lines))
     if len(lines) != rows:
         raise ValueError(f"wire_kernels: {len(lines)} column-line lengths for {rows} rows")
@@ -398,7 +381,7 @@ def ir_drop(g: torch.Tensor, r: float, k_row: float, k_col: float, cols: int, ro
     per tile (see the module docstring; ``lines``: ``Nmin``'s diagonal, default
     ``rows-1, ..., 0``, see :func:`lines_of`). Differentiable in ``g``."""
     shape = g.shape
-    w1 = IRDrop.apply(g.reshape(-1, *shape[-2:]), _consts(r, k_row, k_col, cols, rows, lines))
+    w1 = IRDrop.apply(g.reshape(-1, *shape[-2:]), constants(r, k_row, k_col, cols, rows, lines))
     return w1.reshape(shape)
 
 
@@ -407,4 +390,4 @@ def ir_drop_difference(g_pos: torch.Tensor, g_neg: torch.Tensor, r: float, k_row
     """``ir_drop(g_pos) - ir_drop(g_neg)`` (out, in; S) in one pass per polarity (see
     :func:`ir_drop`). Differentiable in both."""
     return IRDropDifference.apply(g_pos, g_neg,
-                                  _consts(r, k_row, k_col, cols, rows, lines))
+                                  constants(r, k_row, k_col, cols, rows, lines))
